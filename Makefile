@@ -1,0 +1,83 @@
+# ngx_nixcache: the nginx module, the nixcache CLI, and their tests.
+#
+#   make          build the module (build/ngx_http_nixcache_module.so) and
+#                 the CLI (build/nixcache)
+#   make deps     install every Debian package needed (idempotent)
+#   make test     deps + build + every suite (unit, t/*.t)
+#   make run      deps + build + a cache on 127.0.0.1:$(PORT)
+
+NGINX_SRC   ?= /usr/share/nginx/src
+BUILD       ?= build
+PORT        ?= 8080
+REDIS_PORT  ?= 6380
+DATA        ?= $(CURDIR)/run
+
+CC          ?= cc
+CFLAGS      ?= -O2 -g
+WARN        := -Wall -Wextra -Wpointer-arith -Wno-unused-parameter -Werror
+CORE_CFLAGS := $(CFLAGS) $(WARN) -Isrc -D_GNU_SOURCE
+CLI_LIBS    := -lhiredis -lzstd -llzma -lbz2 -lsodium -lcrypto -lcurl -ljson-c
+
+CORE_SRCS   := $(wildcard src/nixcache_*.c)
+CORE_HDRS   := $(wildcard src/*.h)
+CORE_OBJS   := $(CORE_SRCS:src/%.c=$(BUILD)/core/%.o)
+MOD_SRCS    := $(wildcard src/ngx_http_nixcache*.c) $(CORE_SRCS)
+CLI_SRCS    := $(wildcard tools/*.c)
+CLI_HDRS    := $(wildcard tools/*.h)
+UNIT_SRCS   := $(wildcard t/unit/test_*.c)
+UNIT_BINS   := $(UNIT_SRCS:t/unit/%.c=$(BUILD)/unit/%)
+
+MODULE      := $(BUILD)/ngx_http_nixcache_module.so
+CLI         := $(BUILD)/nixcache
+
+.PHONY: all module cli deps unit test run clean
+
+all: module cli
+
+deps:
+	@tools/deps.sh
+
+module: $(MODULE)
+
+cli: $(CLI)
+
+$(BUILD)/nginx/Makefile: config
+	@mkdir -p $(BUILD)/nginx
+	cd $(NGINX_SRC) && . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
+	    --builddir=$(abspath $(BUILD)/nginx) \
+	    --add-dynamic-module=$(CURDIR) > $(abspath $(BUILD)/nginx/configure.log) 2>&1 \
+	    || { tail -20 $(abspath $(BUILD)/nginx/configure.log); exit 1; }
+
+$(MODULE): $(BUILD)/nginx/Makefile $(MOD_SRCS) $(CORE_HDRS)
+	$(MAKE) -s -C $(NGINX_SRC) -f $(abspath $(BUILD)/nginx/Makefile) modules
+	cp $(BUILD)/nginx/ngx_http_nixcache_module.so $@
+
+$(BUILD)/core/%.o: src/%.c $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libnixcache.a: $(CORE_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(CLI): $(CLI_SRCS) $(CLI_HDRS) $(BUILD)/libnixcache.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -Itools -o $@ $(CLI_SRCS) $(BUILD)/libnixcache.a $(CLI_LIBS)
+
+$(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(BUILD)/libnixcache.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -It/unit -o $@ $< $(BUILD)/libnixcache.a $(CLI_LIBS)
+
+unit: $(UNIT_BINS)
+	@t/run-unit $(UNIT_BINS)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@t/run-all
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@PORT=$(PORT) REDIS_PORT=$(REDIS_PORT) DATA=$(DATA) tools/run.sh
+
+clean:
+	rm -rf $(BUILD)

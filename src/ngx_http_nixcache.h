@@ -1,0 +1,94 @@
+/*
+ * Shared declarations of ngx_http_nixcache_module: configuration, request
+ * context, and the interfaces between its files.
+ *
+ *   ngx_http_nixcache_module.c   directives, routing, nix-cache-info,
+ *                                narinfo
+ *   ngx_http_nixcache_redis.c    non-blocking Redis (hiredis async API on
+ *                                an nginx event adapter), one persistent
+ *                                connection per worker
+ *   ngx_http_nixcache_nar.c      /nar/: manifest windows, Range, .nar.zst
+ *                                by sendfile, .nar decompressed on the fly
+ */
+
+#ifndef NGX_HTTP_NIXCACHE_H
+#define NGX_HTTP_NIXCACHE_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+
+#include "nixcache_format.h"
+
+
+#define NGX_HTTP_NIXCACHE_COMPRESSION_ZSTD  0
+#define NGX_HTTP_NIXCACHE_COMPRESSION_NONE  1
+
+
+typedef struct {
+    ngx_str_t                  redis;          /* "host:port" or "unix:path" */
+    ngx_msec_t                 redis_timeout;
+    ngx_uint_t                 manifest_window;    /* entries per GETRANGE */
+} ngx_http_nixcache_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                 enable;
+    ngx_str_t                  prefix;         /* Redis key prefix */
+    ngx_str_t                  chunks;         /* disk tier directory */
+    ngx_uint_t                 priority;
+    ngx_uint_t                 compression;    /* what narinfo advertises */
+} ngx_http_nixcache_loc_conf_t;
+
+
+typedef enum {
+    NGX_HTTP_NIXCACHE_ROUTE_INFO = 1,
+    NGX_HTTP_NIXCACHE_ROUTE_NARINFO,
+    NGX_HTTP_NIXCACHE_ROUTE_NAR,           /* .nar */
+    NGX_HTTP_NIXCACHE_ROUTE_NAR_ZST        /* .nar.zst */
+} ngx_http_nixcache_route_e;
+
+
+/*
+ * Called exactly once per accepted command, from the Redis connection's
+ * event handler, unless the request was finalized first.  reply is NULL
+ * when Redis failed, closed the connection or did not answer within
+ * nixcache_redis_timeout; the caller answers 503 then.  reply is freed
+ * after the handler returns: copy what must outlive it into memory the
+ * request reuses (never a fresh r->pool allocation per reply of a long
+ * stream).  The handler runs with the request's counter held by the
+ * caller; after it the Redis code runs the posted requests.
+ */
+typedef void (*ngx_http_nixcache_redis_pt)(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+
+
+/*
+ * Queues one command (binary-safe argv).  NGX_OK: the handler will be
+ * called.  NGX_ERROR: Redis cannot be reached now (the reason is logged);
+ * the caller answers 503.  Connects lazily and reconnects after failures.
+ */
+ngx_int_t ngx_http_nixcache_redis_command(ngx_http_request_t *r,
+    ngx_http_nixcache_redis_pt handler, void *data, int argc,
+    const char **argv, const size_t *argvlen);
+
+/* Per-worker setup and teardown, called from the module's process hooks. */
+ngx_int_t ngx_http_nixcache_redis_init_process(ngx_cycle_t *cycle);
+void ngx_http_nixcache_redis_exit_process(ngx_cycle_t *cycle);
+
+
+/*
+ * Serves GET/HEAD /nar/<hash>.nar[.zst]: hash is the 52-char nix32
+ * NarHash from the URI, already validated.  Returns what a content handler
+ * returns (NGX_DONE while Redis or the client is awaited).
+ */
+ngx_int_t ngx_http_nixcache_nar_handler(ngx_http_request_t *r,
+    ngx_str_t *hash, ngx_http_nixcache_route_e route);
+
+
+extern ngx_module_t  ngx_http_nixcache_module;
+
+
+#endif /* NGX_HTTP_NIXCACHE_H */

@@ -1,0 +1,30 @@
+/*
+ * The disk tier seen from a writer: one zstd frame per file under
+ * <dir>/<xx>/<CID>.  Used by the CLI (and later by the module's uploads,
+ * off the event loop).
+ */
+
+#ifndef NIXCACHE_CHUNKSTORE_H
+#define NIXCACHE_CHUNKSTORE_H
+
+#include <stddef.h>
+
+
+/* 1 if the chunk file exists, 0 if not, -1 on another error (errno set). */
+int nixcache_chunkstore_has(const char *dir, const unsigned char *digest);
+
+/*
+ * Writes a compressed frame for digest: creates the fan-out directory
+ * (mode 0755), writes a temporary file in it (mode 0644), renames it into
+ * place.  An existing chunk is left as it is.  Returns 0, or -1 (errno
+ * set) with no partial file left visible.  Durability before the manifest
+ * is written is the caller's: nixcache_chunkstore_sync() once per NAR.
+ */
+int nixcache_chunkstore_put(const char *dir, const unsigned char *digest,
+    const void *frame, size_t len);
+
+/* syncfs() on the chunk directory's file system: 0 or -1 (errno set). */
+int nixcache_chunkstore_sync(const char *dir);
+
+
+#endif /* NIXCACHE_CHUNKSTORE_H */

@@ -1,0 +1,93 @@
+/*
+ * The on-disk and in-Redis formats of ngx_nixcache, version 1.
+ *
+ * This header is the one definition read by the nginx module and by the
+ * nixcache CLI; docs/FORMAT.md describes the same in prose.  Changing a
+ * layout means bumping NIXCACHE_FORMAT_VERSION.
+ */
+
+#ifndef NIXCACHE_FORMAT_H
+#define NIXCACHE_FORMAT_H
+
+
+#define NIXCACHE_FORMAT_VERSION          1
+
+#define NIXCACHE_SHA256_LEN              32
+#define NIXCACHE_STORE_HASH_BYTES        20
+#define NIXCACHE_STORE_HASH_NIX32_LEN    32   /* store path hash part */
+#define NIXCACHE_SHA256_NIX32_LEN        52
+#define NIXCACHE_SHA256_HEX_LEN          64
+#define NIXCACHE_HASH_STR_LEN            (sizeof("sha256:") - 1             \
+                                          + NIXCACHE_SHA256_NIX32_LEN)
+
+/*
+ * Redis keys, all under a per-cache prefix (default "nixcache:"):
+ *
+ *   <prefix>narinfo:<store hash, 32 nix32 chars>   narinfo text (string)
+ *   <prefix>manifest:<NarHash, 52 nix32 chars>     manifest (binary string)
+ *
+ * The narinfo text is stored as the cache serves it with
+ * "Compression: zstd" and "URL: nar/<NarHash nix32>.nar.zst"; FileHash and
+ * FileSize are those of the concatenated chunk frames (see manifest).
+ */
+#define NIXCACHE_DEFAULT_PREFIX          "nixcache:"
+#define NIXCACHE_KEY_NARINFO             "narinfo:"
+#define NIXCACHE_KEY_MANIFEST            "manifest:"
+
+/*
+ * Write order is the durability contract: every chunk file is durable
+ * (written to a temporary name, synced, renamed) before the manifest is
+ * written, and the manifest before the narinfo.  A narinfo never points at
+ * a missing manifest, a manifest never at a missing chunk.
+ */
+
+/*
+ * Manifest: a fixed header followed by chunk_count fixed-size entries, all
+ * integers little-endian.  Fixed sizes let a reader fetch any window of
+ * entries with GETRANGE, so memory is bounded whatever the NAR size.
+ *
+ *   header (96 bytes)
+ *     0  magic        "NXCM"
+ *     4  version      u16  = 1
+ *     6  flags        u16  = 0
+ *     8  chunk_count  u32
+ *    12  reserved     u32  = 0
+ *    16  nar_size     u64  (sum of entry usize)
+ *    24  file_size    u64  (sum of entry csize)
+ *    32  nar_hash     [32] SHA-256 of the uncompressed NAR
+ *    64  file_hash    [32] SHA-256 of the concatenated chunk frames
+ *
+ *   entry (40 bytes), in NAR order
+ *     0  chunk        [32] SHA-256 of the uncompressed chunk (the chunk ID)
+ *    32  usize        u32  uncompressed size
+ *    36  csize        u32  size of the stored zstd frame
+ */
+#define NIXCACHE_MANIFEST_MAGIC          "NXCM"
+#define NIXCACHE_MANIFEST_VERSION        1
+#define NIXCACHE_MANIFEST_HEADER_LEN     96
+#define NIXCACHE_MANIFEST_ENTRY_LEN      40
+
+/*
+ * Chunks: content-defined (normalized Gear/FastCDC, see nixcache_chunker.h)
+ * over the uncompressed NAR.  Each chunk is stored as exactly one zstd
+ * frame with the content size in its header, so concatenated frames are a
+ * valid .nar.zst.
+ *
+ * Chunk ID: CIDv1, raw codec (0x55), sha2-256 multihash (0x12 0x20), in
+ * multibase base32 lower ('b' prefix): always 59 characters, "bafkrei...".
+ *
+ * Disk tier: <dir>/<last 2 chars of the CID>/<CID>, written to a temporary
+ * name in the same directory and renamed into place.
+ */
+#define NIXCACHE_CID_LEN                 59
+#define NIXCACHE_CHUNK_FANOUT_LEN        2
+#define NIXCACHE_CHUNK_RELPATH_LEN       (1 + NIXCACHE_CHUNK_FANOUT_LEN + 1   \
+                                          + NIXCACHE_CID_LEN)  /* "/xx/CID" */
+
+#define NIXCACHE_CHUNK_MIN_DEFAULT       (16 * 1024)
+#define NIXCACHE_CHUNK_AVG_DEFAULT       (64 * 1024)
+#define NIXCACHE_CHUNK_MAX_DEFAULT       (256 * 1024)
+#define NIXCACHE_CHUNK_MAX_LIMIT         (16 * 1024 * 1024)
+
+
+#endif /* NIXCACHE_FORMAT_H */
