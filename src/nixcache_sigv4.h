@@ -2,8 +2,9 @@
  * AWS Signature Version 4 (header form, "AWS4-HMAC-SHA256") as pure
  * functions over byte strings: the S3 tier signs its requests with it.
  *
- * Nothing here allocates: results go to caller-supplied buffers, the
- * canonical request is hashed as it is produced.  Functions that write text
+ * Results go to caller-supplied buffers; the canonical request is hashed
+ * as it is produced, so no scratch buffer is needed (OpenSSL allocates only
+ * its short-lived digest contexts).  Functions that write text
  * behave like snprintf without the NUL: they return the length of the whole
  * result and write at most cap bytes of it (dst may be NULL when cap is 0,
  * to learn the length), or return -1 when the request is invalid.
@@ -66,16 +67,17 @@ typedef struct {
 
 
 typedef struct {
-    nixcache_sigv4_str_t       method;        /* "GET", upper case */
-    nixcache_sigv4_str_t       uri;           /* encoded path, see above */
-    nixcache_sigv4_str_t       query;         /* canonical, may be empty */
+    nixcache_sigv4_str_t          method;        /* "GET", upper case */
+    nixcache_sigv4_str_t          uri;           /* encoded path */
+    nixcache_sigv4_str_t          query;         /* canonical, or empty */
     const nixcache_sigv4_pair_t  *headers;
-    size_t                     nheaders;
-    nixcache_sigv4_str_t       payload_hash;  /* hex SHA-256 of the body,
-                                                 or UNSIGNED-PAYLOAD */
-    nixcache_sigv4_str_t       region;        /* "us-east-1" */
-    nixcache_sigv4_str_t       service;       /* "s3" */
-    nixcache_sigv4_str_t       amz_date;      /* "YYYYMMDDTHHMMSSZ" */
+    size_t                        nheaders;
+    nixcache_sigv4_str_t          payload_hash;  /* hex SHA-256 of the
+                                                    body, or
+                                                    UNSIGNED-PAYLOAD */
+    nixcache_sigv4_str_t          region;        /* "us-east-1" */
+    nixcache_sigv4_str_t          service;       /* "s3" */
+    nixcache_sigv4_str_t          amz_date;      /* "YYYYMMDDTHHMMSSZ" */
 } nixcache_sigv4_request_t;
 
 
@@ -90,6 +92,12 @@ typedef struct {
  * "YYYYMMDDTHHMMSSZ".  Returns 0, or -1 if t has no such form.
  */
 int nixcache_sigv4_amz_date(char *dst, time_t t);
+
+/*
+ * Writes the payload hash of a body: NIXCACHE_SIGV4_HEX_LEN lower-case hex
+ * characters (no NUL) of its SHA-256.  Returns 0 or -1.
+ */
+int nixcache_sigv4_payload_hash(char *hex, const void *body, size_t len);
 
 /*
  * Percent-encodes len bytes the AWS way: A-Z a-z 0-9 - . _ ~ are kept,

@@ -91,7 +91,10 @@ def driver_input(case, headers, date=None):
         out.append('param %s %s' % (x(k), x(v)))
     for k, v in headers:
         out.append('header %s %s' % (x(k), x(v)))
-    out.append('payload ' + x(case.payload()))
+    if case.unsigned:
+        out.append('payload ' + x(UNSIGNED))
+    else:
+        out.append('body ' + x(case.body))
     out.append('region ' + x(case.region))
     out.append('service ' + x(case.service))
     if date is None:
