@@ -301,7 +301,6 @@ nixcache_import_one(nixcache_import_t *im, const char *name)
     ni.store_path.data = sp;
 
     if (nixcache_import_nar(im, file, &ni, base) != 0) {
-        nixcache_error("%s: not imported", sp);
         goto done;
     }
 
@@ -314,6 +313,10 @@ nixcache_import_one(nixcache_import_t *im, const char *name)
     rc = 0;
 
 done:
+
+    if (rc == -1) {
+        nixcache_error("%s: not imported", sp);
+    }
 
     free(file);
     free(sp);
