@@ -213,10 +213,10 @@ test_parse(void)
     rejects("test-1:/+LFqZVKyHK0DYYgCsFfrOUz2nk2DB1CkOGm93CGDA8li8B83XqrJIdqF"
             "/CBwf8JrsHLRT6lc0klC+Oon+RqTQA=",
             "secret key is not 64 bytes", "65 bytes");
-    rejects("test-1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    rejects("test-1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-            "AAAAAAAA",
+            "AAAAAAAAA",
             "secret key is not 64 bytes", "far too long");
     /* the last byte of the public half changed: 0x4d -> 0x4c */
     rejects("test-1:/+LFqZVKyHK0DYYgCsFfrOUz2nk2DB1CkOGm93CGDA8li8B83XqrJIdqF"
