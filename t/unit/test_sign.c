@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "unit.h"
+#include "nixcache_narinfo.h"
 #include "nixcache_sign.h"
 
 
@@ -19,16 +20,18 @@
  *   nix-store --store $T/store --add hello.txt    (contents "hello-nixcache\n")
  *   nix-build --store $T/store --option extra-sandbox-paths \
  *       "/bin /lib /lib64 /usr" d.nix
- *     (d.nix: derivation "sig-leaf" = echo leaf > $out, and "sig-top" =
- *      echo ${sig-leaf} > $out, builder /bin/sh)
+ *     (d.nix, builder /bin/sh: "sig-leaf" runs echo leaf > $out;
+ *      "sig-top" echo ${sig-leaf} > $out; "sig-multi" /bin/mkdir $out;
+ *      echo ${sig-leaf} ${sig-top} > $out/refs; echo $out > $out/self)
  *   nix store sign --store $T/store --key-file sk -r PATH
  *   nix path-info --json --store $T/store -r PATH     (signatures, narSize,
  *                                                      references)
  *   nix-store --store $T/store -q --hash PATH         (NarHash in nix32)
+ *   nix copy --store $T/store --to file://$T/bc PATH  (the narinfo texts)
  *
  * The key texts are sk and pk verbatim (Nix writes no trailing newline);
- * each fingerprint is assembled from the path-info fields in Nix's format
- * "1;<path>;<NarHash>;<NarSize>;<references, comma separated>".
+ * each fingerprint is assembled by hand from the path-info fields in Nix's
+ * format "1;<path>;<NarHash>;<NarSize>;<references, comma separated>".
  */
 
 #define NIX_SK                                                               \
@@ -39,6 +42,7 @@
 
 typedef struct {
     const char  *name;
+    const char  *narinfo;     /* as nix copy --to file:// wrote it */
     const char  *fingerprint;
     const char  *sig;
 } vector_t;
@@ -47,23 +51,78 @@ typedef struct {
 static const vector_t  vectors[] = {
 
     { "content-addressed path, no references",
+      "StorePath: /nix/store/7i15is0z08y2p0rck85fkp5s7w2jb7jd-hello.txt\n"
+      "URL: nar/1vmjrk9zlkfr8kriiw76v02blpifs2xspm2rnd4h04hc0am1gwd2.nar.xz\n"
+      "Compression: xz\n"
+      "FileHash: sha256:1vmjrk9zlkfr8kriiw76v02blpifs2xspm2rnd4h04hc0am1gwd2\n"
+      "FileSize: 140\n"
+      "NarHash: sha256:01mdg50aamf9yn1s4138vihq9jyp0k0x345b7d9s452h5habfh5d\n"
+      "NarSize: 128\n"
+      "References: \n"
+      "Sig: test-1:jFFQzK4AU8M6MZEJsyqPRpBqYM/YWaJcEuO8fhLT1Kwx9f3Emz7h8V/Ez+u"
+      "IpBy1iZ7K2fi6D+zxkVxTu/ybAg==\n"
+      "CA: fixed:r:sha256:01mdg50aamf9yn1s4138vihq9jyp0k0x345b7d9s452h5habfh5d"
+      "\n",
       "1;/nix/store/7i15is0z08y2p0rck85fkp5s7w2jb7jd-hello.txt;"
       "sha256:01mdg50aamf9yn1s4138vihq9jyp0k0x345b7d9s452h5habfh5d;128;",
-      "test-1:jFFQzK4AU8M6MZEJsyqPRpBqYM/YWaJcEuO8fhLT1Kwx9f3Emz7h8V/Ez+uIpB"
-      "y1iZ7K2fi6D+zxkVxTu/ybAg==" },
+      "test-1:jFFQzK4AU8M6MZEJsyqPRpBqYM/YWaJcEuO8fhLT1Kwx9f3Emz7h8V/Ez+uIpBy1"
+      "iZ7K2fi6D+zxkVxTu/ybAg==" },
 
     { "built path, no references",
+      "StorePath: /nix/store/dhxzlvbv472khzk287yfcr1q8iyvla6k-sig-leaf\n"
+      "URL: nar/12w77wliagban4ik8d820sqkdl3vzknaqh925faczgn4kpnd20bm.nar.xz\n"
+      "Compression: xz\n"
+      "FileHash: sha256:12w77wliagban4ik8d820sqkdl3vzknaqh925faczgn4kpnd20bm\n"
+      "FileSize: 128\n"
+      "NarHash: sha256:0l1v2mjy9ivhn9njfz2szzh7whr0vj02cysj0xhng9mdi3zfcnpa\n"
+      "NarSize: 120\n"
+      "References: \n"
+      "Deriver: 0s59bk69x5k80mawkzan37wv38iqfh8m-sig-leaf.drv\n"
+      "Sig: test-1:1htGVKtoShsTj/1h5/rmNBTmknNhizZfNRa6YKLL5rNEhXV824I4JX+jxfC"
+      "ZVmVKjne5TlthWUNMFOcyB120DA==\n",
       "1;/nix/store/dhxzlvbv472khzk287yfcr1q8iyvla6k-sig-leaf;"
       "sha256:0l1v2mjy9ivhn9njfz2szzh7whr0vj02cysj0xhng9mdi3zfcnpa;120;",
-      "test-1:1htGVKtoShsTj/1h5/rmNBTmknNhizZfNRa6YKLL5rNEhXV824I4JX+jxfCZVm"
-      "VKjne5TlthWUNMFOcyB120DA==" },
+      "test-1:1htGVKtoShsTj/1h5/rmNBTmknNhizZfNRa6YKLL5rNEhXV824I4JX+jxfCZVmVK"
+      "jne5TlthWUNMFOcyB120DA==" },
 
     { "built path with a reference",
+      "StorePath: /nix/store/csmgaxw46ls33bf5hr8prp4b19z4r5rs-sig-top\n"
+      "URL: nar/1dl4rdyw3djk1isprvydffxvmbr356ajmwhz5347lbxd984yk6mv.nar.xz\n"
+      "Compression: xz\n"
+      "FileHash: sha256:1dl4rdyw3djk1isprvydffxvmbr356ajmwhz5347lbxd984yk6mv\n"
+      "FileSize: 176\n"
+      "NarHash: sha256:1sdiw42qr015mrz5vd8c3pldhwhmslfyvqmni83r3h736dxmndqs\n"
+      "NarSize: 168\n"
+      "References: dhxzlvbv472khzk287yfcr1q8iyvla6k-sig-leaf\n"
+      "Deriver: lxk4xpanj2v7r868c808jb77jq3kw107-sig-top.drv\n"
+      "Sig: test-1:rJPKGyLPWoum6R/KM72n86Z8NylMcKSddXEMeGp7Ei0263vrDgIkF9Xtem4"
+      "ohFQnEhvRWkYS4FVqYkHcojSiBg==\n",
       "1;/nix/store/csmgaxw46ls33bf5hr8prp4b19z4r5rs-sig-top;"
       "sha256:1sdiw42qr015mrz5vd8c3pldhwhmslfyvqmni83r3h736dxmndqs;168;"
       "/nix/store/dhxzlvbv472khzk287yfcr1q8iyvla6k-sig-leaf",
-      "test-1:rJPKGyLPWoum6R/KM72n86Z8NylMcKSddXEMeGp7Ei0263vrDgIkF9Xtem4ohF"
-      "QnEhvRWkYS4FVqYkHcojSiBg==" },
+      "test-1:rJPKGyLPWoum6R/KM72n86Z8NylMcKSddXEMeGp7Ei0263vrDgIkF9Xtem4ohFQn"
+      "EhvRWkYS4FVqYkHcojSiBg==" },
+
+    { "built path with references, one to itself",
+      "StorePath: /nix/store/5nciv39lz6551m69a96b6vg7533z2n7v-sig-multi\n"
+      "URL: nar/17h5js4cxfcszyxij5cj3ksgy85sj8wh5b0015gp2a7qw9m6zpg0.nar.xz\n"
+      "Compression: xz\n"
+      "FileHash: sha256:17h5js4cxfcszyxij5cj3ksgy85sj8wh5b0015gp2a7qw9m6zpg0\n"
+      "FileSize: 296\n"
+      "NarHash: sha256:1gm6c7anw4yyd01q584hmmdgmlpip74g20y18mij41xyvfn563vf\n"
+      "NarSize: 632\n"
+      "References: 5nciv39lz6551m69a96b6vg7533z2n7v-sig-multi csmgaxw46ls33bf5"
+      "hr8prp4b19z4r5rs-sig-top dhxzlvbv472khzk287yfcr1q8iyvla6k-sig-leaf\n"
+      "Deriver: vvjvma4q17q3arijajd2fn7axzan2g1h-sig-multi.drv\n"
+      "Sig: test-1:DaL+23nIza7SIEVObvxozUriNOmDrmBkIm5foGgIZlW0ZM8YraHDWcIM5Jm"
+      "G5GJ4vSM+TDEzQOlUvQCBzFACCA==\n",
+      "1;/nix/store/5nciv39lz6551m69a96b6vg7533z2n7v-sig-multi;"
+      "sha256:1gm6c7anw4yyd01q584hmmdgmlpip74g20y18mij41xyvfn563vf;632;"
+      "/nix/store/5nciv39lz6551m69a96b6vg7533z2n7v-sig-multi,"
+      "/nix/store/csmgaxw46ls33bf5hr8prp4b19z4r5rs-sig-top,"
+      "/nix/store/dhxzlvbv472khzk287yfcr1q8iyvla6k-sig-leaf",
+      "test-1:DaL+23nIza7SIEVObvxozUriNOmDrmBkIm5foGgIZlW0ZM8YraHDWcIM5JmG5GJ4"
+      "vSM+TDEzQOlUvQCBzFACCA==" },
 };
 
 
@@ -96,9 +155,12 @@ main(void)
 static void
 test_nix_vectors(void)
 {
-    char                     sig[NIXCACHE_SIGN_TEXT_MAX + 1];
-    size_t                   i, n;
-    const char              *err;
+    char                     sig[NIXCACHE_SIGN_TEXT_MAX + 1], fp[1024];
+    char                     text[1024];
+    size_t                   i, n, len;
+    const char              *err, *refs;
+    const vector_t          *v;
+    nixcache_narinfo_t       ni;
     nixcache_sign_public_t   pk, derived;
     nixcache_sign_secret_t   sk;
 
@@ -118,7 +180,19 @@ test_nix_vectors(void)
            "public half of Nix's secret key is Nix's public key");
 
     for (i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
-        const vector_t  *v = &vectors[i];
+        v = &vectors[i];
+
+        /* the core's fingerprint of Nix's narinfo is the hand-made one */
+        err = NULL;
+        ok(nixcache_narinfo_parse(&ni, v->narinfo, strlen(v->narinfo), &err)
+           == 0, "%s: Nix's narinfo parses (%s)", v->name,
+           err ? err : "no error");
+        n = nixcache_narinfo_fingerprint(fp, sizeof(fp), &ni);
+        is_str(fp, n, v->fingerprint, "%s: fingerprint", v->name);
+        ok(ni.nsigs == 1 && nixcache_sign_verify(&pk, ni.sigs[0].data,
+                                                 ni.sigs[0].len, fp, n)
+                            == 1,
+           "%s: the narinfo's Sig verifies over that fingerprint", v->name);
 
         /* Nix's signature checks out: our fingerprint format is Nix's. */
         ok(nixcache_sign_verify(&pk, v->sig, strlen(v->sig), v->fingerprint,
@@ -132,6 +206,29 @@ test_nix_vectors(void)
         is_str(sig, n, v->sig, "%s: our signature equals Nix's", v->name);
         ok(sig[n] == '\0', "%s: signature is NUL-terminated", v->name);
     }
+
+    /*
+     * Nix signs the references as a sorted set: a narinfo listing them in
+     * another order has the same fingerprint, so Nix's signature holds.
+     */
+
+    refs = "References: dhxzlvbv472khzk287yfcr1q8iyvla6k-sig-leaf "
+           "5nciv39lz6551m69a96b6vg7533z2n7v-sig-multi "
+           "csmgaxw46ls33bf5hr8prp4b19z4r5rs-sig-top\n";
+    len = snprintf(text, sizeof(text),
+                   "StorePath: /nix/store/5nciv39lz6551m69a96b6vg7533z2n7v-"
+                   "sig-multi\nURL: nar/x.nar\nCompression: none\n"
+                   "NarHash: sha256:1gm6c7anw4yyd01q584hmmdgmlpip74g20y18mij41"
+                   "xyvfn563vf\nNarSize: 632\n%s", refs);
+    err = NULL;
+    ok(nixcache_narinfo_parse(&ni, text, len, &err) == 0,
+       "narinfo with unsorted references parses (%s)",
+       err ? err : "no error");
+    n = nixcache_narinfo_fingerprint(fp, sizeof(fp), &ni);
+    v = &vectors[3];
+    is_str(fp, n, v->fingerprint, "unsorted references: same fingerprint");
+    ok(nixcache_sign_verify(&pk, v->sig, strlen(v->sig), fp, n) == 1,
+       "unsorted references: Nix's signature verifies");
 }
 
 
