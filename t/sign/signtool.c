@@ -7,15 +7,17 @@
  *   signtool public PK-FILE          the same for a public key
  *   signtool sign SK-FILE FINGERPRINT          prints the Sig: value
  *   signtool verify PK-FILE SIG FINGERPRINT    exit 0 valid, 1 not
+ *   signtool fingerprint NARINFO-FILE          prints its fingerprint
  *
- * Exit status 3 means a usage or I/O error, 4 a key the core refused (its
- * message on stderr).
+ * Exit status 3 means a usage or I/O error, 4 a key or narinfo the core
+ * refused (its message on stderr).
  */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "nixcache_narinfo.h"
 #include "nixcache_sign.h"
 #include "keygen.h"
 
@@ -27,14 +29,17 @@ int
 main(int argc, char **argv)
 {
     int                      rc;
-    char                     text[4096], out[NIXCACHE_SIGN_TEXT_MAX + 1];
+    char                     text[NIXCACHE_NARINFO_MAX_LEN + 1];
+    char                     out[NIXCACHE_NARINFO_MAX_LEN];
     size_t                   len, n;
     const char              *err;
+    nixcache_narinfo_t       ni;
     nixcache_sign_public_t   pk;
     nixcache_sign_secret_t   sk;
 
     if (argc < 2) {
-        fprintf(stderr, "usage: signtool keygen|secret|public|sign|verify\n");
+        fprintf(stderr, "usage: signtool keygen|secret|public|sign|verify|"
+                "fingerprint\n");
         return 3;
     }
 
@@ -91,6 +96,22 @@ main(int argc, char **argv)
         rc = nixcache_sign_verify(&pk, argv[3], strlen(argv[3]), argv[4],
                                   strlen(argv[4]));
         return rc == 1 ? 0 : 1;
+    }
+
+    if (strcmp(argv[1], "fingerprint") == 0) {
+        if (nixcache_narinfo_parse(&ni, text, len, &err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            return 4;
+        }
+
+        n = nixcache_narinfo_fingerprint(out, sizeof(out), &ni);
+        if (n == 0 || n > sizeof(out)) {
+            fprintf(stderr, "no fingerprint\n");
+            return 4;
+        }
+
+        printf("%.*s\n", (int) n, out);
+        return 0;
     }
 
     fprintf(stderr, "signtool: unknown command %s\n", argv[1]);
