@@ -13,6 +13,23 @@
 #define NIXCACHE_SIGN_DECODE_MAX     96
 
 
+/* The header's sizes are libsodium's: refuse to compile otherwise. */
+
+#define nixcache_sign_b64_len(n)                                             \
+    (sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL) - 1)
+
+typedef char nixcache_sign_sizes_check_t[
+    (NIXCACHE_SIGN_SECRET_LEN == crypto_sign_SECRETKEYBYTES
+     && NIXCACHE_SIGN_PUBLIC_LEN == crypto_sign_PUBLICKEYBYTES
+     && NIXCACHE_SIGN_SIG_LEN == crypto_sign_BYTES
+     && NIXCACHE_SIGN_SECRET_B64_LEN
+        == nixcache_sign_b64_len(NIXCACHE_SIGN_SECRET_LEN)
+     && NIXCACHE_SIGN_PUBLIC_B64_LEN
+        == nixcache_sign_b64_len(NIXCACHE_SIGN_PUBLIC_LEN)
+     && NIXCACHE_SIGN_SIG_B64_LEN
+        == nixcache_sign_b64_len(NIXCACHE_SIGN_SIG_LEN)) ? 1 : -1];
+
+
 static int nixcache_sign_split(const char **name, size_t *name_len,
     const char **b64, size_t *b64_len, const char *text, size_t len,
     const char **err);
