@@ -210,6 +210,43 @@ ok(!run([ 'nix', 'store', 'verify', '--store', $V, '--no-contents',
 like($err, qr/untrusted/, '... saying they are untrusted');
 
 
+# --- nixcache keygen's care with files -----------------------------------
+
+{
+    my ($sk, $pk) = ("$T/keep.sk", "$T/keep.pk");
+
+    write_file($pk, "precious\n");
+    ok(!run([ @keygen, 'k-1', $sk, $pk ], \undef, \$out, \$err),
+       'keygen refuses an existing PUBLIC-FILE');
+    like($err, qr/exists/, '... saying it exists');
+    ok(!-e $sk, '... and creates no SECRET-FILE');
+    is(read_file($pk), "precious\n", '... and leaves PUBLIC-FILE alone');
+
+    write_file($sk, "precious\n");
+    chmod 0644, $sk;
+    unlink $pk;
+    ok(!run([ @keygen, 'k-1', $sk, $pk ], \undef, \$out, \$err),
+       'keygen refuses an existing SECRET-FILE');
+    is(read_file($sk), "precious\n", '... and leaves it alone');
+    ok(!-e $pk, '... and creates no PUBLIC-FILE');
+
+    ok(run([ @keygen, '--force', 'k-1', $sk, $pk ], \undef, \$out, \$err),
+       'keygen --force replaces them') or diag($err);
+    like(read_file($sk), qr{^k-1:[A-Za-z0-9+/]{86}==$}, '... with a key');
+    is((stat $sk)[2] & 07777, 0600, '... of mode 0600');
+    is(tool('public', $pk), "k-1\n" . read_file($pk) . "\n",
+       '... whose public half parses');
+    is(join(',', sort grep { /keep\./ } map { s{.*/}{}r } glob("$T/*")),
+       'keep.pk,keep.sk', '... leaving no temporary file behind');
+
+    for my $bad ('', 'a b', 'a:b') {
+        ok(!run([ @keygen, $bad, "$T/bad.sk", "$T/bad.pk" ],
+                \undef, \$out, \$err), "keygen refuses the name '$bad'");
+    }
+    ok(!-e "$T/bad.sk" && !-e "$T/bad.pk", '... and writes nothing');
+}
+
+
 # --- a binary cache carrying only our signatures -------------------------
 
 for my $signer ('ours', 'imp') {
