@@ -11,6 +11,16 @@
  *
  * Nothing here allocates; secret keys live in caller memory, which the
  * caller should wipe with nixcache_sign_secret_wipe() when done.
+ *
+ * Signing a narinfo ni (nixcache_narinfo.h):
+ *
+ *     fp_len = nixcache_narinfo_fingerprint(NULL, 0, &ni);   (0: bad ni)
+ *     fp = <fp_len bytes>;
+ *     nixcache_narinfo_fingerprint(fp, fp_len, &ni);
+ *     sig_len = nixcache_sign_fingerprint(sig, sizeof(sig), &sk, fp, fp_len);
+ *
+ * with sig[NIXCACHE_SIGN_TEXT_MAX + 1]; sig is then one more ni.sigs[]
+ * entry for nixcache_narinfo_render().
  */
 
 #ifndef NIXCACHE_SIGN_H
@@ -50,7 +60,8 @@ typedef struct {
 
 /*
  * Initializes libsodium (idempotent, cheap after the first call).  Call
- * once before anything below.  Returns 0 or -1.
+ * once before anything below (the module: at configuration time, before
+ * workers start).  Returns 0 or -1.
  */
 int nixcache_sign_init(void);
 
