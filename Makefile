@@ -69,7 +69,8 @@ $(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(BUILD)/libnixcache.a
 	$(CC) $(CORE_CFLAGS) -It/unit -o $@ $< $(BUILD)/libnixcache.a $(CLI_LIBS)
 
 unit: $(UNIT_BINS)
-	@t/run-unit $(UNIT_BINS)
+	@if [ -x t/run-unit ]; then t/run-unit $(UNIT_BINS); \
+	 else prove -e '' $(UNIT_BINS); fi
 
 test: deps
 	@$(MAKE) --no-print-directory all
