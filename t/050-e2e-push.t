@@ -71,6 +71,8 @@ is "$(du -sb "$CHUNKS" | cut -f1)" "$stored_before" \
 # --- nginx ------------------------------------------------------------------
 
 nginx_start "
+    nixcache_redis_timeout 1s;
+
     server {
         listen 127.0.0.1:@PORT@;
 
@@ -148,6 +150,49 @@ like "$(cat "$T/log/$E2E_NTESTS.log")" "no substituter|not valid|does not exist"
    "... saying that no substituter has it"
 run_fails "... and it is not in the destination store" \
     nix-store --store "$T/dst-absent" --check-validity "$absent"
+
+# --- Redis not answering: 503, and Nix does not remember the path as absent
+
+# Nix caches a 404 for narinfo-cache-negative-ttl (1 h by default): the
+# cache must never answer 404 when it merely could not ask Redis.  One Nix
+# cache directory, the default TTL, across the outage and after it.
+printf 'pushed during an outage\n' > "$T/w/outage.txt"
+outage=$(nix-store --store "$SRC" --add "$T/w/outage.txt")
+h=$(basename "$outage" | cut -c1-32)
+NEG=(--option narinfo-cache-negative-ttl 3600)
+run_ok "nixcache push a path for the outage test" \
+    "$NIXCACHE" push --redis "$REDIS_ADDR" --chunks "$CHUNKS" \
+        --store "$SRC" "$outage"
+chmod -R a+rX "$CHUNKS"
+
+kill -STOP "$REDIS_PID"
+is "$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$URL/$h.narinfo")" 503 \
+   "Redis stopped: narinfo answers 503"
+run_fails "Redis stopped: nix copy fails" \
+    env XDG_CACHE_HOME="$T/xdg-outage" nix copy "${NEG[@]}" \
+        --option download-attempts 1 \
+        --option require-sigs false --from "$URL" --to "$T/dst-outage" \
+        "$outage"
+kill -CONT "$REDIS_PID"
+run_ok "Redis back: the same Nix cache directory now substitutes the path" \
+    env XDG_CACHE_HOME="$T/xdg-outage" nix copy "${NEG[@]}" \
+        --option require-sigs false --from "$URL" --to "$T/dst-outage" \
+        "$outage"
+
+# Control: a real 404 is remembered, so the check above can tell.
+printf 'pushed after a 404\n' > "$T/w/late.txt"
+late=$(nix-store --store "$SRC" --add "$T/w/late.txt")
+run_fails "control: a path not yet pushed fails" \
+    env XDG_CACHE_HOME="$T/xdg-outage" nix copy "${NEG[@]}" \
+        --option require-sigs false --from "$URL" --to "$T/dst-outage" "$late"
+"$NIXCACHE" push --redis "$REDIS_ADDR" --chunks "$CHUNKS" --store "$SRC" \
+    "$late" > "$T/log/late-push.log" 2>&1
+chmod -R a+rX "$CHUNKS"
+run_fails "control: pushed later, Nix still remembers its 404" \
+    env XDG_CACHE_HOME="$T/xdg-outage" nix copy "${NEG[@]}" \
+        --option require-sigs false --from "$URL" --to "$T/dst-outage" "$late"
+run_ok "control: with a fresh Nix cache it is there" \
+    substitute "$URL" "$T/dst-outage" "$late"
 
 nginx_log_ok
 

@@ -110,6 +110,7 @@ done_testing() {
 e2e_cleanup() {
     local pid i
     for pid in "${E2E_PIDS[@]}"; do
+        kill -CONT "$pid" 2>/dev/null
         kill -TERM "$pid" 2>/dev/null || continue
         for i in $(seq 1 50); do
             kill -0 "$pid" 2>/dev/null || break
@@ -193,7 +194,8 @@ redis_start() {
         if wait_for test -s "$T/redis/redis.pid" \
            && wait_for redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping
         then
-            E2E_PIDS+=("$(cat "$T/redis/redis.pid")")
+            REDIS_PID=$(cat "$T/redis/redis.pid")
+            E2E_PIDS+=("$REDIS_PID")
             REDIS_ADDR=127.0.0.1:$REDIS_PORT
             return 0
         fi
