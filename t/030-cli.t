@@ -198,6 +198,25 @@ like($err, qr/dedup (9\d|8\d)\.\d%/, 'summary shows the dedup ratio');
 check_nar(path => $tree2, chunks => $chunks, name => 'edited tree');
 
 
+# Two store paths with the same NAR share one manifest ----------------------
+
+spew("$T/same1.txt", noise('same', 300 * 1024));
+spew("$T/same2.txt", noise('same', 300 * 1024));
+my $same1 = add("$T/same1.txt");
+my $same2 = add("$T/same2.txt");
+isnt($same1, $same2, 'two store paths with the same contents');
+
+($rc, $out, $err) = nixcache(@push, $same1);
+is($rc, 0, 'push the first');
+($rc, $out, $err) = nixcache(@push, '--chunk-min', 4096, '--chunk-avg', 8192,
+                             '--chunk-max', 32768, $same2);
+is($rc, 0, 'push the second with other chunking parameters');
+my $ni_s1 = check_nar(path => $same1, chunks => $chunks, name => 'same1');
+my $ni_s2 = check_nar(path => $same2, chunks => $chunks, name => 'same2');
+is($ni_s2->{FileHash}, $ni_s1->{FileHash},
+   'the second narinfo describes the manifest in place');
+
+
 # Closure -------------------------------------------------------------------
 
 ($rc, $out, $err) = nixcache(@push, '-r', '-v', $c);

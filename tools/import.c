@@ -420,7 +420,8 @@ nixcache_import_nar(nixcache_import_t *im, const char *file,
         return -1;
     }
 
-    return nixcache_publish(&im->ingest, &im->redis, ni, base);
+    return nixcache_publish(&im->ingest, &im->redis, ni, base,
+                            im->opts->force);
 }
 
 

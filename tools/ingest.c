@@ -430,18 +430,27 @@ nixcache_ingest_read_stored(nixcache_ingest_t *ing, const char *path,
  * Makes the NAR visible: chunks durable, then the manifest, then the
  * narinfo.  The caller fills StorePath, References, Deriver, Sig and CA
  * of ni; the rest is the NAR's as stored here.
+ *
+ * A manifest already in place for the same NarHash (another store path
+ * with the same contents, or a run stopped between the two writes) is
+ * kept unless replace is set, and the narinfo then gets its FileHash and
+ * FileSize: every narinfo must describe the frames the cache serves.
  */
 
 int
 nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
-    nixcache_narinfo_t *ni, const char *store_hash)
+    nixcache_narinfo_t *ni, const char *store_hash, int replace)
 {
-    int      rc;
-    char    *text;
-    char     nar_hash[NIXCACHE_HASH_STR_LEN];
-    char     file_hash[NIXCACHE_HASH_STR_LEN];
-    char     url[sizeof("nar/.nar.zst") + NIXCACHE_SHA256_NIX32_LEN];
-    size_t   len, n;
+    int                          rc;
+    char                        *text;
+    char                         nar_hash[NIXCACHE_HASH_STR_LEN];
+    char                         file_hash[NIXCACHE_HASH_STR_LEN];
+    char                         url[sizeof("nar/.nar.zst")
+                                     + NIXCACHE_SHA256_NIX32_LEN];
+    size_t                       len, n;
+    uint64_t                     file_size;
+    unsigned char                header[NIXCACHE_MANIFEST_HEADER_LEN];
+    nixcache_manifest_header_t   h;
 
     if (nixcache_chunkstore_sync(ing->dir) != 0) {
         nixcache_error("cannot sync chunk directory %s: %s", ing->dir,
@@ -451,8 +460,34 @@ nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
 
     nixcache_hash_format(nar_hash, ing->nar.nar_hash);
     nixcache_hash_format(file_hash, ing->nar.file_hash);
+    file_size = ing->nar.file_size;
 
     n = sizeof("sha256:") - 1;
+
+    rc = nixcache_redis_put_manifest(r, nar_hash + n, ing->nar.manifest,
+                                     ing->nar.manifest_len, replace,
+                                     header);
+    if (rc == -1) {
+        return -1;
+    }
+
+    if (rc == 1) {
+        if (nixcache_manifest_header_decode(&h, header,
+                                            NIXCACHE_MANIFEST_HEADER_LEN)
+            != 0
+            || h.nar_size != ing->nar.nar_size
+            || memcmp(h.nar_hash, ing->nar.nar_hash, NIXCACHE_SHA256_LEN)
+               != 0)
+        {
+            nixcache_error("the manifest in place for NarHash %.*s is not "
+                           "valid; --force replaces it",
+                           (int) NIXCACHE_HASH_STR_LEN, nar_hash);
+            return -1;
+        }
+
+        nixcache_hash_format(file_hash, h.file_hash);
+        file_size = h.file_size;
+    }
 
     memcpy(url, "nar/", 4);
     memcpy(url + 4, nar_hash + n, NIXCACHE_SHA256_NIX32_LEN);
@@ -465,7 +500,7 @@ nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
     ni->compression.len = 4;
     ni->file_hash.data = file_hash;
     ni->file_hash.len = NIXCACHE_HASH_STR_LEN;
-    ni->file_size = ing->nar.file_size;
+    ni->file_size = file_size;
     ni->nar_hash.data = nar_hash;
     ni->nar_hash.len = NIXCACHE_HASH_STR_LEN;
     ni->nar_size = ing->nar.nar_size;
@@ -484,9 +519,7 @@ nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
         return -1;
     }
 
-    rc = nixcache_redis_publish(r, nar_hash + n, ing->nar.manifest,
-                                ing->nar.manifest_len, store_hash,
-                                text, len);
+    rc = nixcache_redis_put_narinfo(r, store_hash, text, len);
 
     free(text);
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,9 @@ int
 main(int argc, char **argv)
 {
     const nixcache_command_t  *cmd;
+
+    /* a Redis that goes away must give an error, not kill the process */
+    signal(SIGPIPE, SIG_IGN);
 
     if (argc < 2) {
         nixcache_usage(stderr);
