@@ -151,8 +151,8 @@ like($err, qr/already present/, 'already present through redis://');
 ($rc, $out, $err) = nixcache(@push, '--redis', $redis, $small);
 is($rc, 0, 'IP:port address');
 
-($rc, $out, $err) = nixcache(@push, '--redis', $redis =~ s/127\.0\.0\.1/localhost/r,
-                             $small);
+($rc, $out, $err) = nixcache(@push, '--redis',
+                             $redis =~ s/127\.0\.0\.1/localhost/r, $small);
 is($rc, 0, 'host:port address');
 
 {
@@ -271,7 +271,8 @@ my $down = '127.0.0.1:' . free_port();
 ($rc, $out, $err) = nixcache('push', '--redis', $down, '--chunks', $chunks,
                              '--store', $S, $small);
 is($rc, 1, 'Redis down exits 1');
-like($err, qr/^nixcache: cannot connect to Redis at \Q$down\E: Connection refused$/m,
+like($err,
+     qr/^nixcache: cannot connect to Redis at \Q$down\E: Connection refused$/m,
      'Redis down: message');
 
 ($rc, $out, $err) = nixcache('push', '--redis', 'unix:/nonexistent/sock',
@@ -344,7 +345,8 @@ spew($one, $keep);
 # Bounded memory ------------------------------------------------------------
 
 SKIP: {
-    skip 'NIXCACHE_BIG=0', 3 if defined $ENV{NIXCACHE_BIG}
+
+    skip 'NIXCACHE_BIG=0', 4 if defined $ENV{NIXCACHE_BIG}
                                 && !$ENV{NIXCACHE_BIG};
 
     my $size = 110 * 1024 * 1024;
@@ -352,17 +354,23 @@ SKIP: {
     my $big = add("$T/big.bin");
     unlink "$T/big.bin";
 
-    ($rc, $out, $err) = nixcache(@push, '-v', '--force', $small);
-    my $rss_small = summary_field($err, qr/max RSS (\d+) KiB/);
-
-    ($rc, $out, $err) = nixcache(@push, '-v', $big);
+    my ($rss, $rss_small);
+    ($rc, $out, $err, $rss_small) = nixcache_rss(@push, '--force', $small);
+    ($rc, $out, $err, $rss) = nixcache_rss(@push, $big);
     is($rc, 0, 'push a 110 MiB NAR') or diag($err);
-    my $rss = summary_field($err, qr/max RSS (\d+) KiB/);
+
     diag("max RSS: $rss KiB for a 110 MiB NAR, $rss_small KiB for a "
          . "120-byte one");
-    ok(defined $rss && defined $rss_small && $rss < 40 * 1024
-       && $rss < $rss_small + 16 * 1024,
+    ok(defined $rss && defined $rss_small && $rss < 24 * 1024
+       && $rss < $rss_small + 8 * 1024,
        "memory bounded: max RSS $rss KiB for a 110 MiB NAR");
+
+    # progress: at most about two lines a second, and the summary
+    my $lines = () = $err =~ /^nixcache: push: /mg;
+    my $secs = summary_field($err, qr/, ([\d.]+) s(?:,|$)/);
+    ok(defined $secs && $lines <= 2 * $secs + 2,
+       "$lines progress lines in $secs s");
+
     check_nar(path => $big, chunks => $chunks, name => '110 MiB NAR');
 }
 

@@ -287,7 +287,8 @@ clone("$T/flat-none", "$T/brotli");
 edit_narinfo(narinfo_file("$T/brotli", $b),
              sub { s/^Compression: .*$/Compression: br/m });
 expect_one_failure("$T/brotli", 'br:', $b,
-                   qr/unsupported Compression "br"/, 'unsupported compression');
+                   qr/unsupported Compression "br"/,
+                   'unsupported compression');
 
 # a narinfo that does not parse
 clone("$T/flat-none", "$T/garbled");

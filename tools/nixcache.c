@@ -72,10 +72,10 @@ static void nixcache_human(char *dst, size_t cap, double bytes);
     { "help",      no_argument,       NULL, NIXCACHE_OPT_HELP }
 
 #define NIXCACHE_COMMON_USAGE                                                \
-    "      --redis ADDR     Redis: IP:port, host:port, redis://host:port[/db]" \
-    "\n"                                                                     \
-    "                       or unix:/path (default $NIXCACHE_REDIS, else\n"  \
-    "                       " NIXCACHE_CLI_REDIS_DEFAULT ")\n"               \
+    "      --redis ADDR     Redis: IP:port, host:port,\n"                   \
+    "                       redis://host:port[/db] or unix:/path\n"         \
+    "                       (default $NIXCACHE_REDIS, else "                 \
+    NIXCACHE_CLI_REDIS_DEFAULT ")\n"                                        \
     "      --chunks DIR     chunk directory (default $NIXCACHE_CHUNKS)\n"    \
     "      --prefix P       Redis key prefix (default \""                    \
     NIXCACHE_DEFAULT_PREFIX "\")\n"                                         \

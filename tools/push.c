@@ -176,14 +176,14 @@ nixcache_push_cleanup(nixcache_push_t *pu)
 static int
 nixcache_push_path_info(nixcache_push_t *pu, int argc, char **argv)
 {
-    int                   fd, i, n, rc;
-    char                 *out, *p, **args;
-    pid_t                 pid;
-    size_t                len, cap, k;
-    ssize_t               got;
-    json_object          *obj;
-    json_tokener         *tok;
-    enum json_tokener_error  jerr;
+    int                       fd, i, n, rc;
+    char                     *out, *p, **args;
+    pid_t                     pid;
+    size_t                    len, cap, k;
+    ssize_t                   got;
+    json_object              *obj;
+    json_tokener             *tok;
+    enum json_tokener_error   jerr;
 
     args = calloc(argc + 12, sizeof(char *));
     out = NULL;
