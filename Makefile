@@ -6,6 +6,7 @@
 #   make test     deps + build + every suite (unit, t/*.t)
 #   make run      deps + build + a cache on 127.0.0.1:$(PORT)
 
+SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
 BUILD       ?= build
 PORT        ?= 8080

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "keygen.h"
 #include "nixcache_nix32.h"
 
 
@@ -149,6 +150,12 @@ main(int argc, char **argv)
         return 0;
     }
 
+    /* keygen takes none of the cache options: it parses its own */
+
+    if (strcmp(argv[1], "keygen") == 0) {
+        return nixcache_cmd_keygen(argc - 1, argv + 1);
+    }
+
     for (cmd = nixcache_commands; cmd->name != NULL; cmd++) {
         if (strcmp(argv[1], cmd->name) == 0) {
             return nixcache_run(cmd, argc - 1, argv + 1);
@@ -171,6 +178,7 @@ nixcache_usage(FILE *f)
         "commands:\n"
         "  push     add store paths (or closures, -r) to the cache\n"
         "  import   add a flat binary cache directory to the cache\n"
+        "  keygen   make a signing key pair in Nix's format\n"
         "\n"
         "`nixcache COMMAND --help` describes each command.\n");
 }
