@@ -182,7 +182,7 @@ check_nar(path => $tree, chunks => $chunks, name => 'tree after --force');
 ($rc, $out, $err) = nixcache(@push, '--force', '--level', '19', $tree);
 is($rc, 0, '--force --level 19');
 check_nar(path => $tree, chunks => $chunks,
-          name => 'tree, chunks stored at level 3, pushed at 19');
+          name => 'tree, chunks stored at the default level, pushed at 19');
 
 
 # Dedup ---------------------------------------------------------------------

@@ -25,7 +25,6 @@
 #include "nixcache_narinfo.h"
 
 
-#define NIXCACHE_CLI_LEVEL_DEFAULT      3
 #define NIXCACHE_CLI_REDIS_DEFAULT      "127.0.0.1:6379"
 #define NIXCACHE_CLI_REDIS_TIMEOUT      5           /* seconds */
 #define NIXCACHE_CLI_IO_SIZE            (64 * 1024)

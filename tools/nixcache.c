@@ -23,6 +23,9 @@
 
 #define NIXCACHE_PROGRESS_INTERVAL  0.5
 
+#define NIXCACHE_STRINGIFY_(x)      #x
+#define NIXCACHE_STRINGIFY(x)       NIXCACHE_STRINGIFY_(x)
+
 
 enum {
     NIXCACHE_OPT_REDIS = 256,
@@ -80,7 +83,8 @@ static void nixcache_human(char *dst, size_t cap, double bytes);
     "      --chunks DIR     chunk directory (default $NIXCACHE_CHUNKS)\n"    \
     "      --prefix P       Redis key prefix (default \""                    \
     NIXCACHE_DEFAULT_PREFIX "\")\n"                                         \
-    "      --level N        zstd level of new chunks (default 3)\n"          \
+    "      --level N        zstd level of new chunks (default "            \
+    NIXCACHE_STRINGIFY(NIXCACHE_ZSTD_LEVEL_DEFAULT) ")\n"                    \
     "      --chunk-min N    chunking parameters in bytes (default 16384,\n"  \
     "      --chunk-avg N    65536 and 262144; avg a power of two)\n"         \
     "      --chunk-max N\n"                                                  \
@@ -200,7 +204,7 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
     env = getenv("NIXCACHE_CHUNKS");
     o.chunks = (env != NULL && env[0] != '\0') ? env : NULL;
     o.prefix = NIXCACHE_DEFAULT_PREFIX;
-    o.level = NIXCACHE_CLI_LEVEL_DEFAULT;
+    o.level = NIXCACHE_ZSTD_LEVEL_DEFAULT;
     o.chunk_min = NIXCACHE_CHUNK_MIN_DEFAULT;
     o.chunk_avg = NIXCACHE_CHUNK_AVG_DEFAULT;
     o.chunk_max = NIXCACHE_CHUNK_MAX_DEFAULT;
