@@ -257,6 +257,37 @@ like($ni_bs->{Sig}[0] // '', qr/^test-1:[A-Za-z0-9+\/]{86}==$/,
      'b: Sig as path-info has it');
 
 
+# --sign-key: our signature is the one Nix makes (ed25519 is deterministic)
+
+($rc, $out, $err) = nixcache(@push, '--prefix', 's1:', '--sign-key', "$T/sk",
+                             '-r', $c);
+is($rc, 0, 'push -r --sign-key') or diag($err);
+my $ni_cs = parse_narinfo(redis_get('s1:narinfo:' . substr($c, 11, 32)));
+is(scalar @{ $ni_cs->{Sig} // [] }, 1, 'c: one Sig line');
+my $ni_bs2 = parse_narinfo(redis_get('s1:narinfo:' . substr($b, 11, 32)));
+is_deeply($ni_bs2->{Sig}, $ni_bs->{Sig},
+          'b, signed in the store by the same key: one Sig, the same');
+
+($rc, $out, $err) = nix('nix', 'store', 'sign', '--store', $S, '--key-file',
+                        "$T/sk", $c);
+($rc, $out, $err) = nix('nix', 'path-info', '--store', $S, '--json', $c);
+my ($nix_sig) = $out =~ /"signatures":\["([^"]+)"\]/;
+ok(defined $nix_sig, 'Nix signed c');
+is($ni_cs->{Sig}[0], $nix_sig, 'c: our Sig is the one Nix makes');
+
+spew("$T/badkey", "test-1:bm90IGEga2V5\n");
+($rc, $out, $err) = nixcache(@push, '--prefix', 's2:', '--sign-key',
+                             "$T/badkey", $small);
+is($rc, 1, 'bad signing key: exit 1');
+like($err, qr/signing key \Q$T\E\/badkey: /, 'bad signing key: message');
+is_deeply([redis_keys('s2:*')], [], 'bad signing key: nothing written');
+
+($rc, $out, $err) = nixcache(@push, '--prefix', 's2:', '--sign-key',
+                             "$T/no-such-key", $small);
+is($rc, 1, 'missing signing key: exit 1');
+like($err, qr/no-such-key: No such file/, 'missing signing key: message');
+
+
 # Errors --------------------------------------------------------------------
 
 my $bogus = '/nix/store/00000000000000000000000000000000-nope';

@@ -23,6 +23,7 @@
 #include "nixcache_chunker.h"
 #include "nixcache_hash.h"
 #include "nixcache_narinfo.h"
+#include "nixcache_sign.h"
 
 
 #define NIXCACHE_CLI_REDIS_DEFAULT      "127.0.0.1:6379"
@@ -37,6 +38,7 @@ typedef struct {
     const char                *chunks;
     const char                *prefix;
     const char                *store;
+    const char                *sign_key;
     size_t                     chunk_min;
     size_t                     chunk_avg;
     size_t                     chunk_max;
@@ -100,6 +102,7 @@ typedef struct {
     nixcache_chunker_t         chunker;
     ZSTD_CCtx                 *cctx;
     nixcache_stats_t          *stats;
+    nixcache_sign_secret_t    *sign_key;    /* NULL: no signing */
 
     /* input window: at most 2 x chunk max bytes */
     unsigned char             *buf;

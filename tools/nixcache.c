@@ -37,6 +37,7 @@ enum {
     NIXCACHE_OPT_CHUNK_AVG,
     NIXCACHE_OPT_CHUNK_MAX,
     NIXCACHE_OPT_FORCE,
+    NIXCACHE_OPT_SIGN_KEY,
     NIXCACHE_OPT_HELP
 };
 
@@ -71,6 +72,7 @@ static void nixcache_human(char *dst, size_t cap, double bytes);
     { "chunk-avg", required_argument, NULL, NIXCACHE_OPT_CHUNK_AVG },        \
     { "chunk-max", required_argument, NULL, NIXCACHE_OPT_CHUNK_MAX },        \
     { "force",     no_argument,       NULL, NIXCACHE_OPT_FORCE },            \
+    { "sign-key",  required_argument, NULL, NIXCACHE_OPT_SIGN_KEY },         \
     { "quiet",     no_argument,       NULL, 'q' },                           \
     { "verbose",   no_argument,       NULL, 'v' },                           \
     { "help",      no_argument,       NULL, NIXCACHE_OPT_HELP }
@@ -89,6 +91,9 @@ static void nixcache_human(char *dst, size_t cap, double bytes);
     "      --chunk-avg N    65536 and 262144; avg a power of two)\n"         \
     "      --chunk-max N\n"                                                  \
     "      --force          write narinfos that are already present\n"       \
+    "      --sign-key FILE  sign each narinfo with this secret key (made by\n"\
+    "                       nixcache keygen or nix-store\n"                 \
+    "                       --generate-binary-cache-key)\n"                 \
     "  -q, --quiet          no progress or summary (errors still shown)\n"   \
     "  -v, --verbose        one line per path, max RSS in the summary\n"     \
     "      --help           this help\n"
@@ -275,6 +280,10 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
 
         case NIXCACHE_OPT_FORCE:
             o.force = 1;
+            break;
+
+        case NIXCACHE_OPT_SIGN_KEY:
+            o.sign_key = optarg;
             break;
 
         case 'r':
