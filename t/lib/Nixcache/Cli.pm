@@ -20,9 +20,9 @@ use Test::More;
 use Exporter qw(import);
 
 our @EXPORT = qw(
-    cli_setup nixcache nixcache_rss nix redis_cmd redis_get redis_keys start_redis
-    stop_redis free_port nix32 base32 cid_of parse_narinfo check_nar
-    dump_path slurp spew summary_field
+    cli_setup nixcache nixcache_rss nix redis_cmd redis_get redis_keys
+    start_redis stop_redis free_port nix32 base32 cid_of parse_narinfo
+    check_nar dump_path slurp spew summary_field
 );
 
 my $root = abs_path(dirname(__FILE__) . '/../../..');
