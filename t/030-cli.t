@@ -164,12 +164,23 @@ is($rc, 0, 'host:port address');
 }
 
 
+my $bogus_early = '/nix/store/11111111111111111111111111111111-nope';
+
+
 # Already present, --force --------------------------------------------------
 
 ($rc, $out, $err) = nixcache(@push, $tree);
 is($rc, 0, 'second push of the tree');
 like($err, qr/\Q$tree\E: already present/, 'already present');
 like($err, qr/1 skipped/, 'summary counts the skip');
+
+($rc, $out, $err) = nixcache(@push, '-q', $tree);
+is($rc, 0, 'push -q');
+is($err, '', '-q: nothing on stderr');
+
+($rc, $out, $err) = nixcache(@push, '-q', $bogus_early);
+isnt($rc, 0, 'push -q of an unknown path fails');
+like($err, qr/not a valid store path/, '-q: errors still shown');
 
 redis_cmd('SET', 'nixcache:narinfo:' . substr($tree, 11, 32), 'junk');
 ($rc, $out, $err) = nixcache(@push, '--force', $tree);
