@@ -20,9 +20,9 @@ use Test::More;
 use Exporter qw(import);
 
 our @EXPORT = qw(
-    cli_setup nixcache nix redis_cmd redis_get redis_keys start_redis
-    stop_redis free_port nix32 base32 cid_of parse_narinfo check_nar
-    dump_path slurp spew summary_field
+    cli_setup nixcache nixcache_rss nix redis_cmd redis_get redis_keys
+    start_redis stop_redis free_port nix32 base32 cid_of parse_narinfo
+    check_nar dump_path slurp spew summary_field
 );
 
 my $root = abs_path(dirname(__FILE__) . '/../../..');
@@ -69,6 +69,24 @@ sub nixcache {
     run([$CLI, @args], '<', \undef, '>', \$out, '2>', \$err);
 
     return ($? >> 8, $out, $err);
+}
+
+
+# Runs the CLI with -v from a small shell: returns (exit code, stdout,
+# stderr, the CLI's own max RSS in KiB from its summary line).  A process
+# keeps its parent's RSS high-water mark across fork and exec, so the CLI
+# must not be forked from Perl directly for this; and the wait4() figure of
+# /usr/bin/time would include the nix child processes.
+
+sub nixcache_rss {
+    my @args = @_;
+    my ($out, $err) = ('', '');
+
+    run(['sh', '-c', '"$@" & wait $!', 'sh', $CLI, @args, '-v'],
+        '<', \undef, '>', \$out, '2>', \$err);
+    my $rc = $? >> 8;
+
+    return ($rc, $out, $err, summary_field($err, qr/max RSS (\d+) KiB/));
 }
 
 
