@@ -264,7 +264,7 @@ ngx_http_nixcache_nar_handler(ngx_http_request_t *r, ngx_str_t *hash,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->last->last_buf = 1;
+    ctx->last->last_buf = (r == r->main);
     ctx->last->last_in_chain = 1;
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
