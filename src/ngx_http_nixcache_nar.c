@@ -54,9 +54,6 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_request_t        *request;
-
-    ngx_str_t                  hash;
     ngx_str_t                  key;        /* <prefix>manifest:<hash> */
     ngx_str_t                  etag;
 
@@ -147,7 +144,6 @@ ngx_int_t
 ngx_http_nixcache_nar_handler(ngx_http_request_t *r, ngx_str_t *hash,
     ngx_http_nixcache_route_e route)
 {
-    u_char                         *p;
     size_t                          len;
     ngx_uint_t                      i;
     ngx_pool_cleanup_t             *cln;
@@ -168,17 +164,10 @@ ngx_http_nixcache_nar_handler(ngx_http_request_t *r, ngx_str_t *hash,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->request = r;
     ctx->zst = (route == NGX_HTTP_NIXCACHE_ROUTE_NAR_ZST);
     ctx->head_only = (r->method == NGX_HTTP_HEAD);
     ctx->file.fd = NGX_INVALID_FILE;
     ctx->last_out = &ctx->out;
-
-    ctx->hash.len = hash->len;
-    ctx->hash.data = ngx_pstrdup(r->pool, hash);
-    if (ctx->hash.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
     /* the two forms are different representations: different tags */
 
@@ -188,8 +177,7 @@ ngx_http_nixcache_nar_handler(ngx_http_request_t *r, ngx_str_t *hash,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_sprintf(ctx->etag.data, "\"%V", hash);
-    p = ctx->zst ? ngx_cpymem(p, "-zst\"", 5) : ngx_cpymem(p, "\"", 1);
+    ngx_sprintf(ctx->etag.data, ctx->zst ? "\"%V-zst\"" : "\"%V\"", hash);
 
     ctx->key.len = nlcf->prefix.len + sizeof(NIXCACHE_KEY_MANIFEST) - 1
                    + hash->len;
@@ -357,9 +345,11 @@ ngx_http_nixcache_nar_redis_handler(ngx_http_request_t *r,
     ctx = data;
     ctx->waiting = 0;
 
+    /* the Redis code has logged why there is no reply */
+
     if (reply == NULL) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "nixcache: no Redis reply for GETRANGE \"%V\"",
+                      "nixcache: manifest \"%V\" could not be read",
                       &ctx->key);
         ngx_http_nixcache_nar_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
@@ -367,10 +357,8 @@ ngx_http_nixcache_nar_redis_handler(ngx_http_request_t *r,
 
     if (reply->type != REDIS_REPLY_STRING) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "nixcache: Redis GETRANGE \"%V\" failed: %*s",
-                      &ctx->key,
-                      reply->type == REDIS_REPLY_ERROR ? reply->len : 0,
-                      reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+                      "nixcache: manifest \"%V\": unexpected Redis reply "
+                      "type %d", &ctx->key, reply->type);
         ngx_http_nixcache_nar_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
     }
