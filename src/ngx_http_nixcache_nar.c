@@ -128,7 +128,7 @@ static ngx_int_t ngx_http_nixcache_nar_reserve(ngx_http_request_t *r,
 static ngx_int_t ngx_http_nixcache_nar_flush(ngx_http_request_t *r,
     ngx_http_nixcache_nar_ctx_t *ctx);
 static void ngx_http_nixcache_nar_reclaim(ngx_http_nixcache_nar_ctx_t *ctx);
-static void ngx_http_nixcache_nar_wait_write(ngx_http_request_t *r);
+static ngx_int_t ngx_http_nixcache_nar_wait_write(ngx_http_request_t *r);
 static void ngx_http_nixcache_nar_write_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_nixcache_nar_send_header(ngx_http_request_t *r,
     ngx_http_nixcache_nar_ctx_t *ctx);
@@ -529,8 +529,10 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
                 goto cut;
             }
 
-            if (rc == NGX_AGAIN) {
-                ngx_http_nixcache_nar_wait_write(r);
+            if (rc == NGX_AGAIN
+                && ngx_http_nixcache_nar_wait_write(r) != NGX_OK)
+            {
+                goto cut;
             }
 
             if (ngx_http_nixcache_nar_fetch(r, ctx) != NGX_OK) {
@@ -549,14 +551,12 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
             }
 
             if (rc == NGX_AGAIN) {
-                ngx_http_nixcache_nar_wait_write(r);
-                return;
+                goto wait;
             }
 
             if (ctx->used == ctx->nslots) {
                 /* sent but not released: wait for the socket */
-                ngx_http_nixcache_nar_wait_write(r);
-                return;
+                goto wait;
             }
 
             if (ctx->budget >= NGX_HTTP_NIXCACHE_NAR_BUDGET) {
@@ -590,30 +590,46 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
             goto failed;
         }
 
-        if (ctx->offset + size > ctx->start) {
-            lo = ngx_max(ctx->start - ctx->offset, 0);
-            hi = ngx_min(ctx->end - ctx->offset, size);
+        if (ctx->offset + size <= ctx->start) {
+            /* before the range: not even opened */
+            ctx->offset += size;
+            ctx->index++;
+            continue;
+        }
 
-            rc = ngx_http_nixcache_nar_chunk(r, ctx, &e, lo, hi);
-            if (rc != NGX_OK) {
-                goto failed;
-            }
+        lo = ngx_max(ctx->start - ctx->offset, 0);
+        hi = ngx_min(ctx->end - ctx->offset, size);
 
-            if (!r->header_sent) {
-                rc = ngx_http_nixcache_nar_send_header(r, ctx);
-
-                if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-                    ngx_http_finalize_request(r, rc);
-                    return;
-                }
-            }
-
-            ctx->budget += (size_t) (hi - lo)
-                           + NGX_HTTP_NIXCACHE_NAR_CHUNK_COST;
+        if (ngx_http_nixcache_nar_chunk(r, ctx, &e, lo, hi) != NGX_OK) {
+            goto failed;
         }
 
         ctx->offset += size;
         ctx->index++;
+        ctx->budget += (size_t) (hi - lo) + NGX_HTTP_NIXCACHE_NAR_CHUNK_COST;
+
+        if (r->header_sent) {
+            continue;
+        }
+
+        rc = ngx_http_nixcache_nar_send_header(r, ctx);
+
+        if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+            ngx_http_finalize_request(r, rc);
+            return;
+        }
+
+        /* the status line and the first bytes go out at once */
+
+        rc = ngx_http_nixcache_nar_flush(r, ctx);
+
+        if (rc == NGX_ERROR) {
+            goto cut;
+        }
+
+        if (rc == NGX_AGAIN) {
+            goto wait;
+        }
     }
 
 done:
@@ -642,6 +658,14 @@ done:
 
     ngx_http_finalize_request(r, rc);
     return;
+
+wait:
+
+    if (ngx_http_nixcache_nar_wait_write(r) == NGX_OK) {
+        return;
+    }
+
+    goto cut;
 
 failed:
 
@@ -990,7 +1014,7 @@ ngx_http_nixcache_nar_reclaim(ngx_http_nixcache_nar_ctx_t *ctx)
 }
 
 
-static void
+static ngx_int_t
 ngx_http_nixcache_nar_wait_write(ngx_http_request_t *r)
 {
     ngx_event_t               *wev;
@@ -1003,9 +1027,7 @@ ngx_http_nixcache_nar_wait_write(ngx_http_request_t *r)
         ngx_add_timer(wev, clcf->send_timeout);
     }
 
-    if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_ERROR);
-    }
+    return ngx_handle_write_event(wev, clcf->send_lowat);
 }
 
 
@@ -1053,8 +1075,10 @@ ngx_http_nixcache_nar_write_handler(ngx_http_request_t *r)
             return;
         }
 
-        if (rc == NGX_AGAIN) {
-            ngx_http_nixcache_nar_wait_write(r);
+        if (rc == NGX_AGAIN
+            && ngx_http_nixcache_nar_wait_write(r) != NGX_OK)
+        {
+            ngx_http_finalize_request(r, NGX_ERROR);
         }
 
         return;
