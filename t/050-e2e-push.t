@@ -137,6 +137,41 @@ run_ok "nix-store --realise e2e-top with the cache as substituter" \
         --option substituters "$URL" --option require-sigs false
 check_copy "$SRC" "$DST" "realise" "${FIX[top]}"
 
+# --- every narinfo's FileHash and FileSize describe the bytes served -------
+
+# Nix checks only NarHash; a wrong FileSize/FileHash would go unnoticed by
+# it but break other clients and mirrors.
+bad=""
+for p in $ALL; do
+    h=$(basename "$p" | cut -c1-32)
+    for loc in "" /plain; do
+        ni=$(curl -s "$URL$loc/$h.narinfo")
+        u=$(echo "$ni" | sed -n 's/^URL: //p')
+        fh=$(echo "$ni" | sed -n 's/^FileHash: sha256://p')
+        fs=$(echo "$ni" | sed -n 's/^FileSize: //p')
+        curl -s -o "$T/nar.tmp" "$URL$loc/$u"
+        if [ "$(stat -c %s "$T/nar.tmp")" != "$fs" ] \
+           || [ "$(nix-hash --type sha256 --base32 --flat "$T/nar.tmp")" != "$fh" ]
+        then
+            bad="$bad $loc/$u"
+        fi
+    done
+done
+rm -f "$T/nar.tmp"
+is "$bad" "" "FileHash/FileSize match the bytes served, both NAR forms"
+
+# --- after a reload, and after Redis dropped the workers' connections -------
+
+run_ok "nginx reloaded (HUP)" nginx_reload
+run_ok "after the reload: nix copy e2e-top" \
+    substitute "$URL" "$T/dst-reload" "${FIX[top]}"
+killed=$(redis CLIENT KILL TYPE normal)
+ok "$([ "${killed:-0}" -ge 1 ]; echo $?)" \
+   "Redis closed the workers' connections ($killed)"
+run_ok "after Redis closed the idle connections: nix copy without retries" \
+    substitute "$URL" "$T/dst-killed" "${FIX[tree]}" \
+        --option download-attempts 1
+
 # --- a path that was never pushed --------------------------------------------
 
 printf 'never pushed\n' > "$T/w/absent.txt"
@@ -194,6 +229,7 @@ run_fails "control: pushed later, Nix still remembers its 404" \
 run_ok "control: with a fresh Nix cache it is there" \
     substitute "$URL" "$T/dst-outage" "$late"
 
+run_ok "nginx stops gracefully (QUIT)" nginx_stop
 nginx_log_ok
 
 done_testing

@@ -260,6 +260,37 @@ NGINXCONF
     return 1
 }
 
+# nginx_stop: graceful shutdown (QUIT), so that whatever a worker leaves
+# behind at exit (an open socket, a leaked connection) shows in the log.
+nginx_stop() {
+    local pid
+    pid=$(cat "$T/nginx/nginx.pid" 2>/dev/null) || return 1
+    kill -QUIT "$pid" || return 1
+    wait_for_exit "$pid"
+}
+
+# nginx_reload: HUP, then wait until the old workers are gone.
+nginx_reload() {
+    local pid old p
+    pid=$(cat "$T/nginx/nginx.pid") || return 1
+    old=$(awk -v p="$pid" '$4 == p { print $1 }' /proc/[0-9]*/stat \
+              2>/dev/null)
+    kill -HUP "$pid" || return 1
+    for p in $old; do
+        wait_for_exit "$p" || return 1
+    done
+    wait_for curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/"
+}
+
+wait_for_exit() {
+    local i
+    for i in $(seq 1 200); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.05
+    done
+    return 1
+}
+
 # nginx_log_ok: no crash, alert or emergency in the error log.
 nginx_log_ok() {
     local bad
