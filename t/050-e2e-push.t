@@ -86,6 +86,19 @@ nginx_start "
             nixcache_chunks $CHUNKS;
             nixcache_nar_compression none;
         }
+
+        location /fault/ {
+            nixcache on;
+            nixcache_chunks $T/chunks-fault;
+            nixcache_redis_prefix fault:;
+        }
+
+        location /fault-plain/ {
+            nixcache on;
+            nixcache_chunks $T/chunks-fault;
+            nixcache_redis_prefix fault:;
+            nixcache_nar_compression none;
+        }
     }"
 ok $? "nginx with the module started" || bail_out "no nginx"
 URL=http://127.0.0.1:$NGINX_PORT
@@ -171,6 +184,42 @@ ok "$([ "${killed:-0}" -ge 1 ]; echo $?)" \
 run_ok "after Redis closed the idle connections: nix copy without retries" \
     substitute "$URL" "$T/dst-killed" "${FIX[tree]}" \
         --option download-attempts 1
+
+# --- a chunk missing or damaged: Nix fails and registers nothing -----------
+
+# e2e-tree alone in its own chunk directory, so every chunk there is its.
+mkdir -p "$T/chunks-fault"
+chmod 0755 "$T/chunks-fault"
+run_ok "nixcache push e2e-tree into a separate chunk directory" \
+    "$NIXCACHE" push --redis "$REDIS_ADDR" --chunks "$T/chunks-fault" \
+        --prefix fault: --store "$SRC" "${FIX[tree]}"
+chmod -R a+rX "$T/chunks-fault"
+FAULTY=($(find "$T/chunks-fault" -type f -size +20k | sort | head -2))
+ok "$([ ${#FAULTY[@]} = 2 ]; echo $?)" "two chunks of e2e-tree to damage"
+
+mv "${FAULTY[0]}" "$T/chunk.saved"
+n=0
+for loc in fault fault-plain; do
+    n=$((n + 1))
+    run_fails "/$loc/: a chunk file missing: nix copy fails" \
+        substitute "$URL/$loc" "$T/dst-fault-$n" "${FIX[tree]}" \
+            --option download-attempts 1
+    run_fails "/$loc/: ... and does not register the path" \
+        nix-store --store "$T/dst-fault-$n" --check-validity "${FIX[tree]}"
+done
+
+mv "$T/chunk.saved" "${FAULTY[0]}"
+size=$(stat -c %s "${FAULTY[1]}")
+printf 'garbage-garbage!' | dd of="${FAULTY[1]}" bs=1 seek=$((size / 2)) \
+    conv=notrunc status=none
+for loc in fault fault-plain; do
+    n=$((n + 1))
+    run_fails "/$loc/: a chunk file damaged: nix copy fails" \
+        substitute "$URL/$loc" "$T/dst-fault-$n" "${FIX[tree]}" \
+            --option download-attempts 1
+    run_fails "/$loc/: ... and does not register the path" \
+        nix-store --store "$T/dst-fault-$n" --check-validity "${FIX[tree]}"
+done
 
 # --- a path that was never pushed --------------------------------------------
 
