@@ -92,6 +92,7 @@ note "chunk files: $bytes bytes for 4 imports; one zstd flat cache: $flat bytes"
 ok "$([ "$bytes" -lt $((flat * 2)) ]; echo $?)" \
    "four imports of the same NARs share their chunks"
 
+run_ok "nginx stops gracefully (QUIT)" nginx_stop
 nginx_log_ok
 
 done_testing
