@@ -22,6 +22,13 @@ make_fixtures "$SRC" "$T/w" big
 ok $? "fixture store paths built" || bail_out "no fixtures"
 note "fixtures built in $((SECONDS - start)) s"
 
+# The input-addressed build outputs carry a signature in the local store;
+# push must hand it on, so that clients requiring signatures accept them.
+nix-store --generate-binary-cache-key e2e-test-1 "$T/sk" "$T/pk"
+nix-store --generate-binary-cache-key e2e-other-1 "$T/sk2" "$T/pk2"
+run_ok "e2e-top and e2e-dep signed in the source store" \
+    nix store sign --store "$SRC" --key-file "$T/sk" -r "${FIX[top]}"
+
 PUSHED=("${FIX[text]}" "${FIX[empty]}" "${FIX[tree]}" "${FIX[top]}"
         "${FIX[big]}")
 ALL=$(closure "$SRC" "${PUSHED[@]}")
@@ -142,6 +149,24 @@ is "$(access_count "\"GET /plain/nar/$H52\.nar HTTP/1\.1\" 200 ")" 6 \
 is "$(access_count "\"GET /plain/nar/$H52\.nar\.zst HTTP")" 0 \
    "no .nar.zst fetched in none mode"
 
+# --- signatures required ----------------------------------------------------
+
+run_ok "signatures required, the signer's key trusted: nix copy e2e-top" \
+    nix_fresh nix copy --option require-sigs true \
+        --option trusted-public-keys "$(cat "$T/pk")" \
+        --from "$URL" --to "$T/dst-signed" "${FIX[top]}"
+check_copy "$SRC" "$T/dst-signed" "signed" "${FIX[top]}"
+run_fails "signatures required, another key trusted: nix copy e2e-top fails" \
+    nix_fresh nix copy --option require-sigs true \
+        --option trusted-public-keys "$(cat "$T/pk2")" \
+        --from "$URL" --to "$T/dst-badsig" "${FIX[top]}"
+like "$(cat "$T/log/$E2E_NTESTS.log")" "lacks a valid signature" \
+     "... because it lacks a valid signature"
+run_ok "signatures required: the content-addressed paths need none" \
+    nix_fresh nix copy --option require-sigs true \
+        --option trusted-public-keys "$(cat "$T/pk2")" \
+        --from "$URL" --to "$T/dst-ca" "${FIX[text]}" "${FIX[tree]}"
+
 # --- realisation through substituters, as a user would ----------------------
 
 DST=$T/dst-realise
@@ -234,6 +259,14 @@ like "$(cat "$T/log/$E2E_NTESTS.log")" "no substituter|not valid|does not exist"
    "... saying that no substituter has it"
 run_fails "... and it is not in the destination store" \
     nix-store --store "$T/dst-absent" --check-validity "$absent"
+
+# The cache is read-only over HTTP: an upload is refused, not half-stored.
+run_fails "nix copy --to the cache (upload) is refused" \
+    nix_fresh nix copy --store "$SRC" --to "$URL" "$absent"
+like "$(cat "$T/log/$E2E_NTESTS.log")" "upload|405|Not Allowed" \
+     "... as an upload error"
+is "$(curl -s -o /dev/null -w '%{http_code}' "$URL/$h.narinfo")" 404 \
+   "... and the path is still absent"
 
 # --- Redis not answering: 503, and Nix does not remember the path as absent
 
