@@ -5,13 +5,19 @@
 # (default) and once through the .nar URLs (nixcache_nar_compression
 # none).  Nix checks every NarHash; we also compare the trees with the
 # originals and check from the access log which URLs were fetched.
+#
+# Also, with the real client: signatures handed on by push (require-sigs),
+# `nix-store --realise` with the cache as a substituter, FileHash/FileSize
+# against the bytes served, a reload, Redis dropping the connections, a
+# missing or damaged chunk (the copy fails, nothing registered), a path
+# never pushed, uploads refused, and a Redis outage that must give 503s
+# Nix does not remember (with a 404 control that it does remember).
 
 source "$(dirname "$0")/lib/e2e.sh"
 source "$(dirname "$0")/e2e/fixtures.sh"
 
 e2e_init
 
-H32='[0123456789abcdfghijklmnpqrsvwxyz]{32}'
 H52='[0123456789abcdfghijklmnpqrsvwxyz]{52}'
 
 # --- fixtures, Redis, push --------------------------------------------------
