@@ -152,7 +152,9 @@ substituters =
 narinfo-cache-negative-ttl = 0
 narinfo-cache-positive-ttl = 0
 NIXCONF
+    : > "$T/nixconf/user.conf"
     export NIX_CONF_DIR=$T/nixconf
+    export NIX_USER_CONF_FILES=$T/nixconf/user.conf   # not ~/.config/nix
     export XDG_CACHE_HOME=$T/xdg
     unset NIX_REMOTE NIX_PATH NIX_STORE NIX_STORE_DIR
 }
