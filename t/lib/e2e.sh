@@ -319,15 +319,16 @@ closure() {
     nix-store --store "$store" -qR "$@" | sort
 }
 
-# path_meta STORE PATH...: "path narHash narSize refs,..." per path,
-# sorted; the fields a binary cache must carry over intact.
+# path_meta STORE PATH...: "path narHash narSize refs,... deriver ca" per
+# path, sorted; the fields a binary cache must carry over intact.
 path_meta() {
     local store=$1; shift
     nix path-info --store "$store" --json "$@" | perl -MJSON::PP -e '
         local $/; my $j = decode_json(<STDIN>);
         for my $p (sort { $a->{path} cmp $b->{path} } @$j) {
             print join(" ", $p->{path}, $p->{narHash}, $p->{narSize},
-                       join(",", sort @{$p->{references}})), "\n";
+                       join(",", sort @{$p->{references}}),
+                       $p->{deriver} // "-", $p->{ca} // "-"), "\n";
         }'
 }
 
@@ -348,7 +349,7 @@ check_copy() {
         nix store verify --no-trust --store "$dest" -r "$@"
     is "$(path_meta "$dest" $(closure "$src" "$@"))" \
        "$(path_meta "$src" $(closure "$src" "$@"))" \
-       "$name: narHash/narSize/references equal the originals"
+       "$name: narHash/narSize/references/deriver/CA equal the originals"
     for p in $(closure "$src" "$@"); do
         if ! diff -r --no-dereference "$src$p" "$dest$p" > "$T/log/diff" 2>&1
         then
