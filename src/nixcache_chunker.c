@@ -137,8 +137,8 @@ size_t
 nixcache_chunker_cut(const nixcache_chunker_t *ck, const unsigned char *p,
     size_t len, int eof)
 {
-    size_t     i, n, barrier;
-    uint64_t   fp, mask;
+    size_t    i, n, barrier;
+    uint64_t  fp, mask;
 
     if (len <= ck->min) {
         return eof ? len : 0;

@@ -66,9 +66,9 @@ nixcache_chunkstore_store(const char *dir, const unsigned char *digest,
 {
     int            fd, rc, err, tries;
     char          *fanout_end, *cid;
+    char           path[PATH_MAX], tmp[PATH_MAX];
     size_t         dirlen;
     unsigned long  n;
-    char           path[PATH_MAX], tmp[PATH_MAX];
 
     if (nixcache_chunkstore_path(path, dir, digest) != 0) {
         return -1;

@@ -41,10 +41,10 @@ int
 nixcache_narinfo_parse(nixcache_narinfo_t *ni, const char *text,
     size_t len, const char **err)
 {
+    int             have_nar_size;
     size_t          i, klen, vlen;
     const char     *p, *end, *eol, *colon, *v;
     nixcache_str_t  value;
-    int             have_nar_size;
     unsigned char   digest[NIXCACHE_SHA256_LEN];
 
     memset(ni, 0, sizeof(nixcache_narinfo_t));
@@ -281,11 +281,11 @@ static int
 nixcache_narinfo_fingerprint_out(nixcache_out_t *o,
     const nixcache_narinfo_t *ni)
 {
-    int             first;
-    size_t          dirlen, rlen, blen, llen;
-    const char     *refs, *end, *p, *q, *best, *last;
-    unsigned char   digest[NIXCACHE_SHA256_LEN];
-    char            hash[NIXCACHE_HASH_STR_LEN];
+    int            first;
+    char           hash[NIXCACHE_HASH_STR_LEN];
+    size_t         dirlen, rlen, blen, llen;
+    const char    *refs, *end, *p, *q, *best, *last;
+    unsigned char  digest[NIXCACHE_SHA256_LEN];
 
     if (nixcache_hash_parse(digest, ni->nar_hash.data, ni->nar_hash.len)
         != 0)
