@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "keygen.h"
+#include "verify.h"
 #include "nixcache_nix32.h"
 
 
@@ -159,10 +160,14 @@ main(int argc, char **argv)
         return 0;
     }
 
-    /* keygen takes none of the cache options: it parses its own */
+    /* keygen and verify parse their own options */
 
     if (strcmp(argv[1], "keygen") == 0) {
         return nixcache_cmd_keygen(argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[1], "verify") == 0) {
+        return nixcache_cmd_verify(argc - 1, argv + 1);
     }
 
     for (cmd = nixcache_commands; cmd->name != NULL; cmd++) {
@@ -188,6 +193,7 @@ nixcache_usage(FILE *f)
         "  push     add store paths (or closures, -r) to the cache\n"
         "  import   add a flat binary cache directory to the cache\n"
         "  keygen   make a signing key pair in Nix's format\n"
+        "  verify   check every narinfo, manifest and chunk (reports only)\n"
         "\n"
         "`nixcache COMMAND --help` describes each command.\n");
 }
