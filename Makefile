@@ -6,6 +6,7 @@
 #   make test     deps + build + every suite (unit, t/*.t)
 #   make run      deps + build + a cache on 127.0.0.1:$(PORT)
 
+SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
 BUILD       ?= build
 PORT        ?= 8080
@@ -30,7 +31,7 @@ UNIT_BINS   := $(UNIT_SRCS:t/unit/%.c=$(BUILD)/unit/%)
 MODULE      := $(BUILD)/ngx_http_nixcache_module.so
 CLI         := $(BUILD)/nixcache
 
-.PHONY: all module cli deps unit test run clean
+.PHONY: all module cli deps unit test run clean bench-tools
 
 all: module cli
 
@@ -69,7 +70,18 @@ $(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(BUILD)/libnixcache.a
 	$(CC) $(CORE_CFLAGS) -It/unit -o $@ $< $(BUILD)/libnixcache.a $(CLI_LIBS)
 
 unit: $(UNIT_BINS)
-	@t/run-unit $(UNIT_BINS)
+	@if [ -x t/run-unit ]; then t/run-unit $(UNIT_BINS); \
+	 else prove -e '' $(UNIT_BINS); fi
+
+# measurement tools, not part of all (bench/README.md)
+BENCH_SRCS  := $(wildcard bench/*.c)
+BENCH_BINS  := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+
+bench-tools: $(BENCH_BINS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libnixcache.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -o $@ $< $(BUILD)/libnixcache.a -lzstd -lcrypto
 
 test: deps
 	@$(MAKE) --no-print-directory all

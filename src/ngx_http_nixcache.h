@@ -27,17 +27,28 @@
 #define NGX_HTTP_NIXCACHE_COMPRESSION_NONE  1
 
 
+typedef struct ngx_http_nixcache_redis_s  ngx_http_nixcache_redis_t;
+
+
 typedef struct {
     ngx_str_t                  redis;          /* "host:port" or "unix:path" */
     ngx_msec_t                 redis_timeout;
     ngx_uint_t                 manifest_window;    /* entries per GETRANGE */
+
+    /* nixcache_redis, parsed at configuration time */
+    u_char                    *redis_host;     /* IP or socket path, NUL */
+    ngx_int_t                  redis_port;     /* 0 for a unix socket */
+
+    ngx_http_nixcache_redis_t *redis_worker;   /* per-worker state */
 } ngx_http_nixcache_main_conf_t;
 
 
 typedef struct {
     ngx_flag_t                 enable;
     ngx_str_t                  prefix;         /* Redis key prefix */
-    ngx_str_t                  chunks;         /* disk tier directory */
+    ngx_str_t                  chunks;         /* disk tier directory:
+                                                  absolute, no trailing
+                                                  slash, NUL-terminated */
     ngx_uint_t                 priority;
     ngx_uint_t                 compression;    /* what narinfo advertises */
 } ngx_http_nixcache_loc_conf_t;
@@ -54,8 +65,9 @@ typedef enum {
 /*
  * Called exactly once per accepted command, from the Redis connection's
  * event handler, unless the request was finalized first.  reply is NULL
- * when Redis failed, closed the connection or did not answer within
- * nixcache_redis_timeout; the caller answers 503 then.  reply is freed
+ * when Redis failed, closed the connection, answered with an error reply
+ * (-ERR, -WRONGTYPE...) or did not answer within nixcache_redis_timeout;
+ * the cause is already logged at error level, and the caller answers 503.  reply is freed
  * after the handler returns: copy what must outlive it into memory the
  * request reuses (never a fresh r->pool allocation per reply of a long
  * stream).  The handler runs with the request's counter held by the

@@ -22,6 +22,10 @@
 #define NIXCACHE_GEAR_SEED  0x6e6978636163686bULL      /* "nixcachk" */
 
 
+/* the gear table, gear[i] as above (constant, computed offline) */
+extern const uint64_t  nixcache_gear[256];
+
+
 typedef struct {
     size_t                     min;
     size_t                     avg;

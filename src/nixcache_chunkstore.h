@@ -15,12 +15,23 @@ int nixcache_chunkstore_has(const char *dir, const unsigned char *digest);
 
 /*
  * Writes a compressed frame for digest: creates the fan-out directory
- * (mode 0755), writes a temporary file in it (mode 0644), renames it into
- * place.  An existing chunk is left as it is.  Returns 0, or -1 (errno
- * set) with no partial file left visible.  Durability before the manifest
- * is written is the caller's: nixcache_chunkstore_sync() once per NAR.
+ * (mode 0755), writes a temporary file ".<CID>.tmp.<pid>.<n>" in it (mode
+ * 0644, whatever the umask), renames it into place without replacing.  An
+ * existing chunk is left as it is.  Returns 0, or -1 (errno set) with no
+ * partial file left visible.  Durability before the manifest is written
+ * is the caller's: nixcache_chunkstore_sync() once per NAR.
  */
 int nixcache_chunkstore_put(const char *dir, const unsigned char *digest,
+    const void *frame, size_t len);
+
+/*
+ * The same, telling what happened: 1 when this call stored the frame, 0
+ * when a chunk of that digest was already there (possibly put there by a
+ * concurrent writer, possibly a different frame of the same content: the
+ * caller must then describe the stored file, not its own frame, in a
+ * manifest), -1 on error (errno set).
+ */
+int nixcache_chunkstore_store(const char *dir, const unsigned char *digest,
     const void *frame, size_t len);
 
 /* syncfs() on the chunk directory's file system: 0 or -1 (errno set). */

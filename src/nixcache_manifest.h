@@ -34,7 +34,8 @@ void nixcache_manifest_header_encode(unsigned char *p,
 
 /*
  * Reads a header from the first len bytes of a manifest.  Returns 0, or -1
- * when len is short, the magic or version is wrong, or flags are set.
+ * when len is short, the magic or version is wrong, or flags or the
+ * reserved field are set.
  */
 int nixcache_manifest_header_decode(nixcache_manifest_header_t *h,
     const unsigned char *p, size_t len);

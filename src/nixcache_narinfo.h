@@ -25,7 +25,7 @@ typedef struct {
 typedef struct {
     nixcache_str_t             store_path;     /* required */
     nixcache_str_t             url;            /* required */
-    nixcache_str_t             compression;    /* "bzip2" when absent */
+    nixcache_str_t             compression;    /* empty when absent: bzip2 */
     nixcache_str_t             file_hash;      /* optional */
     nixcache_str_t             nar_hash;       /* required */
     nixcache_str_t             references;     /* space separated basenames */
@@ -42,7 +42,15 @@ typedef struct {
  * Parses "Key: value\n" lines.  Unknown keys are ignored, as Nix does.
  * Returns 0, or -1 with *err set to a static message naming the problem
  * (missing StorePath/URL/NarHash/NarSize, bad number, a line without ": ",
- * too many Sig lines, text over NIXCACHE_NARINFO_MAX_LEN).
+ * a last line without '\n', too many Sig lines, text over
+ * NIXCACHE_NARINFO_MAX_LEN).
+ *
+ * Like Nix: NarSize 0 counts as missing; an absent Compression means
+ * bzip2 (left empty here); a repeated Sig counts once; of another
+ * repeated key the last line wins.  Also checked: StorePath and the
+ * References are store paths (32 nix32 chars, '-', a name), NarHash and
+ * FileHash are sha256 in nix32 or hex, numbers are plain decimal without
+ * overflow.
  */
 int nixcache_narinfo_parse(nixcache_narinfo_t *ni, const char *text,
     size_t len, const char **err);
@@ -50,16 +58,21 @@ int nixcache_narinfo_parse(nixcache_narinfo_t *ni, const char *text,
 /*
  * Renders in Nix's field order: StorePath, URL, Compression, FileHash,
  * FileSize, NarHash, NarSize, References, Deriver, Sig..., CA; optional
- * fields only when present (References always).  Returns the length of the
- * full text; writes it only when it fits in cap (call with cap 0 to size).
+ * fields only when present (References always; FileSize when FileHash is
+ * there or the size is not 0), Sig lines in parse order.  Returns the
+ * length of the full text; writes it only when it fits in cap (call with
+ * cap 0 to size).
  */
 size_t nixcache_narinfo_render(char *dst, size_t cap,
     const nixcache_narinfo_t *ni);
 
 /*
  * The signature fingerprint "1;<StorePath>;<NarHash>;<NarSize>;<refs as
- * full store paths, comma separated>" (NarHash must be sha256:<nix32>).
- * Returns its length; writes it only when it fits in cap.
+ * full store paths, comma separated>": NarHash written as sha256:<nix32>
+ * (a hex NarHash is converted), the references sorted and prefixed with
+ * StorePath's directory, as Nix does.  Returns its length, or 0 when
+ * NarHash is not a sha256 or StorePath has no '/'; writes it only when it
+ * fits in cap.
  */
 size_t nixcache_narinfo_fingerprint(char *dst, size_t cap,
     const nixcache_narinfo_t *ni);

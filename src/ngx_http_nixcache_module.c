@@ -1,0 +1,895 @@
+/*
+ * ngx_http_nixcache_module: directives, routing, nix-cache-info and
+ * narinfo.  Redis I/O is in ngx_http_nixcache_redis.c, /nar/ in
+ * ngx_http_nixcache_nar.c.
+ */
+
+#include "ngx_http_nixcache.h"
+
+#include "nixcache_hash.h"
+#include "nixcache_narinfo.h"
+#include "nixcache_nix32.h"
+
+
+#define NGX_HTTP_NIXCACHE_PRIORITY_MAX  65535
+#define NGX_HTTP_NIXCACHE_WINDOW_MAX    65536
+
+
+/* ngx_http_nixcache_route() results besides ngx_http_nixcache_route_e */
+#define NGX_HTTP_NIXCACHE_NO_ROUTE      0
+#define NGX_HTTP_NIXCACHE_BAD_HASH      (-1)
+
+
+static ngx_int_t ngx_http_nixcache_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_nixcache_route(ngx_http_request_t *r,
+    ngx_str_t *hash);
+static ngx_int_t ngx_http_nixcache_route_match(ngx_str_t *rel,
+    ngx_str_t *hash);
+static ngx_int_t ngx_http_nixcache_not_allowed(ngx_http_request_t *r);
+static ngx_int_t ngx_http_nixcache_info(ngx_http_request_t *r);
+static ngx_int_t ngx_http_nixcache_narinfo(ngx_http_request_t *r,
+    ngx_str_t *hash);
+static void ngx_http_nixcache_narinfo_reply(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static ngx_int_t ngx_http_nixcache_narinfo_send(ngx_http_request_t *r,
+    ngx_str_t *key, ngx_str_t *hash, const char *text, size_t len);
+static ngx_int_t ngx_http_nixcache_send(ngx_http_request_t *r,
+    ngx_str_t *type, u_char *body, size_t len);
+
+static char *ngx_http_nixcache_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_nixcache_chunks(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static void *ngx_http_nixcache_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_nixcache_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_nixcache_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_nixcache_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_nixcache_init_process(ngx_cycle_t *cycle);
+static void ngx_http_nixcache_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_num_bounds_t  ngx_http_nixcache_priority_bounds = {
+    ngx_conf_check_num_bounds, 0, NGX_HTTP_NIXCACHE_PRIORITY_MAX
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_nixcache_window_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_HTTP_NIXCACHE_WINDOW_MAX
+};
+
+
+static ngx_conf_enum_t  ngx_http_nixcache_compressions[] = {
+    { ngx_string("zstd"), NGX_HTTP_NIXCACHE_COMPRESSION_ZSTD },
+    { ngx_string("none"), NGX_HTTP_NIXCACHE_COMPRESSION_NONE },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_nixcache_commands[] = {
+
+    { ngx_string("nixcache"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("nixcache_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_nixcache_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("nixcache_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_main_conf_t, redis_timeout),
+      NULL },
+
+    { ngx_string("nixcache_manifest_window"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_main_conf_t, manifest_window),
+      &ngx_http_nixcache_window_bounds },
+
+    { ngx_string("nixcache_redis_prefix"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, prefix),
+      NULL },
+
+    { ngx_string("nixcache_chunks"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_nixcache_chunks,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, chunks),
+      NULL },
+
+    { ngx_string("nixcache_priority"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, priority),
+      &ngx_http_nixcache_priority_bounds },
+
+    { ngx_string("nixcache_nar_compression"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, compression),
+      &ngx_http_nixcache_compressions },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_nixcache_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_nixcache_create_main_conf,    /* create main configuration */
+    ngx_http_nixcache_init_main_conf,      /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_nixcache_create_loc_conf,     /* create location configuration */
+    ngx_http_nixcache_merge_loc_conf       /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_nixcache_module = {
+    NGX_MODULE_V1,
+    &ngx_http_nixcache_module_ctx,         /* module context */
+    ngx_http_nixcache_commands,            /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_nixcache_init_process,        /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_nixcache_exit_process,        /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_str_t  ngx_http_nixcache_info_type =
+    ngx_string("text/x-nix-cache-info");
+static ngx_str_t  ngx_http_nixcache_narinfo_type =
+    ngx_string("text/x-nix-narinfo");
+
+
+static ngx_int_t
+ngx_http_nixcache_handler(ngx_http_request_t *r)
+{
+    ngx_int_t   rc, route;
+    ngx_str_t   hash;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return ngx_http_nixcache_not_allowed(r);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    route = ngx_http_nixcache_route(r, &hash);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "nixcache route: %i \"%V\"", route, &hash);
+
+    switch (route) {
+
+    case NGX_HTTP_NIXCACHE_ROUTE_INFO:
+        return ngx_http_nixcache_info(r);
+
+    case NGX_HTTP_NIXCACHE_ROUTE_NARINFO:
+        return ngx_http_nixcache_narinfo(r, &hash);
+
+    case NGX_HTTP_NIXCACHE_ROUTE_NAR:
+    case NGX_HTTP_NIXCACHE_ROUTE_NAR_ZST:
+        return ngx_http_nixcache_nar_handler(r, &hash,
+                                             (ngx_http_nixcache_route_e)
+                                             route);
+
+    case NGX_HTTP_NIXCACHE_BAD_HASH:
+        return NGX_HTTP_BAD_REQUEST;
+
+    default:
+        return NGX_HTTP_NOT_FOUND;
+    }
+}
+
+
+/*
+ * Returns a route, NGX_HTTP_NIXCACHE_NO_ROUTE (404) or
+ * NGX_HTTP_NIXCACHE_BAD_HASH (a known route shape with a malformed hash:
+ * 400).  In a plain prefix location the prefix is stripped and the rest
+ * must match exactly; in a regex, exact or named location, or when the URI
+ * does not start with the location name, the last path component (two
+ * when the one before is "nar") is matched.
+ */
+
+static ngx_int_t
+ngx_http_nixcache_route(ngx_http_request_t *r, ngx_str_t *hash)
+{
+    u_char                    *p, *last;
+    ngx_str_t                  rel;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    ngx_str_null(hash);
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (!clcf->named
+        && !clcf->exact_match
+#if (NGX_PCRE)
+        && clcf->regex == NULL
+#endif
+        && clcf->name.len > 0
+        && r->uri.len >= clcf->name.len
+        && ngx_strncmp(r->uri.data, clcf->name.data, clcf->name.len) == 0)
+    {
+        rel.data = r->uri.data + clcf->name.len;
+        rel.len = r->uri.len - clcf->name.len;
+
+        if (clcf->name.data[clcf->name.len - 1] != '/') {
+
+            /* "location /cache" serves "/cache/...", not "/cachefoo" */
+
+            if (rel.len == 0 || rel.data[0] != '/') {
+                return NGX_HTTP_NIXCACHE_NO_ROUTE;
+            }
+
+            rel.data++;
+            rel.len--;
+        }
+
+        return ngx_http_nixcache_route_match(&rel, hash);
+    }
+
+    last = r->uri.data + r->uri.len;
+
+    for (p = last; p > r->uri.data && p[-1] != '/'; p--) {
+        /* void */
+    }
+
+    if (p - r->uri.data >= (ssize_t) sizeof("/nar/") - 1
+        && ngx_strncmp(p - (sizeof("/nar/") - 1), "/nar/",
+                       sizeof("/nar/") - 1)
+           == 0)
+    {
+        p -= sizeof("nar/") - 1;
+    }
+
+    rel.data = p;
+    rel.len = last - p;
+
+    return ngx_http_nixcache_route_match(&rel, hash);
+}
+
+
+static ngx_int_t
+ngx_http_nixcache_route_match(ngx_str_t *rel, ngx_str_t *hash)
+{
+    size_t      len;
+    u_char     *name;
+    ngx_int_t   route;
+
+    if (rel->len == sizeof("nix-cache-info") - 1
+        && ngx_strncmp(rel->data, "nix-cache-info", rel->len) == 0)
+    {
+        return NGX_HTTP_NIXCACHE_ROUTE_INFO;
+    }
+
+    if (rel->len > sizeof("nar/") - 1
+        && ngx_strncmp(rel->data, "nar/", sizeof("nar/") - 1) == 0)
+    {
+        name = rel->data + sizeof("nar/") - 1;
+        len = rel->len - (sizeof("nar/") - 1);
+
+        if (ngx_strlchr(name, name + len, '/') != NULL) {
+            return NGX_HTTP_NIXCACHE_NO_ROUTE;
+        }
+
+        if (len >= sizeof(".nar.zst") - 1
+            && ngx_strncmp(name + len - (sizeof(".nar.zst") - 1), ".nar.zst",
+                           sizeof(".nar.zst") - 1)
+               == 0)
+        {
+            len -= sizeof(".nar.zst") - 1;
+            route = NGX_HTTP_NIXCACHE_ROUTE_NAR_ZST;
+
+        } else if (len >= sizeof(".nar") - 1
+                   && ngx_strncmp(name + len - (sizeof(".nar") - 1), ".nar",
+                                  sizeof(".nar") - 1)
+                      == 0)
+        {
+            len -= sizeof(".nar") - 1;
+            route = NGX_HTTP_NIXCACHE_ROUTE_NAR;
+
+        } else {
+            return NGX_HTTP_NIXCACHE_NO_ROUTE;
+        }
+
+        if (len != NIXCACHE_SHA256_NIX32_LEN
+            || !nixcache_nix32_valid((const char *) name, len))
+        {
+            return NGX_HTTP_NIXCACHE_BAD_HASH;
+        }
+
+        hash->data = name;
+        hash->len = len;
+
+        return route;
+    }
+
+    if (rel->len >= sizeof(".narinfo") - 1
+        && ngx_strncmp(rel->data + rel->len - (sizeof(".narinfo") - 1),
+                       ".narinfo", sizeof(".narinfo") - 1)
+           == 0)
+    {
+        name = rel->data;
+        len = rel->len - (sizeof(".narinfo") - 1);
+
+        if (ngx_strlchr(name, name + len, '/') != NULL) {
+            return NGX_HTTP_NIXCACHE_NO_ROUTE;
+        }
+
+        if (len != NIXCACHE_STORE_HASH_NIX32_LEN
+            || !nixcache_nix32_valid((const char *) name, len))
+        {
+            return NGX_HTTP_NIXCACHE_BAD_HASH;
+        }
+
+        hash->data = name;
+        hash->len = len;
+
+        return NGX_HTTP_NIXCACHE_ROUTE_NARINFO;
+    }
+
+    return NGX_HTTP_NIXCACHE_NO_ROUTE;
+}
+
+
+static ngx_int_t
+ngx_http_nixcache_not_allowed(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    ngx_str_set(&h->key, "Allow");
+    ngx_str_set(&h->value, "GET, HEAD");
+
+    return NGX_HTTP_NOT_ALLOWED;
+}
+
+
+static ngx_int_t
+ngx_http_nixcache_info(ngx_http_request_t *r)
+{
+    u_char                        *body, *last;
+    ngx_http_nixcache_loc_conf_t  *nlcf;
+
+    nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
+
+    body = ngx_pnalloc(r->pool, sizeof("StoreDir: /nix/store\n"
+                                       "WantMassQuery: 1\n"
+                                       "Priority: \n") - 1
+                                + NGX_INT_T_LEN);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    last = ngx_sprintf(body, "StoreDir: /nix/store\n"
+                             "WantMassQuery: 1\n"
+                             "Priority: %ui\n",
+                       nlcf->priority);
+
+    return ngx_http_nixcache_send(r, &ngx_http_nixcache_info_type, body,
+                                  last - body);
+}
+
+
+static ngx_int_t
+ngx_http_nixcache_narinfo(ngx_http_request_t *r, ngx_str_t *hash)
+{
+    u_char                        *p;
+    size_t                         argvlen[2];
+    ngx_str_t                     *key;
+    const char                    *argv[2];
+    ngx_http_nixcache_loc_conf_t  *nlcf;
+
+    nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
+
+    /* the key outlives the command: the reply handler logs it */
+
+    key = ngx_palloc(r->pool, sizeof(ngx_str_t));
+    if (key == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    key->len = nlcf->prefix.len + sizeof(NIXCACHE_KEY_NARINFO) - 1
+               + hash->len;
+    key->data = ngx_pnalloc(r->pool, key->len);
+    if (key->data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(key->data, nlcf->prefix.data, nlcf->prefix.len);
+    p = ngx_cpymem(p, NIXCACHE_KEY_NARINFO, sizeof(NIXCACHE_KEY_NARINFO) - 1);
+    ngx_memcpy(p, hash->data, hash->len);
+
+    argv[0] = "GET";
+    argvlen[0] = sizeof("GET") - 1;
+    argv[1] = (const char *) key->data;
+    argvlen[1] = key->len;
+
+    if (ngx_http_nixcache_redis_command(r, ngx_http_nixcache_narinfo_reply,
+                                        key, 2, argv, argvlen)
+        != NGX_OK)
+    {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_nixcache_narinfo_reply(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    ngx_str_t  *key = data;
+
+    ngx_int_t  rc;
+    ngx_str_t  hash;
+
+    if (reply == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_NIL) {
+        ngx_http_finalize_request(r, NGX_HTTP_NOT_FOUND);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "nixcache: redis key \"%V\": unexpected reply type %d",
+                      key, reply->type);
+        ngx_http_finalize_request(r, NGX_HTTP_BAD_GATEWAY);
+        return;
+    }
+
+    hash.len = NIXCACHE_STORE_HASH_NIX32_LEN;
+    hash.data = key->data + key->len - hash.len;
+
+    rc = ngx_http_nixcache_narinfo_send(r, key, &hash, reply->str,
+                                        reply->len);
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * Renders the stored narinfo for the location's nixcache_nar_compression:
+ * the URL always points at this cache's /nar/ route for the NarHash.
+ */
+
+static ngx_int_t
+ngx_http_nixcache_narinfo_send(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *hash, const char *text, size_t len)
+{
+    char                           file_hash[NIXCACHE_HASH_STR_LEN];
+    size_t                         n;
+    u_char                        *p, *body;
+    u_char                         url[sizeof("nar/.nar.zst") - 1
+                                       + NIXCACHE_SHA256_NIX32_LEN];
+    const char                    *err, *base;
+    unsigned char                  digest[NIXCACHE_SHA256_LEN];
+    nixcache_narinfo_t             ni;
+    ngx_http_nixcache_loc_conf_t  *nlcf;
+
+    nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
+
+    if (nixcache_narinfo_parse(&ni, text, len, &err) != 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "nixcache: narinfo in redis key \"%V\" does not parse: "
+                      "%s", key, err);
+        return NGX_HTTP_BAD_GATEWAY;
+    }
+
+    if (nixcache_hash_parse(digest, ni.nar_hash.data, ni.nar_hash.len) != 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "nixcache: narinfo in redis key \"%V\" has a bad "
+                      "NarHash", key);
+        return NGX_HTTP_BAD_GATEWAY;
+    }
+
+    /* a narinfo stored under another path's key must not be served */
+
+    base = ni.store_path.data + ni.store_path.len;
+
+    while (base > ni.store_path.data && base[-1] != '/') {
+        base--;
+    }
+
+    n = ni.store_path.data + ni.store_path.len - base;
+
+    if (n <= hash->len
+        || ngx_strncmp(base, hash->data, hash->len) != 0
+        || base[hash->len] != '-')
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "nixcache: narinfo in redis key \"%V\" is for another "
+                      "store path \"%*s\"", key, ni.store_path.len,
+                      ni.store_path.data);
+        return NGX_HTTP_BAD_GATEWAY;
+    }
+
+    p = ngx_cpymem(url, "nar/", sizeof("nar/") - 1);
+    nixcache_nix32_encode((char *) p, digest, NIXCACHE_SHA256_LEN);
+    p += NIXCACHE_SHA256_NIX32_LEN;
+
+    if (nlcf->compression == NGX_HTTP_NIXCACHE_COMPRESSION_NONE) {
+        p = ngx_cpymem(p, ".nar", sizeof(".nar") - 1);
+
+        ni.compression.data = "none";
+        ni.compression.len = sizeof("none") - 1;
+
+        nixcache_hash_format(file_hash, digest);
+        ni.file_hash.data = file_hash;
+        ni.file_hash.len = NIXCACHE_HASH_STR_LEN;
+        ni.file_size = ni.nar_size;
+
+    } else {
+        p = ngx_cpymem(p, ".nar.zst", sizeof(".nar.zst") - 1);
+
+        ni.compression.data = "zstd";
+        ni.compression.len = sizeof("zstd") - 1;
+    }
+
+    ni.url.data = (const char *) url;
+    ni.url.len = p - url;
+
+    n = nixcache_narinfo_render(NULL, 0, &ni);
+
+    body = ngx_pnalloc(r->pool, n);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (nixcache_narinfo_render((char *) body, n, &ni) != n) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_nixcache_send(r, &ngx_http_nixcache_narinfo_type, body, n);
+}
+
+
+static ngx_int_t
+ngx_http_nixcache_send(ngx_http_request_t *r, ngx_str_t *type, u_char *body,
+    size_t len)
+{
+    ngx_buf_t    *b;
+    ngx_int_t     rc;
+    ngx_chain_t   out;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = len;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body;
+    b->last = body + len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static char *
+ngx_http_nixcache_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_nixcache_main_conf_t *nmcf = conf;
+
+    u_char     *colon, *host;
+    size_t      len;
+    ngx_int_t   port;
+    ngx_str_t  *value, addr;
+
+    if (nmcf->redis.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    addr = value[1];
+
+    if (addr.len > sizeof("unix:") - 1
+        && ngx_strncmp(addr.data, "unix:", sizeof("unix:") - 1) == 0)
+    {
+        len = addr.len - (sizeof("unix:") - 1);
+
+        if (len >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "nixcache_redis \"%V\": socket path too long",
+                               &addr);
+            return NGX_CONF_ERROR;
+        }
+
+        nmcf->redis = addr;
+        nmcf->redis_host = addr.data + sizeof("unix:") - 1;
+        nmcf->redis_port = 0;
+
+        return NGX_CONF_OK;
+    }
+
+    colon = NULL;
+
+    for (host = addr.data; host < addr.data + addr.len; host++) {
+        if (*host == ':') {
+            colon = host;
+        }
+    }
+
+    if (colon == NULL || colon == addr.data) {
+        goto invalid;
+    }
+
+    port = ngx_atoi(colon + 1, addr.data + addr.len - (colon + 1));
+
+    if (port < 1 || port > 65535) {
+        goto invalid;
+    }
+
+    host = addr.data;
+    len = colon - addr.data;
+
+    if (host[0] == '[') {
+
+#if (NGX_HAVE_INET6)
+        u_char  buf[16];
+
+        if (len < 3 || host[len - 1] != ']') {
+            goto invalid;
+        }
+
+        host++;
+        len -= 2;
+
+        if (ngx_inet6_addr(host, len, buf) != NGX_OK) {
+            goto invalid;
+        }
+#else
+        goto invalid;
+#endif
+
+    } else if (ngx_inet_addr(host, len) == INADDR_NONE) {
+        goto invalid;
+    }
+
+    nmcf->redis_host = ngx_pnalloc(cf->pool, len + 1);
+    if (nmcf->redis_host == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_cpystrn(nmcf->redis_host, host, len + 1);
+
+    nmcf->redis = addr;
+    nmcf->redis_port = port;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "nixcache_redis \"%V\" is not \"IP:port\", "
+                       "\"[IPv6]:port\" nor \"unix:/path\" (host names are "
+                       "not resolved)", &addr);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_nixcache_chunks(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_nixcache_loc_conf_t *nlcf = conf;
+
+    ngx_str_t  *value, path;
+
+    if (nlcf->chunks.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    path = value[1];
+
+    while (path.len > 1 && path.data[path.len - 1] == '/') {
+        path.len--;
+    }
+
+    if (path.len == 0) {
+        return "is empty";
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &path, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* a copy, NUL-terminated for open() */
+
+    nlcf->chunks.len = path.len;
+    nlcf->chunks.data = ngx_pnalloc(cf->pool, path.len + 1);
+    if (nlcf->chunks.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_cpystrn(nlcf->chunks.data, path.data, path.len + 1);
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_nixcache_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_nixcache_main_conf_t  *nmcf;
+
+    nmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_nixcache_main_conf_t));
+    if (nmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     nmcf->redis = { 0, NULL };
+     *     nmcf->redis_host = NULL;
+     *     nmcf->redis_port = 0;
+     *     nmcf->redis_worker = NULL;
+     */
+
+    nmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    nmcf->manifest_window = NGX_CONF_UNSET_UINT;
+
+    return nmcf;
+}
+
+
+static char *
+ngx_http_nixcache_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_nixcache_main_conf_t *nmcf = conf;
+
+    if (nmcf->redis.data == NULL) {
+        ngx_str_set(&nmcf->redis, "127.0.0.1:6379");
+        nmcf->redis_host = (u_char *) "127.0.0.1";
+        nmcf->redis_port = 6379;
+    }
+
+    ngx_conf_init_msec_value(nmcf->redis_timeout, 2000);
+    ngx_conf_init_uint_value(nmcf->manifest_window, 1024);
+
+    if (nmcf->redis_timeout == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"nixcache_redis_timeout\" must be positive");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_nixcache_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_nixcache_loc_conf_t  *nlcf;
+
+    nlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_nixcache_loc_conf_t));
+    if (nlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     nlcf->prefix = { 0, NULL };
+     *     nlcf->chunks = { 0, NULL };
+     */
+
+    nlcf->enable = NGX_CONF_UNSET;
+    nlcf->priority = NGX_CONF_UNSET_UINT;
+    nlcf->compression = NGX_CONF_UNSET_UINT;
+
+    return nlcf;
+}
+
+
+static char *
+ngx_http_nixcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_nixcache_loc_conf_t *prev = parent;
+    ngx_http_nixcache_loc_conf_t *conf = child;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_str_value(conf->prefix, prev->prefix,
+                             NIXCACHE_DEFAULT_PREFIX);
+    ngx_conf_merge_uint_value(conf->priority, prev->priority, 30);
+    ngx_conf_merge_uint_value(conf->compression, prev->compression,
+                              NGX_HTTP_NIXCACHE_COMPRESSION_ZSTD);
+
+    if (conf->chunks.data == NULL) {
+        conf->chunks = prev->chunks;
+    }
+
+    if (!conf->enable) {
+        return NGX_CONF_OK;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (conf->chunks.data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"nixcache on\" in location \"%V\" requires "
+                           "\"nixcache_chunks\"", &clcf->name);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->handler = ngx_http_nixcache_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_nixcache_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_nixcache_redis_init_process(cycle);
+}
+
+
+static void
+ngx_http_nixcache_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_nixcache_redis_exit_process(cycle);
+}

@@ -1,0 +1,645 @@
+/*
+ * Non-blocking Redis for ngx_http_nixcache_module: hiredis's async API on
+ * an nginx event adapter.  Each worker keeps one connection, opened on
+ * the first command and again after any failure; every request's commands
+ * are pipelined on it and hiredis matches replies to callbacks in order.
+ *
+ * The socket is wrapped in an nginx connection whose read and write
+ * handlers call redisAsyncHandleRead/Write.  Its events are level
+ * triggered even under epoll (where nginx otherwise adds EPOLLET),
+ * because hiredis reads a single buffer per call and would otherwise
+ * leave the rest of a large reply unread until the next edge.
+ *
+ * A command carries a record from a per-worker free list, never request
+ * memory: its reply may arrive after the request is gone.  The request's
+ * pool cleanup detaches its pending records, whose late replies are then
+ * dropped.  Each record has a timer; when one fires, the connection is
+ * torn down (every pending command gets a NULL reply) so that a stuck
+ * Redis cannot hold requests, and the next command reconnects.
+ */
+
+#include "ngx_http_nixcache.h"
+
+#include <hiredis/async.h>
+
+
+typedef struct ngx_http_nixcache_redis_cmd_s  ngx_http_nixcache_redis_cmd_t;
+
+
+struct ngx_http_nixcache_redis_s {
+    redisAsyncContext                *ac;
+    ngx_http_nixcache_main_conf_t    *conf;
+    ngx_log_t                        *log;
+    ngx_pool_t                       *pool;
+    ngx_http_nixcache_redis_cmd_t    *free;
+    redisAsyncContext                *timed_out;  /* being torn down */
+    unsigned                          exiting:1;
+};
+
+
+struct ngx_http_nixcache_redis_cmd_s {
+    ngx_http_nixcache_redis_t        *redis;
+    redisAsyncContext                *ac;         /* carrying the command */
+    ngx_http_request_t               *request;    /* NULL once detached */
+    ngx_http_nixcache_redis_pt        handler;
+    void                             *data;
+    ngx_queue_t                       queue;      /* in the request's list */
+    ngx_event_t                       timer;
+    ngx_http_nixcache_redis_cmd_t    *next;       /* in the free list */
+};
+
+
+/* per request, as the data of a cleanup of its pool */
+
+typedef struct {
+    ngx_queue_t                       pending;
+    ngx_uint_t                        logged;     /* a failure was logged */
+} ngx_http_nixcache_redis_req_t;
+
+
+static ngx_http_nixcache_redis_req_t *ngx_http_nixcache_redis_req(
+    ngx_http_request_t *r);
+static void ngx_http_nixcache_redis_req_cleanup(void *data);
+static ngx_int_t ngx_http_nixcache_redis_connect(
+    ngx_http_nixcache_redis_t *redis, ngx_log_t *log);
+static void ngx_http_nixcache_redis_connected(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_nixcache_redis_disconnected(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_nixcache_redis_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_nixcache_redis_timeout(ngx_event_t *ev);
+static void ngx_http_nixcache_redis_read_handler(ngx_event_t *ev);
+static void ngx_http_nixcache_redis_write_handler(ngx_event_t *ev);
+static void ngx_http_nixcache_redis_add_read(void *privdata);
+static void ngx_http_nixcache_redis_del_read(void *privdata);
+static void ngx_http_nixcache_redis_add_write(void *privdata);
+static void ngx_http_nixcache_redis_del_write(void *privdata);
+static void ngx_http_nixcache_redis_add(ngx_event_t *ev, ngx_int_t event);
+static void ngx_http_nixcache_redis_del(ngx_event_t *ev, ngx_int_t event);
+static void ngx_http_nixcache_redis_cleanup(void *privdata);
+
+
+ngx_int_t
+ngx_http_nixcache_redis_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_nixcache_redis_t      *redis;
+    ngx_http_nixcache_main_conf_t  *nmcf;
+
+    nmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_nixcache_module);
+    if (nmcf == NULL) {
+        return NGX_OK;
+    }
+
+    redis = ngx_pcalloc(cycle->pool, sizeof(ngx_http_nixcache_redis_t));
+    if (redis == NULL) {
+        return NGX_ERROR;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     redis->ac = NULL;
+     *     redis->free = NULL;
+     *     redis->timed_out = NULL;
+     *     redis->exiting = 0;
+     */
+
+    redis->conf = nmcf;
+    redis->log = cycle->log;
+    redis->pool = cycle->pool;
+
+    nmcf->redis_worker = redis;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_nixcache_redis_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_nixcache_redis_t      *redis;
+    ngx_http_nixcache_main_conf_t  *nmcf;
+
+    nmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_nixcache_module);
+    if (nmcf == NULL || nmcf->redis_worker == NULL) {
+        return;
+    }
+
+    redis = nmcf->redis_worker;
+
+    /* requests still open are being torn down: no handler may run */
+
+    redis->exiting = 1;
+
+    if (redis->ac != NULL) {
+        redisAsyncFree(redis->ac);
+    }
+}
+
+
+ngx_int_t
+ngx_http_nixcache_redis_command(ngx_http_request_t *r,
+    ngx_http_nixcache_redis_pt handler, void *data, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    ngx_http_nixcache_redis_t      *redis;
+    ngx_http_nixcache_redis_cmd_t  *cmd;
+    ngx_http_nixcache_redis_req_t  *req;
+    ngx_http_nixcache_main_conf_t  *nmcf;
+
+    nmcf = ngx_http_get_module_main_conf(r, ngx_http_nixcache_module);
+    redis = nmcf->redis_worker;
+
+    if (redis == NULL || redis->exiting) {
+        return NGX_ERROR;
+    }
+
+    req = ngx_http_nixcache_redis_req(r);
+    if (req == NULL) {
+        return NGX_ERROR;
+    }
+
+    /*
+     * A context whose teardown is under way (its pending callbacks are
+     * running) takes no commands: a fresh connection is opened instead.
+     */
+
+    if (redis->ac != NULL
+        && (redis->ac->c.flags & (REDIS_DISCONNECTING|REDIS_FREEING)))
+    {
+        redis->ac = NULL;
+    }
+
+    if (redis->ac == NULL
+        && ngx_http_nixcache_redis_connect(redis, r->connection->log)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cmd = redis->free;
+
+    if (cmd != NULL) {
+        redis->free = cmd->next;
+
+    } else {
+        cmd = ngx_pcalloc(redis->pool, sizeof(ngx_http_nixcache_redis_cmd_t));
+        if (cmd == NULL) {
+            return NGX_ERROR;
+        }
+
+        cmd->redis = redis;
+        cmd->timer.handler = ngx_http_nixcache_redis_timeout;
+        cmd->timer.data = cmd;
+        cmd->timer.log = redis->log;
+    }
+
+    cmd->ac = redis->ac;
+    cmd->request = r;
+    cmd->handler = handler;
+    cmd->data = data;
+    cmd->next = NULL;
+
+    if (redisAsyncCommandArgv(redis->ac, ngx_http_nixcache_redis_reply, cmd,
+                              argc, argv, argvlen)
+        != REDIS_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "nixcache: redis %V: cannot queue a command",
+                      &redis->conf->redis);
+
+        cmd->ac = NULL;
+        cmd->request = NULL;
+        cmd->next = redis->free;
+        redis->free = cmd;
+
+        return NGX_ERROR;
+    }
+
+    ngx_queue_insert_tail(&req->pending, &cmd->queue);
+    ngx_add_timer(&cmd->timer, redis->conf->redis_timeout);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The request's Redis state is the data of a cleanup of its pool, found
+ * by its handler: one small allocation per request, not per command.
+ */
+
+static ngx_http_nixcache_redis_req_t *
+ngx_http_nixcache_redis_req(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_nixcache_redis_req_t  *req;
+
+    for (cln = r->pool->cleanup; cln != NULL; cln = cln->next) {
+        if (cln->handler == ngx_http_nixcache_redis_req_cleanup) {
+            return cln->data;
+        }
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_nixcache_redis_req_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    req = cln->data;
+
+    ngx_queue_init(&req->pending);
+    req->logged = 0;
+
+    cln->handler = ngx_http_nixcache_redis_req_cleanup;
+
+    return req;
+}
+
+
+static void
+ngx_http_nixcache_redis_req_cleanup(void *data)
+{
+    ngx_http_nixcache_redis_req_t *req = data;
+
+    ngx_queue_t                    *q;
+    ngx_http_nixcache_redis_cmd_t  *cmd;
+
+    while (!ngx_queue_empty(&req->pending)) {
+        q = ngx_queue_head(&req->pending);
+        ngx_queue_remove(q);
+
+        cmd = ngx_queue_data(q, ngx_http_nixcache_redis_cmd_t, queue);
+        cmd->request = NULL;
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, cmd->redis->log, 0,
+                       "nixcache redis: command detached");
+    }
+}
+
+
+static ngx_int_t
+ngx_http_nixcache_redis_connect(ngx_http_nixcache_redis_t *redis,
+    ngx_log_t *log)
+{
+    ngx_connection_t               *c;
+    redisAsyncContext              *ac;
+    ngx_http_nixcache_main_conf_t  *nmcf;
+
+    nmcf = redis->conf;
+
+    if (nmcf->redis_port == 0) {
+        ac = redisAsyncConnectUnix((const char *) nmcf->redis_host);
+
+    } else {
+        ac = redisAsyncConnect((const char *) nmcf->redis_host,
+                               (int) nmcf->redis_port);
+    }
+
+    if (ac == NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "nixcache: redis %V: out of memory", &nmcf->redis);
+        return NGX_ERROR;
+    }
+
+    if (ac->err) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "nixcache: redis %V: %s",
+                      &nmcf->redis, ac->errstr);
+        redisAsyncFree(ac);
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(ac->c.fd, redis->log);
+    if (c == NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "nixcache: redis %V: no free connection",
+                      &nmcf->redis);
+        redisAsyncFree(ac);
+        return NGX_ERROR;
+    }
+
+    c->data = ac;
+    c->read->handler = ngx_http_nixcache_redis_read_handler;
+    c->write->handler = ngx_http_nixcache_redis_write_handler;
+    c->read->log = redis->log;
+    c->write->log = redis->log;
+
+    ac->data = redis;
+    ac->ev.data = c;
+    ac->ev.addRead = ngx_http_nixcache_redis_add_read;
+    ac->ev.delRead = ngx_http_nixcache_redis_del_read;
+    ac->ev.addWrite = ngx_http_nixcache_redis_add_write;
+    ac->ev.delWrite = ngx_http_nixcache_redis_del_write;
+    ac->ev.cleanup = ngx_http_nixcache_redis_cleanup;
+
+    redis->ac = ac;
+
+    /* hiredis learns the outcome of connect() on the first write event */
+
+    redisAsyncSetConnectCallback(ac, ngx_http_nixcache_redis_connected);
+    redisAsyncSetDisconnectCallback(ac, ngx_http_nixcache_redis_disconnected);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                   "nixcache redis: connecting to %V, fd:%d",
+                   &nmcf->redis, c->fd);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_nixcache_redis_connected(const redisAsyncContext *ac, int status)
+{
+    ngx_http_nixcache_redis_t  *redis = ac->data;
+
+    if (status == REDIS_OK) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                       "nixcache redis: connected to %V",
+                       &redis->conf->redis);
+    }
+
+    /* on failure, hiredis fails the pending commands and frees the context */
+}
+
+
+static void
+ngx_http_nixcache_redis_disconnected(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_nixcache_redis_t  *redis = ac->data;
+
+    if (status != REDIS_OK && ac != redis->timed_out && !redis->exiting) {
+        ngx_log_error(NGX_LOG_WARN, redis->log, 0,
+                      "nixcache: redis %V: connection lost: %s",
+                      &redis->conf->redis, ac->errstr);
+    }
+}
+
+
+static void
+ngx_http_nixcache_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_http_nixcache_redis_cmd_t  *cmd = privdata;
+
+    void                           *data;
+    redisReply                     *reply;
+    ngx_connection_t               *c;
+    ngx_http_request_t             *req;
+    ngx_http_nixcache_redis_t      *redis;
+    ngx_http_nixcache_redis_req_t  *rr;
+    ngx_http_nixcache_redis_pt      handler;
+
+    redis = cmd->redis;
+    reply = r;
+
+    if (cmd->timer.timer_set) {
+        ngx_del_timer(&cmd->timer);
+    }
+
+    req = cmd->request;
+    handler = cmd->handler;
+    data = cmd->data;
+
+    if (req != NULL) {
+        ngx_queue_remove(&cmd->queue);
+    }
+
+    /* back to the free list first: the handler may queue a command */
+
+    cmd->ac = NULL;
+    cmd->request = NULL;
+    cmd->next = redis->free;
+    redis->free = cmd;
+
+    if (req == NULL || redis->exiting) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                       "nixcache redis: reply dropped");
+        return;
+    }
+
+    rr = ngx_http_nixcache_redis_req(req);
+
+    if (reply == NULL) {
+        if (rr == NULL || !rr->logged) {
+            if (ac == redis->timed_out) {
+                ngx_log_error(NGX_LOG_ERR, req->connection->log, 0,
+                              "nixcache: redis %V: no reply within %M ms",
+                              &redis->conf->redis,
+                              redis->conf->redis_timeout);
+
+            } else {
+                ngx_log_error(NGX_LOG_ERR, req->connection->log, 0,
+                              "nixcache: redis %V: %s", &redis->conf->redis,
+                              ac->err ? ac->errstr : "connection closed");
+            }
+        }
+
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        if (rr == NULL || !rr->logged) {
+            ngx_log_error(NGX_LOG_ERR, req->connection->log, 0,
+                          "nixcache: redis %V: %*s", &redis->conf->redis,
+                          reply->len, reply->str);
+        }
+
+        reply = NULL;
+    }
+
+    if (reply == NULL && rr != NULL) {
+        rr->logged = 1;
+    }
+
+    c = req->connection;
+
+    handler(req, reply, data);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_nixcache_redis_timeout(ngx_event_t *ev)
+{
+    ngx_http_nixcache_redis_cmd_t  *cmd = ev->data;
+
+    redisAsyncContext          *ac;
+    ngx_http_nixcache_redis_t  *redis;
+
+    redis = cmd->redis;
+    ac = cmd->ac;
+
+    /*
+     * The timer is deleted when the command's callback runs, and hiredis
+     * runs every pending callback before it frees a context: ac is alive.
+     */
+
+    if (cmd->request == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "nixcache: redis %V: no reply within %M ms",
+                      &redis->conf->redis, redis->conf->redis_timeout);
+    }
+
+    redis->timed_out = ac;
+
+    redisAsyncFree(ac);
+
+    redis->timed_out = NULL;
+}
+
+
+static void
+ngx_http_nixcache_redis_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+
+    /* c may be freed inside: the context's cleanup hook releases it */
+
+    redisAsyncHandleRead(c->data);
+}
+
+
+static void
+ngx_http_nixcache_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+
+    redisAsyncHandleWrite(c->data);
+}
+
+
+static void
+ngx_http_nixcache_redis_add_read(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (c != NULL) {
+        ngx_http_nixcache_redis_add(c->read, NGX_READ_EVENT);
+    }
+}
+
+
+static void
+ngx_http_nixcache_redis_del_read(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (c != NULL) {
+        ngx_http_nixcache_redis_del(c->read, NGX_READ_EVENT);
+    }
+}
+
+
+static void
+ngx_http_nixcache_redis_add_write(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (c != NULL) {
+        ngx_http_nixcache_redis_add(c->write, NGX_WRITE_EVENT);
+    }
+}
+
+
+static void
+ngx_http_nixcache_redis_del_write(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (c != NULL) {
+        ngx_http_nixcache_redis_del(c->write, NGX_WRITE_EVENT);
+    }
+}
+
+
+/*
+ * hiredis calls the hooks repeatedly; nginx's epoll module must not see
+ * an ADD for an active event.  NGX_LEVEL_EVENT (no EPOLLET) is passed
+ * both when adding and when deleting, since deleting one direction
+ * re-registers the other with the flags given.
+ */
+
+static void
+ngx_http_nixcache_redis_add(ngx_event_t *ev, ngx_int_t event)
+{
+    ngx_connection_t  *c = ev->data;
+
+    if (ev->active) {
+        return;
+    }
+
+    if (ngx_add_event(ev, event, NGX_LEVEL_EVENT) != NGX_OK) {
+
+        /* logged by the event module; the command timers end it */
+
+        ngx_log_error(NGX_LOG_ALERT, ev->log, 0,
+                      "nixcache: redis: cannot add event on fd:%d", c->fd);
+    }
+}
+
+
+static void
+ngx_http_nixcache_redis_del(ngx_event_t *ev, ngx_int_t event)
+{
+    if (!ev->active) {
+        return;
+    }
+
+    (void) ngx_del_event(ev, event, NGX_LEVEL_EVENT);
+}
+
+
+/*
+ * Called by hiredis once, while freeing the context and before it closes
+ * the socket: the nginx connection is released here and only here.
+ */
+
+static void
+ngx_http_nixcache_redis_cleanup(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    redisAsyncContext          *ac;
+    ngx_http_nixcache_redis_t  *redis;
+
+    if (c == NULL) {
+        return;
+    }
+
+    ac = c->data;
+    redis = ac->data;
+
+    ac->ev.data = NULL;
+
+    ngx_http_nixcache_redis_del(c->read, NGX_READ_EVENT);
+    ngx_http_nixcache_redis_del(c->write, NGX_WRITE_EVENT);
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                   "nixcache redis: connection released, fd:%d", c->fd);
+
+    ngx_free_connection(c);
+
+    /* hiredis closes the socket itself, right after this hook */
+
+    c->fd = (ngx_socket_t) -1;
+
+    if (redis->ac == ac) {
+        redis->ac = NULL;
+    }
+}

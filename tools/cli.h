@@ -1,0 +1,167 @@
+/*
+ * The nixcache CLI: shared types of its parts.
+ *
+ *   nixcache.c   main, options, usage, messages, progress
+ *   redis.c      address forms, synchronous hiredis connection, keys
+ *   ingest.c     the pipeline shared by push and import: NAR bytes in,
+ *                chunks on disk, manifest and hashes out, then publish
+ *   decompress.c streaming none/xz/zstd/bzip2 decoders for import
+ *   push.c       store paths in (nix path-info, nix store dump-path)
+ *   import.c     a flat binary cache directory in
+ */
+
+#ifndef NIXCACHE_CLI_H
+#define NIXCACHE_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <zstd.h>
+
+#include "nixcache_format.h"
+#include "nixcache_chunker.h"
+#include "nixcache_hash.h"
+#include "nixcache_narinfo.h"
+#include "nixcache_sign.h"
+
+
+#define NIXCACHE_CLI_REDIS_DEFAULT      "127.0.0.1:6379"
+#define NIXCACHE_CLI_REDIS_TIMEOUT      5           /* seconds */
+#define NIXCACHE_CLI_IO_SIZE            (64 * 1024)
+
+#define NIXCACHE_STORE_DIR              "/nix/store/"
+
+
+typedef struct {
+    const char                *redis;
+    const char                *chunks;
+    const char                *prefix;
+    const char                *store;
+    const char                *sign_key;
+    size_t                     chunk_min;
+    size_t                     chunk_avg;
+    size_t                     chunk_max;
+    int                        level;
+    unsigned                   recursive:1;
+    unsigned                   force:1;
+    unsigned                   quiet:1;
+    unsigned                   verbose:1;
+} nixcache_opts_t;
+
+
+typedef struct {
+    const char                *command;
+    double                     start;
+    double                     last;
+    uint64_t                   paths_total;
+    uint64_t                   paths_done;
+    uint64_t                   paths_skipped;
+    uint64_t                   paths_failed;
+    uint64_t                   nar_bytes;
+    uint64_t                   chunks;
+    uint64_t                   new_chunks;
+    uint64_t                   new_usize;
+    uint64_t                   new_csize;
+    unsigned                   quiet:1;
+    unsigned                   verbose:1;
+} nixcache_stats_t;
+
+
+typedef enum {
+    NIXCACHE_DECOMP_NONE = 0,
+    NIXCACHE_DECOMP_XZ,
+    NIXCACHE_DECOMP_ZSTD,
+    NIXCACHE_DECOMP_BZIP2
+} nixcache_decomp_e;
+
+
+typedef struct {
+    redisContext              *ctx;
+    const char                *prefix;
+    const char                *addr;
+} nixcache_redis_t;
+
+
+/* What a NAR became: the manifest (header included) and its hashes. */
+typedef struct {
+    unsigned char             *manifest;
+    size_t                     manifest_len;
+    uint32_t                   chunk_count;
+    uint64_t                   nar_size;
+    uint64_t                   file_size;
+    unsigned char              nar_hash[NIXCACHE_SHA256_LEN];
+    unsigned char              file_hash[NIXCACHE_SHA256_LEN];
+} nixcache_nar_t;
+
+
+typedef struct {
+    const char                *dir;
+    char                      *path;        /* dir + "/xx/CID" */
+    size_t                     path_dir_len;
+    nixcache_chunker_t         chunker;
+    ZSTD_CCtx                 *cctx;
+    nixcache_stats_t          *stats;
+    nixcache_sign_secret_t    *sign_key;    /* NULL: no signing */
+
+    /* input window: at most 2 x chunk max bytes */
+    unsigned char             *buf;
+    size_t                     size;
+    size_t                     start;
+    size_t                     end;
+
+    /* one compressed frame, ours or a stored one read back */
+    unsigned char             *frame;
+    size_t                     frame_cap;
+
+    nixcache_sha256_t          nar_ctx;
+    nixcache_sha256_t          file_ctx;
+    nixcache_nar_t             nar;
+    size_t                     manifest_cap;
+    unsigned                   started:1;
+} nixcache_ingest_t;
+
+
+/* nixcache.c */
+void nixcache_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+void nixcache_info(const nixcache_stats_t *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+double nixcache_now(void);
+void nixcache_progress(nixcache_stats_t *st, int final);
+int nixcache_prepare_chunks_dir(const char *dir);
+int nixcache_store_path_hash(const char *path, const char **base);
+
+/* redis.c */
+int nixcache_redis_open(nixcache_redis_t *r, const char *addr,
+    const char *prefix);
+void nixcache_redis_close(nixcache_redis_t *r);
+int nixcache_redis_has_narinfo(nixcache_redis_t *r, const char *store_hash);
+int nixcache_redis_put_manifest(nixcache_redis_t *r, const char *nar_hash32,
+    const unsigned char *manifest, size_t manifest_len, int replace,
+    unsigned char *header);
+int nixcache_redis_put_narinfo(nixcache_redis_t *r, const char *store_hash,
+    const char *narinfo, size_t narinfo_len);
+
+/* ingest.c */
+int nixcache_ingest_init(nixcache_ingest_t *ing, const nixcache_opts_t *o,
+    nixcache_stats_t *st);
+int nixcache_ingest_begin(nixcache_ingest_t *ing);
+int nixcache_ingest_write(nixcache_ingest_t *ing, const void *p, size_t n);
+int nixcache_ingest_finish(nixcache_ingest_t *ing);
+void nixcache_ingest_free(nixcache_ingest_t *ing);
+int nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
+    nixcache_narinfo_t *ni, const char *store_hash, int replace);
+
+/* decompress.c */
+int nixcache_decomp_kind(const char *s, size_t len, nixcache_decomp_e *kind);
+int nixcache_decompress_fd(int fd, nixcache_decomp_e kind, const char *name,
+    uint64_t limit, nixcache_ingest_t *ing, unsigned char *file_hash,
+    uint64_t *file_size);
+
+/* push.c, import.c */
+int nixcache_push(nixcache_opts_t *o, int argc, char **argv);
+int nixcache_import(nixcache_opts_t *o, int argc, char **argv);
+
+
+#endif /* NIXCACHE_CLI_H */

@@ -1,0 +1,50 @@
+#!/bin/bash
+# Installs the Debian packages ngx_nixcache needs to build, run and test.
+# Idempotent: asks dpkg which packages are missing and touches apt only
+# then.  Silent when everything is present.  Needs root for installing.
+
+set -euo pipefail
+
+packages=(
+    # build
+    build-essential nginx nginx-dev
+    libhiredis-dev libzstd-dev libsodium-dev libssl-dev liblzma-dev
+    libbz2-dev libcurl4-openssl-dev libjson-c-dev
+    # run
+    redis-server
+    # test: compressors, the Nix client, the perl harness's building blocks
+    zstd xz-utils bzip2 nix-bin
+    libtest-base-perl libtest-longstring-perl liblist-moreutils-perl
+    libtext-diff-perl libipc-run-perl libhttp-message-perl liburi-perl
+    curl wrk time python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+    case "$status" in
+        ii*) ;;
+        *) missing+=("$p") ;;
+    esac
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "deps: installing ${missing[*]}"
+    if [ "$(id -u)" != 0 ]; then
+        echo "deps: must run as root to install packages" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # Installing nginx/redis-server may start their system instances (port
+    # 80, 6379); we never use those ports, so it does not matter whether
+    # they start.
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+        </dev/null >/tmp/nixcache-deps-apt.log 2>&1 \
+        || { tail -30 /tmp/nixcache-deps-apt.log >&2; exit 1; }
+fi
+
+# --- npm packages (S3 test server) -----------------------------------------
+# Planned: s3rver@3.7.1 for the S3 tier tests (see /work/shared/FACTS.md),
+# installed into ./node_modules with `npm install --no-save s3rver@3.7.1`
+# when `nodejs`/`npm` are added to the list above.

@@ -1,0 +1,815 @@
+/*
+ * nixcache push: store paths in.  Metadata comes from
+ * `nix path-info --json`, each NAR from `nix store dump-path` through a
+ * pipe; both work on any store Nix can open (--store).
+ *
+ * Paths are pushed references first, so a narinfo is never visible before
+ * those of the paths it refers to (within one run), and the first failure
+ * stops the run.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#include <json-c/json.h>
+#include <sodium.h>
+
+#include "cli.h"
+
+
+#define NIXCACHE_PATH_INFO_MAX      (512 * 1024 * 1024)
+
+
+typedef struct {
+    const char                *path;
+    const char                *base;
+    unsigned char              nar_hash[NIXCACHE_SHA256_LEN];
+    uint64_t                   nar_size;
+    char                      *references;
+    const char                *deriver;
+    const char                *ca;
+    const char                *sigs[NIXCACHE_NARINFO_MAX_SIGS];
+    size_t                     nsigs;
+    json_object               *refs;       /* array of full paths */
+    int                        mark;
+} nixcache_path_t;
+
+
+typedef struct {
+    nixcache_opts_t           *opts;
+    nixcache_stats_t           stats;
+    nixcache_redis_t           redis;
+    nixcache_ingest_t          ingest;
+    json_object               *json;
+    nixcache_path_t           *paths;
+    size_t                     npaths;
+    nixcache_path_t          **order;
+    size_t                     norder;
+} nixcache_push_t;
+
+
+extern char **environ;
+
+
+static int nixcache_push_path_info(nixcache_push_t *pu, int argc,
+    char **argv);
+static int nixcache_push_parse_path(nixcache_path_t *pi, json_object *obj);
+static int nixcache_push_parse_nar_hash(unsigned char *digest,
+    const char *s);
+static int nixcache_push_sort(nixcache_push_t *pu);
+static int nixcache_push_cmp(const void *a, const void *b);
+static int nixcache_push_visit(nixcache_push_t *pu, nixcache_path_t *pi);
+static int nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi);
+static int nixcache_spawn(char **argv, pid_t *pid, int *out);
+static int nixcache_wait(pid_t pid, const char *what);
+static void nixcache_push_cleanup(nixcache_push_t *pu);
+
+
+int
+nixcache_push(nixcache_opts_t *o, int argc, char **argv)
+{
+    int               rc;
+    size_t            i;
+    const char       *base;
+    nixcache_push_t   pu;
+
+    memset(&pu, 0, sizeof(nixcache_push_t));
+
+    pu.opts = o;
+    pu.stats.command = "push";
+    pu.stats.quiet = o->quiet;
+    pu.stats.verbose = o->verbose;
+    pu.stats.start = nixcache_now();
+    pu.stats.last = pu.stats.start;
+
+    rc = 1;
+
+    if (nixcache_ingest_init(&pu.ingest, o, &pu.stats) != 0
+        || nixcache_prepare_chunks_dir(o->chunks) != 0
+        || nixcache_redis_open(&pu.redis, o->redis, o->prefix) != 0)
+    {
+        goto done;
+    }
+
+    if (nixcache_push_path_info(&pu, argc, argv) != 0
+        || nixcache_push_sort(&pu) != 0)
+    {
+        goto done;
+    }
+
+    pu.stats.paths_total = pu.norder;
+
+    for (i = 0; i < pu.norder; i++) {
+        base = pu.order[i]->base;
+
+        if (!o->force) {
+            switch (nixcache_redis_has_narinfo(&pu.redis, base)) {
+
+            case 1:
+                nixcache_info(&pu.stats, "%s: already present",
+                              pu.order[i]->path);
+                pu.stats.paths_skipped++;
+                pu.stats.paths_done++;
+                continue;
+
+            case 0:
+                break;
+
+            default:
+                goto done;
+            }
+        }
+
+        if (nixcache_push_one(&pu, pu.order[i]) != 0) {
+            pu.stats.paths_failed++;
+            goto done;
+        }
+
+        pu.stats.paths_done++;
+        nixcache_progress(&pu.stats, 0);
+    }
+
+    rc = 0;
+
+done:
+
+    if (pu.stats.paths_total > 0) {
+        nixcache_progress(&pu.stats, 1);
+    }
+
+    nixcache_push_cleanup(&pu);
+
+    return rc;
+}
+
+
+static void
+nixcache_push_cleanup(nixcache_push_t *pu)
+{
+    size_t  i;
+
+    for (i = 0; i < pu->npaths; i++) {
+        free(pu->paths[i].references);
+    }
+
+    free(pu->paths);
+    free(pu->order);
+
+    if (pu->json != NULL) {
+        json_object_put(pu->json);
+    }
+
+    nixcache_redis_close(&pu->redis);
+    nixcache_ingest_free(&pu->ingest);
+}
+
+
+/* Runs `nix path-info --json` and parses every path's metadata. */
+
+static int
+nixcache_push_path_info(nixcache_push_t *pu, int argc, char **argv)
+{
+    int                       fd, i, n, rc;
+    char                     *out, *p, **args;
+    pid_t                     pid;
+    size_t                    len, cap, k;
+    ssize_t                   got;
+    json_object              *obj;
+    json_tokener             *tok;
+    enum json_tokener_error   jerr;
+
+    args = calloc(argc + 12, sizeof(char *));
+    out = NULL;
+    rc = -1;
+
+    if (args == NULL) {
+        nixcache_error("out of memory");
+        return -1;
+    }
+
+    n = 0;
+    args[n++] = "nix";
+    args[n++] = "--extra-experimental-features";
+    args[n++] = "nix-command";
+    args[n++] = "path-info";
+    args[n++] = "--json";
+
+    if (pu->opts->store != NULL) {
+        args[n++] = "--store";
+        args[n++] = (char *) pu->opts->store;
+    }
+
+    if (pu->opts->recursive) {
+        args[n++] = "--recursive";
+    }
+
+    args[n++] = "--";
+
+    for (i = 0; i < argc; i++) {
+        args[n++] = argv[i];
+    }
+
+    args[n] = NULL;
+
+    if (nixcache_spawn(args, &pid, &fd) != 0) {
+        free(args);
+        return -1;
+    }
+
+    free(args);
+
+    len = 0;
+    cap = 64 * 1024;
+    out = malloc(cap);
+
+    for ( ;; ) {
+        if (out == NULL) {
+            nixcache_error("out of memory");
+            break;
+        }
+
+        if (len == cap) {
+            if (cap >= NIXCACHE_PATH_INFO_MAX) {
+                nixcache_error("nix path-info: output too large");
+                break;
+            }
+
+            cap *= 2;
+            p = realloc(out, cap);
+            if (p == NULL) {
+                nixcache_error("out of memory");
+                break;
+            }
+
+            out = p;
+        }
+
+        got = read(fd, out + len, cap - len);
+
+        if (got == -1 && errno == EINTR) {
+            continue;
+        }
+
+        if (got == -1) {
+            nixcache_error("nix path-info: read: %s", strerror(errno));
+            break;
+        }
+
+        if (got == 0) {
+            rc = 0;
+            break;
+        }
+
+        len += got;
+    }
+
+    close(fd);
+
+    if (rc != 0) {
+        kill(pid, SIGTERM);
+    }
+
+    if (nixcache_wait(pid, "nix path-info") != 0 || rc != 0) {
+        free(out);
+        return -1;
+    }
+
+    rc = -1;
+
+    tok = json_tokener_new();
+    if (tok == NULL) {
+        nixcache_error("out of memory");
+        free(out);
+        return -1;
+    }
+
+    pu->json = json_tokener_parse_ex(tok, out, (int) len);
+    jerr = json_tokener_get_error(tok);
+    json_tokener_free(tok);
+    free(out);
+
+    if (pu->json == NULL || jerr != json_tokener_success
+        || !json_object_is_type(pu->json, json_type_array))
+    {
+        nixcache_error("nix path-info: unexpected output (%s)",
+                       json_tokener_error_desc(jerr));
+        return -1;
+    }
+
+    k = json_object_array_length(pu->json);
+
+    if (k == 0) {
+        nixcache_error("nix path-info: no paths");
+        return -1;
+    }
+
+    pu->paths = calloc(k, sizeof(nixcache_path_t));
+    if (pu->paths == NULL) {
+        nixcache_error("out of memory");
+        return -1;
+    }
+
+    for (pu->npaths = 0; pu->npaths < k; pu->npaths++) {
+        obj = json_object_array_get_idx(pu->json, pu->npaths);
+
+        if (nixcache_push_parse_path(&pu->paths[pu->npaths], obj) != 0) {
+            pu->npaths++;
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+nixcache_push_parse_path(nixcache_path_t *pi, json_object *obj)
+{
+    char          *p;
+    size_t         i, n, len;
+    const char    *s, *base;
+    json_object   *v, *sig;
+
+    if (!json_object_is_type(obj, json_type_object)
+        || !json_object_object_get_ex(obj, "path", &v)
+        || !json_object_is_type(v, json_type_string))
+    {
+        nixcache_error("nix path-info: entry without \"path\"");
+        return -1;
+    }
+
+    pi->path = json_object_get_string(v);
+
+    if (json_object_object_get_ex(obj, "valid", &v)
+        && !json_object_get_boolean(v))
+    {
+        nixcache_error("%s: not a valid store path in this store",
+                       pi->path);
+        return -1;
+    }
+
+    if (nixcache_store_path_hash(pi->path, &pi->base) != 0) {
+        nixcache_error("%s: not a store path under " NIXCACHE_STORE_DIR,
+                       pi->path);
+        return -1;
+    }
+
+    if (!json_object_object_get_ex(obj, "narHash", &v)
+        || nixcache_push_parse_nar_hash(pi->nar_hash,
+                                        json_object_get_string(v))
+           != 0)
+    {
+        nixcache_error("%s: missing or unreadable narHash", pi->path);
+        return -1;
+    }
+
+    if (!json_object_object_get_ex(obj, "narSize", &v)
+        || !json_object_is_type(v, json_type_int)
+        || json_object_get_int64(v) <= 0)
+    {
+        nixcache_error("%s: missing or invalid narSize", pi->path);
+        return -1;
+    }
+
+    pi->nar_size = (uint64_t) json_object_get_int64(v);
+
+    /* References: full paths in the JSON, basenames in the narinfo */
+
+    len = 0;
+
+    if (json_object_object_get_ex(obj, "references", &v)) {
+        if (!json_object_is_type(v, json_type_array)) {
+            nixcache_error("%s: invalid references", pi->path);
+            return -1;
+        }
+
+        pi->refs = v;
+        n = json_object_array_length(v);
+
+        for (i = 0; i < n; i++) {
+            s = json_object_get_string(json_object_array_get_idx(v, i));
+
+            if (s == NULL || nixcache_store_path_hash(s, &base) != 0) {
+                nixcache_error("%s: invalid reference", pi->path);
+                return -1;
+            }
+
+            len += strlen(base) + 1;
+        }
+    }
+
+    pi->references = malloc(len + 1);
+    if (pi->references == NULL) {
+        nixcache_error("out of memory");
+        return -1;
+    }
+
+    p = pi->references;
+
+    if (pi->refs != NULL) {
+        n = json_object_array_length(pi->refs);
+
+        for (i = 0; i < n; i++) {
+            s = json_object_get_string(json_object_array_get_idx(pi->refs,
+                                                                 i));
+            (void) nixcache_store_path_hash(s, &base);
+
+            if (p != pi->references) {
+                *p++ = ' ';
+            }
+
+            len = strlen(base);
+            memcpy(p, base, len);
+            p += len;
+        }
+    }
+
+    *p = '\0';
+
+    if (json_object_object_get_ex(obj, "deriver", &v)
+        && json_object_is_type(v, json_type_string))
+    {
+        if (nixcache_store_path_hash(json_object_get_string(v), &base)
+            != 0)
+        {
+            nixcache_error("%s: invalid deriver", pi->path);
+            return -1;
+        }
+
+        pi->deriver = base;
+    }
+
+    if (json_object_object_get_ex(obj, "ca", &v)
+        && json_object_is_type(v, json_type_string))
+    {
+        pi->ca = json_object_get_string(v);
+    }
+
+    if (json_object_object_get_ex(obj, "signatures", &v)
+        && json_object_is_type(v, json_type_array))
+    {
+        n = json_object_array_length(v);
+
+        if (n > NIXCACHE_NARINFO_MAX_SIGS) {
+            nixcache_error("%s: more than %d signatures", pi->path,
+                           NIXCACHE_NARINFO_MAX_SIGS);
+            return -1;
+        }
+
+        for (i = 0; i < n; i++) {
+            sig = json_object_array_get_idx(v, i);
+
+            if (!json_object_is_type(sig, json_type_string)) {
+                nixcache_error("%s: invalid signature", pi->path);
+                return -1;
+            }
+
+            pi->sigs[pi->nsigs++] = json_object_get_string(sig);
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * narHash comes as "sha256:<nix32>" (or hex) from older Nix and as SRI
+ * "sha256-<base64>" from Nix 2.8 on.
+ */
+
+static int
+nixcache_push_parse_nar_hash(unsigned char *digest, const char *s)
+{
+    size_t       len, bin_len;
+    const char  *end;
+
+    if (s == NULL) {
+        return -1;
+    }
+
+    len = strlen(s);
+
+    if (strncmp(s, "sha256-", 7) == 0) {
+        if (sodium_base642bin(digest, NIXCACHE_SHA256_LEN, s + 7, len - 7,
+                              NULL, &bin_len, &end,
+                              sodium_base64_VARIANT_ORIGINAL)
+            != 0
+            || bin_len != NIXCACHE_SHA256_LEN || *end != '\0')
+        {
+            return -1;
+        }
+
+        return 0;
+    }
+
+    return nixcache_hash_parse(digest, s, len);
+}
+
+
+/*
+ * Orders the paths so that references come before the paths that refer to
+ * them (references outside the set are someone else's business).
+ */
+
+static int
+nixcache_push_sort(nixcache_push_t *pu)
+{
+    size_t  i;
+
+    qsort(pu->paths, pu->npaths, sizeof(nixcache_path_t),
+          nixcache_push_cmp);
+
+    for (i = 1; i < pu->npaths; i++) {
+        if (strcmp(pu->paths[i - 1].path, pu->paths[i].path) == 0) {
+            pu->paths[i].mark = 2;
+        }
+    }
+
+    pu->order = calloc(pu->npaths, sizeof(nixcache_path_t *));
+    if (pu->order == NULL) {
+        nixcache_error("out of memory");
+        return -1;
+    }
+
+    for (i = 0; i < pu->npaths; i++) {
+        if (nixcache_push_visit(pu, &pu->paths[i]) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+nixcache_push_cmp(const void *a, const void *b)
+{
+    const nixcache_path_t  *x = a, *y = b;
+
+    return strcmp(x->path, y->path);
+}
+
+
+/* Depth-first, references first; mark: 0 new, 1 on the stack, 2 done. */
+
+static int
+nixcache_push_visit(nixcache_push_t *pu, nixcache_path_t *pi)
+{
+    size_t            i, n;
+    nixcache_path_t   key, *ref;
+
+    if (pi->mark == 2) {
+        return 0;
+    }
+
+    if (pi->mark == 1) {
+        /* a self-reference, or a cycle Nix would not have let in */
+        return 0;
+    }
+
+    pi->mark = 1;
+
+    n = (pi->refs != NULL) ? json_object_array_length(pi->refs) : 0;
+
+    for (i = 0; i < n; i++) {
+        key.path = json_object_get_string(json_object_array_get_idx(pi->refs,
+                                                                    i));
+
+        ref = bsearch(&key, pu->paths, pu->npaths, sizeof(nixcache_path_t),
+                      nixcache_push_cmp);
+
+        if (ref != NULL && nixcache_push_visit(pu, ref) != 0) {
+            return -1;
+        }
+    }
+
+    pi->mark = 2;
+    pu->order[pu->norder++] = pi;
+
+    return 0;
+}
+
+
+/* One path: NAR through the pipeline, checked, then published. */
+
+static int
+nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi)
+{
+    int                  fd, n, rc;
+    char                *args[10];
+    pid_t                pid;
+    ssize_t              got;
+    uint64_t             new_before;
+    nixcache_narinfo_t   ni;
+    unsigned char        buf[NIXCACHE_CLI_IO_SIZE];
+
+    if (nixcache_ingest_begin(&pu->ingest) != 0) {
+        return -1;
+    }
+
+    n = 0;
+    args[n++] = "nix";
+    args[n++] = "--extra-experimental-features";
+    args[n++] = "nix-command";
+    args[n++] = "store";
+    args[n++] = "dump-path";
+
+    if (pu->opts->store != NULL) {
+        args[n++] = "--store";
+        args[n++] = (char *) pu->opts->store;
+    }
+
+    args[n++] = "--";
+    args[n++] = (char *) pi->path;
+    args[n] = NULL;
+
+    if (nixcache_spawn(args, &pid, &fd) != 0) {
+        return -1;
+    }
+
+    new_before = pu->stats.new_csize;
+    rc = -1;
+
+    for ( ;; ) {
+        got = read(fd, buf, sizeof(buf));
+
+        if (got == -1 && errno == EINTR) {
+            continue;
+        }
+
+        if (got == -1) {
+            nixcache_error("%s: reading the NAR: %s", pi->path,
+                           strerror(errno));
+            break;
+        }
+
+        if (got == 0) {
+            rc = 0;
+            break;
+        }
+
+        if (nixcache_ingest_write(&pu->ingest, buf, got) != 0) {
+            break;
+        }
+    }
+
+    close(fd);
+
+    if (rc != 0) {
+        kill(pid, SIGTERM);
+    }
+
+    if (nixcache_wait(pid, "nix store dump-path") != 0 || rc != 0) {
+        nixcache_error("%s: not pushed", pi->path);
+        return -1;
+    }
+
+    if (nixcache_ingest_finish(&pu->ingest) != 0) {
+        return -1;
+    }
+
+    if (pu->ingest.nar.nar_size != pi->nar_size
+        || memcmp(pu->ingest.nar.nar_hash, pi->nar_hash, NIXCACHE_SHA256_LEN)
+           != 0)
+    {
+        nixcache_error("%s: NAR hash or size mismatch: the store says %llu "
+                       "bytes, the dump had %llu bytes with another hash; "
+                       "not pushed (is the store corrupt? try "
+                       "`nix store verify`)", pi->path,
+                       (unsigned long long) pi->nar_size,
+                       (unsigned long long) pu->ingest.nar.nar_size);
+        return -1;
+    }
+
+    memset(&ni, 0, sizeof(nixcache_narinfo_t));
+
+    ni.store_path.data = pi->path;
+    ni.store_path.len = strlen(pi->path);
+    ni.references.data = pi->references;
+    ni.references.len = strlen(pi->references);
+
+    if (pi->deriver != NULL) {
+        ni.deriver.data = pi->deriver;
+        ni.deriver.len = strlen(pi->deriver);
+    }
+
+    if (pi->ca != NULL) {
+        ni.ca.data = pi->ca;
+        ni.ca.len = strlen(pi->ca);
+    }
+
+    for (ni.nsigs = 0; ni.nsigs < pi->nsigs; ni.nsigs++) {
+        ni.sigs[ni.nsigs].data = pi->sigs[ni.nsigs];
+        ni.sigs[ni.nsigs].len = strlen(pi->sigs[ni.nsigs]);
+    }
+
+    if (nixcache_publish(&pu->ingest, &pu->redis, &ni, pi->base,
+                         pu->opts->force)
+        != 0) {
+        nixcache_error("%s: not pushed", pi->path);
+        return -1;
+    }
+
+    if (pu->opts->verbose) {
+        nixcache_info(&pu->stats, "%s: pushed, %llu bytes NAR, %u chunks, "
+                      "%llu bytes new", pi->path,
+                      (unsigned long long) pu->ingest.nar.nar_size,
+                      pu->ingest.nar.chunk_count,
+                      (unsigned long long) (pu->stats.new_csize
+                                            - new_before));
+    }
+
+    return 0;
+}
+
+
+/* Starts argv[0] (from PATH) with its stdout on a pipe returned in *out. */
+
+static int
+nixcache_spawn(char **argv, pid_t *pid, int *out)
+{
+    int                          err, p[2];
+    sigset_t                     def;
+    posix_spawnattr_t            attr;
+    posix_spawn_file_actions_t   fa;
+
+    if (pipe2(p, O_CLOEXEC) == -1) {
+        nixcache_error("pipe: %s", strerror(errno));
+        return -1;
+    }
+
+    if (posix_spawn_file_actions_init(&fa) != 0) {
+        nixcache_error("out of memory");
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+
+    posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
+
+    /* SIGPIPE is ignored here; the child gets the default back */
+
+    if (posix_spawnattr_init(&attr) != 0) {
+        nixcache_error("out of memory");
+        posix_spawn_file_actions_destroy(&fa);
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &def);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+
+    err = posix_spawnp(pid, argv[0], &fa, &attr, argv, environ);
+
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+    close(p[1]);
+
+    if (err != 0) {
+        nixcache_error("cannot run %s: %s", argv[0], strerror(err));
+        close(p[0]);
+        return -1;
+    }
+
+    *out = p[0];
+
+    return 0;
+}
+
+
+static int
+nixcache_wait(pid_t pid, const char *what)
+{
+    int  status;
+
+    while (waitpid(pid, &status, 0) == -1) {
+        if (errno != EINTR) {
+            nixcache_error("%s: waitpid: %s", what, strerror(errno));
+            return -1;
+        }
+    }
+
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        return 0;
+    }
+
+    if (WIFEXITED(status)) {
+        nixcache_error("%s failed (exit code %d)", what,
+                       WEXITSTATUS(status));
+
+    } else {
+        nixcache_error("%s killed by signal %d", what, WTERMSIG(status));
+    }
+
+    return -1;
+}

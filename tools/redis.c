@@ -1,0 +1,343 @@
+/*
+ * Redis from the CLI: synchronous hiredis, one connection per run.
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "cli.h"
+
+
+static int nixcache_redis_connect(nixcache_redis_t *r, const char *addr);
+static int nixcache_redis_ok(nixcache_redis_t *r, redisReply *reply,
+    const char *what);
+
+
+int
+nixcache_redis_open(nixcache_redis_t *r, const char *addr,
+    const char *prefix)
+{
+    r->ctx = NULL;
+    r->prefix = prefix;
+    r->addr = addr;
+
+    return nixcache_redis_connect(r, addr);
+}
+
+
+/*
+ * Address forms: "unix:/path", "redis://host[:port][/db]", "host:port",
+ * "[v6addr]:port", "host".
+ */
+
+static int
+nixcache_redis_connect(nixcache_redis_t *r, const char *addr)
+{
+    int              port;
+    long             db, n;
+    char            *end, host[256];
+    size_t           len, hlen;
+    const char      *p, *h, *e, *colon, *slash;
+    redisReply      *reply;
+    struct timeval   tv;
+
+    tv.tv_sec = NIXCACHE_CLI_REDIS_TIMEOUT;
+    tv.tv_usec = 0;
+
+    db = -1;
+
+    if (strncmp(addr, "unix:", 5) == 0) {
+        if (addr[5] == '\0') {
+            nixcache_error("invalid Redis address \"%s\"", addr);
+            return -1;
+        }
+
+        r->ctx = redisConnectUnixWithTimeout(addr + 5, tv);
+        goto connected;
+    }
+
+    p = addr;
+
+    if (strncmp(p, "redis://", 8) == 0) {
+        p += 8;
+    }
+
+    slash = strchr(p, '/');
+    len = (slash != NULL) ? (size_t) (slash - p) : strlen(p);
+
+    if (slash != NULL) {
+        if (p == addr) {
+            nixcache_error("invalid Redis address \"%s\"", addr);
+            return -1;
+        }
+
+        if (slash[1] != '\0') {
+            errno = 0;
+            db = strtol(slash + 1, &end, 10);
+            if (errno != 0 || *end != '\0' || db < 0) {
+                nixcache_error("invalid Redis database in \"%s\"", addr);
+                return -1;
+            }
+        }
+    }
+
+    /* host part: "[v6]" or everything before the last ':' */
+
+    if (len > 0 && p[0] == '[') {
+        h = p + 1;
+        e = memchr(p, ']', len);
+        if (e == NULL) {
+            nixcache_error("invalid Redis address \"%s\"", addr);
+            return -1;
+        }
+
+        hlen = (size_t) (e - h);
+        colon = (e + 1 < p + len) ? e + 1 : NULL;
+
+        if (colon != NULL && *colon != ':') {
+            nixcache_error("invalid Redis address \"%s\"", addr);
+            return -1;
+        }
+
+    } else {
+        h = p;
+        colon = NULL;
+
+        for (e = p + len; e > p; e--) {
+            if (e[-1] == ':') {
+                colon = e - 1;
+                break;
+            }
+        }
+
+        hlen = (colon != NULL) ? (size_t) (colon - p) : len;
+    }
+
+    if (hlen == 0 || hlen >= sizeof(host)) {
+        nixcache_error("invalid Redis address \"%s\"", addr);
+        return -1;
+    }
+
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+
+    port = 6379;
+
+    if (colon != NULL) {
+        errno = 0;
+        n = strtol(colon + 1, &end, 10);
+
+        if (errno != 0 || end == colon + 1 || n < 1 || n > 65535
+            || end != p + len)
+        {
+            nixcache_error("invalid Redis port in \"%s\"", addr);
+            return -1;
+        }
+
+        port = (int) n;
+    }
+
+    r->ctx = redisConnectWithTimeout(host, port, tv);
+
+connected:
+
+    if (r->ctx == NULL) {
+        nixcache_error("cannot connect to Redis at %s: out of memory", addr);
+        return -1;
+    }
+
+    if (r->ctx->err) {
+        nixcache_error("cannot connect to Redis at %s: %s", addr,
+                       r->ctx->errstr);
+        goto failed;
+    }
+
+    if (redisSetTimeout(r->ctx, tv) != REDIS_OK) {
+        nixcache_error("Redis at %s: cannot set timeout", addr);
+        goto failed;
+    }
+
+    if (db >= 0) {
+        reply = redisCommand(r->ctx, "SELECT %ld", db);
+        if (nixcache_redis_ok(r, reply, "SELECT") != 0) {
+            goto failed;
+        }
+    }
+
+    reply = redisCommand(r->ctx, "PING");
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        nixcache_error("cannot connect to Redis at %s: %s", addr,
+                       reply ? reply->str : r->ctx->errstr);
+        if (reply != NULL) {
+            freeReplyObject(reply);
+        }
+        goto failed;
+    }
+
+    freeReplyObject(reply);
+
+    return 0;
+
+failed:
+
+    redisFree(r->ctx);
+    r->ctx = NULL;
+
+    return -1;
+}
+
+
+void
+nixcache_redis_close(nixcache_redis_t *r)
+{
+    if (r->ctx != NULL) {
+        redisFree(r->ctx);
+        r->ctx = NULL;
+    }
+}
+
+
+/* 1 if the narinfo of a store hash is present, 0 if not, -1 on error. */
+
+int
+nixcache_redis_has_narinfo(nixcache_redis_t *r, const char *store_hash)
+{
+    int          rc;
+    redisReply  *reply;
+
+    reply = redisCommand(r->ctx, "EXISTS %s" NIXCACHE_KEY_NARINFO "%b",
+                         r->prefix, store_hash,
+                         (size_t) NIXCACHE_STORE_HASH_NIX32_LEN);
+
+    if (reply == NULL) {
+        nixcache_error("Redis at %s: %s", r->addr, r->ctx->errstr);
+        return -1;
+    }
+
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        nixcache_error("Redis at %s: EXISTS: %s", r->addr,
+                       reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                        : "unexpected reply");
+        freeReplyObject(reply);
+        return -1;
+    }
+
+    rc = reply->integer > 0;
+
+    freeReplyObject(reply);
+
+    return rc;
+}
+
+
+/*
+ * Stores a manifest unless one is there already (replace == 0): a manifest
+ * is named by its NarHash, and narinfos of other store paths with the
+ * same NAR may carry the FileHash and FileSize of the one in place.
+ * Returns 0 when stored, 1 when one was there (its header is copied to
+ * header, NIXCACHE_MANIFEST_HEADER_LEN bytes), -1 on error.
+ */
+
+int
+nixcache_redis_put_manifest(nixcache_redis_t *r, const char *nar_hash32,
+    const unsigned char *manifest, size_t manifest_len, int replace,
+    unsigned char *header)
+{
+    int          rc;
+    redisReply  *reply;
+
+    /* (a "%s" argument would not be split on its space: two formats) */
+
+    if (replace) {
+        reply = redisCommand(r->ctx, "SET %s" NIXCACHE_KEY_MANIFEST "%b %b",
+                             r->prefix, nar_hash32,
+                             (size_t) NIXCACHE_SHA256_NIX32_LEN,
+                             manifest, manifest_len);
+
+    } else {
+        reply = redisCommand(r->ctx,
+                             "SET %s" NIXCACHE_KEY_MANIFEST "%b %b NX",
+                             r->prefix, nar_hash32,
+                             (size_t) NIXCACHE_SHA256_NIX32_LEN,
+                             manifest, manifest_len);
+    }
+
+    if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
+        freeReplyObject(reply);
+
+        reply = redisCommand(r->ctx,
+                             "GETRANGE %s" NIXCACHE_KEY_MANIFEST "%b 0 %d",
+                             r->prefix, nar_hash32,
+                             (size_t) NIXCACHE_SHA256_NIX32_LEN,
+                             NIXCACHE_MANIFEST_HEADER_LEN - 1);
+
+        if (reply != NULL && reply->type == REDIS_REPLY_STRING) {
+            rc = (reply->len == NIXCACHE_MANIFEST_HEADER_LEN) ? 1 : -1;
+
+            if (rc == 1) {
+                memcpy(header, reply->str, NIXCACHE_MANIFEST_HEADER_LEN);
+
+            } else {
+                nixcache_error("Redis at %s: the manifest in place for "
+                               "NarHash %.*s is too short", r->addr,
+                               NIXCACHE_SHA256_NIX32_LEN, nar_hash32);
+            }
+
+            freeReplyObject(reply);
+            return rc;
+        }
+
+        if (nixcache_redis_ok(r, reply, "GETRANGE manifest") == 0) {
+            nixcache_error("Redis at %s: GETRANGE manifest: unexpected "
+                           "reply", r->addr);
+        }
+
+        return -1;
+    }
+
+    return nixcache_redis_ok(r, reply, "SET manifest");
+}
+
+
+/*
+ * Called once the manifest is in place (the write order of
+ * nixcache_format.h): a narinfo never points at a missing manifest.
+ */
+
+int
+nixcache_redis_put_narinfo(nixcache_redis_t *r, const char *store_hash,
+    const char *narinfo, size_t narinfo_len)
+{
+    redisReply  *reply;
+
+    reply = redisCommand(r->ctx, "SET %s" NIXCACHE_KEY_NARINFO "%b %b",
+                         r->prefix, store_hash,
+                         (size_t) NIXCACHE_STORE_HASH_NIX32_LEN,
+                         narinfo, narinfo_len);
+
+    return nixcache_redis_ok(r, reply, "SET narinfo");
+}
+
+
+static int
+nixcache_redis_ok(nixcache_redis_t *r, redisReply *reply, const char *what)
+{
+    if (reply == NULL) {
+        nixcache_error("Redis at %s: %s: %s", r->addr, what, r->ctx->errstr);
+        return -1;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        nixcache_error("Redis at %s: %s: %s", r->addr, what, reply->str);
+        freeReplyObject(reply);
+        return -1;
+    }
+
+    freeReplyObject(reply);
+
+    return 0;
+}
