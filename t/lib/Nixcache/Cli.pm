@@ -156,11 +156,21 @@ sub start_redis {
 }
 
 
+# Stops our redis-servers and waits for them to exit (one still writing
+# its log would keep the temporary directory from being removed).
+
 sub stop_redis {
     for my $pidfile (@redis) {
-        my $pid = slurp($pidfile);
+        my $pid = slurp($pidfile) // '';
         chomp $pid;
-        kill 'TERM', $pid if $pid =~ /^\d+$/;
+        next unless $pid =~ /^\d+$/;
+
+        kill 'TERM', $pid;
+
+        for (1 .. 100) {
+            last unless kill 0, $pid;
+            select(undef, undef, undef, 0.05);
+        }
     }
 
     @redis = ();
