@@ -874,6 +874,11 @@ nixcache_s3_finish(nixcache_s3_t *s3, nixcache_s3_req_t *req, CURLcode cc)
         nixcache_s3_xml_code(req->errbody, req->errbody_len, code,
                              sizeof(code));
 
+        if (code[0] == '\0') {
+            nixcache_s3_copy(code, sizeof(code), req->reason,
+                             strlen(req->reason));
+        }
+
         snprintf(req->error, sizeof(req->error), "s3 %s %s: %ld%s%s",
                  req->method, req->url, status, code[0] ? " " : "", code);
     }
@@ -990,6 +995,24 @@ nixcache_s3_header(char *p, size_t size, size_t n, void *data)
         /* a new response (after a 100 or a redirect): forget the last */
         req->etag[0] = '\0';
         req->content_length = 0;
+        req->reason[0] = '\0';
+
+        /* "HTTP/1.1 403 Forbidden": a HEAD's only word on an error */
+        v = memchr(p, ' ', len);
+        if (v != NULL) {
+            v = memchr(v + 1, ' ', p + len - v - 1);
+        }
+
+        if (v != NULL) {
+            v++;
+            vlen = p + len - v;
+            while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n')) {
+                vlen--;
+            }
+
+            nixcache_s3_copy(req->reason, sizeof(req->reason), v, vlen);
+        }
+
         return len;
     }
 

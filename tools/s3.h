@@ -17,9 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nixcache_format.h"
+
 
 #define NIXCACHE_S3_REGION_DEFAULT      "us-east-1"
-#define NIXCACHE_S3_PREFIX_DEFAULT      "chunks/"
 #define NIXCACHE_S3_INFLIGHT_DEFAULT    16
 #define NIXCACHE_S3_ATTEMPTS_DEFAULT    5
 #define NIXCACHE_S3_TIMEOUT_DEFAULT     60      /* seconds per attempt */
@@ -77,6 +78,7 @@ struct nixcache_s3_req_s {
     double                     not_before;
     char                      *url;
     char                       errbody[1024];
+    char                       reason[64];
     size_t                     errbody_len;
     unsigned                   overflow:1;
     unsigned                   finished:1;
