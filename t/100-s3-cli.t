@@ -219,7 +219,8 @@ my $dead = free_port();
                              "http://127.0.0.1:$dead", '--s3-bucket',
                              $bucket, '--s3-attempts', 2, $fail1);
 isnt($rc, 0, 'S3 down: push fails');
-like($err, qr{s3 (HEAD|PUT) http://127\.0\.0\.1:$dead/$bucket/chunks/../b\w+: .*(connect|Connection).*\(after 2 attempts\)},
+like($err, qr{s3\ (HEAD|PUT)\ http://127\.0\.0\.1:$dead/$bucket/chunks/../b\w+:
+              \ .*(connect|Connection).*\(after\ 2\ attempts\)}x,
      '... naming the request and the cause');
 ok(!published($fail1), '... nothing published');
 is(scalar(redis_keys('nixcache:manifest:*')), scalar(redis_keys(
@@ -230,7 +231,8 @@ is(scalar(redis_keys('nixcache:manifest:*')), scalar(redis_keys(
     ($rc, $out, $err) = nixcache('push', @push, @s3, $fail1);
 }
 isnt($rc, 0, 'unknown access key id: push fails');
-like($err, qr{s3 (HEAD|PUT) http://127\.0\.0\.1:\d+/$bucket/chunks/\S+: 403 (InvalidAccessKeyId|Forbidden)},
+like($err, qr{s3\ (HEAD|PUT)\ http://127\.0\.0\.1:\d+/$bucket/chunks/\S+:
+              \ 403\ (InvalidAccessKeyId|Forbidden)}x,
      '... with the status and the S3 error');
 ok(!published($fail1), '... nothing published');
 
@@ -278,12 +280,49 @@ $proxy = start_proxy(-1);
                              $proxy->{endpoint}, '--s3-bucket', $bucket,
                              '--s3-attempts', 3, $fail1);
 isnt($rc, 0, 'S3 always 503: push fails');
-like($err, qr{s3 HEAD http://127\.0\.0\.1:\d+/$bucket/chunks/\S+: 503 (SlowDown|Service Unavailable) \(after 3 attempts\)},
+like($err, qr{s3\ HEAD\ http://127\.0\.0\.1:\d+/$bucket/chunks/\S+:
+              \ 503\ (SlowDown|Service\ Unavailable)\ \(after\ 3\ attempts\)}x,
      '... after 3 attempts, with the S3 error code');
 ($seen) = proxy_counts($proxy);
 ok($seen >= 3, "... $seen requests tried");
 ok(!published($fail1), '... nothing published');
 stop_proxy($proxy);
+
+
+# Signatures, checked by botocore ------------------------------------------
+
+SKIP: {
+    skip 'python3-botocore not installed', 4
+        if system('python3 -c "import botocore" 2>/dev/null') != 0;
+
+    my $log = "$T/sig.log";
+    my $pid = open(my $ph, '-|', 't/lib/s3-sig-check', 'eu-west-3',
+                   'AKIDEXAMPLE', 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+                   $log) or die "s3-sig-check: $!";
+    chomp(my $port = <$ph> // '');
+
+    my $sig = add_noise('sig', 150 * 1024);
+    local $ENV{AWS_ACCESS_KEY_ID} = 'AKIDEXAMPLE';
+    local $ENV{AWS_SECRET_ACCESS_KEY} =
+        'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
+    ($rc, $out, $err) = nixcache('push', @push, '--s3-endpoint',
+                                 "http://127.0.0.1:$port", '--s3-bucket',
+                                 'my-bucket', '--s3-region', 'eu-west-3',
+                                 '--s3-prefix', 'p/x y+z/', $sig);
+    is($rc, 0, 'push to a signature-checking server') or diag($err);
+    kill 'TERM', $pid;
+    close $ph;
+
+    my @lines = split /\n/, slurp($log) // '';
+    my @put = grep { /^PUT / } @lines;
+    cmp_ok(scalar(@put), '>=', 2, scalar(@put) . ' PUTs, '
+           . (@lines - @put) . ' HEADs seen');
+    is(scalar(grep { !/ ok$/ } @lines), 0,
+       'every request signed as botocore signs it, payload hash right')
+        or diag(join "\n", grep { !/ ok$/ } @lines);
+    like($put[0] // '', qr{^PUT /my-bucket/p/x%20y%2Bz/../b\w{58} ok$},
+         'key prefix encoded once in the path');
+}
 
 
 # Import to S3 --------------------------------------------------------------
