@@ -336,4 +336,22 @@ is($rc, 0, 'import to S3 exits 0') or diag($err);
 check_nar(path => $imp, chunk_file => \&s3_file, name => 'imported in S3');
 ok(layout_ok(), 'every object key still follows the layout');
 
+
+
+# Bounded memory: N frames in flight, whatever the NAR size -----------------
+
+SKIP: {
+    skip 'NIXCACHE_BIG=0', 3 if ($ENV{NIXCACHE_BIG} // 1) eq '0';
+
+    my $mb = 80;
+    my $huge = add_noise('huge', $mb * 1024 * 1024);
+    my $rss;
+    ($rc, $out, $err, $rss) = nixcache_rss('push', @push, @s3, $huge);
+    is($rc, 0, "push of a $mb MiB NAR to S3") or diag($err);
+    ok(defined $rss && $rss < 48 * 1024,
+       "max RSS " . ($rss // '?') . " KiB, far below the NAR size");
+    diag("max RSS: $rss KiB for a $mb MiB NAR pushed to S3");
+    ok(-e s3_file((manifest_cids($huge))[-1]), 'its last chunk is in S3');
+}
+
 done_testing();
