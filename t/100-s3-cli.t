@@ -188,6 +188,23 @@ cmp_ok($new, '<', @c2 / 2, 'most chunks of the edited copy are shared');
 $cids{$_} = 1 for @c2;
 
 
+# the same content twice in one NAR: each distinct chunk uploaded once
+make_path("$T/src/dup");
+spew("$T/src/dup/$_", noise('dup', 512 * 1024)) for qw(a b c);
+my $dup = add("$T/src/dup");
+$puts = s3_puts($s3);
+($rc, $out, $err) = nixcache('push', @push, @s3, $dup);
+is($rc, 0, 'push of a NAR with repeated content') or diag($err);
+my @cd = manifest_cids($dup);
+my %cd = map { $_ => 1 } @cd;
+cmp_ok(scalar(keys %cd), '<', @cd * 2 / 3, scalar(@cd) . ' chunks, '
+       . scalar(keys %cd) . ' distinct');
+is(s3_puts($s3) - $puts, scalar(grep { !$cids{$_} } keys %cd),
+   'one PUT per distinct chunk');
+check_nar(path => $dup, chunk_file => \&s3_file, name => 'dup in S3');
+$cids{$_} = 1 for @cd;
+
+
 # Write-through to a local disk tier ----------------------------------------
 
 my $wt = add_noise('wt', 300 * 1024);

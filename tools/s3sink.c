@@ -338,6 +338,17 @@ nixcache_s3sink_enqueue(nixcache_s3sink_t *ss, const unsigned char *digest,
         return -1;
     }
 
+    /* the same chunk twice in a row (repeated content): one upload */
+    for (i = 0; i < ss->nslots; i++) {
+        if (ss->slots[i].state != NIXCACHE_S3SINK_FREE
+            && memcmp(ss->slots[i].digest, digest, NIXCACHE_SHA256_LEN) == 0
+            && ss->slots[i].len == len
+            && memcmp(ss->slots[i].frame, frame, len) == 0)
+        {
+            return 0;
+        }
+    }
+
     for ( ;; ) {
         for (i = 0; i < ss->nslots; i++) {
             if (ss->slots[i].state == NIXCACHE_S3SINK_FREE) {
