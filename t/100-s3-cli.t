@@ -205,6 +205,51 @@ check_nar(path => $dup, chunk_file => \&s3_file, name => 'dup in S3');
 $cids{$_} = 1 for @cd;
 
 
+# Addressing styles ---------------------------------------------------------
+
+my $vh = add_noise('vh', 100 * 1024);
+($rc, $out, $err) = nixcache('push', @push, '--s3-endpoint',
+                             "http://s3.localhost:$s3->{port}",
+                             '--s3-bucket', $bucket, '-v', $vh);
+is($rc, 0, 'virtual-host addressing (the default for a DNS name)')
+    or diag($err);
+like($err, qr{http://$bucket\.s3\.localhost:\d+/chunks/},
+     '... requests go to http://BUCKET.s3.localhost:PORT/KEY');
+check_nar(path => $vh, chunk_file => \&s3_file, name => 'vh in S3');
+
+my $ps = add_noise('ps', 100 * 1024);
+($rc, $out, $err) = nixcache('push', @push, '--s3-endpoint',
+                             "http://localhost:$s3->{port}/",
+                             '--s3-bucket', $bucket, $ps);
+is($rc, 0, 'path style is the default for localhost') or diag($err);
+check_nar(path => $ps, chunk_file => \&s3_file, name => 'ps in S3');
+
+($rc, $out, $err) = nixcache('push', @push, @s3, '--s3-virtual-host',
+                             $small);
+isnt($rc, 0, '--s3-virtual-host with an IP endpoint is refused');
+like($err, qr/virtual-host addressing needs a DNS name/, '... clearly');
+
+
+# Another frame of the same chunk in the bucket -----------------------------
+
+make_path("$T/src/text");
+spew("$T/src/text/t", join('', map { "line $_ of some text\n" } 1 .. 20000));
+my $text = add("$T/src/text");
+($rc, $out, $err) = nixcache('push', @push, @s3, '--level', 1, $text);
+is($rc, 0, 'push of compressible text at --level 1') or diag($err);
+my $before = redis_get('nixcache:narinfo:' . store_hash($text));
+$puts = s3_puts($s3);
+($rc, $out, $err) = nixcache('push', @push, @s3, '--level', 19, '--force',
+                             $text);
+isnt($rc, 0, 'again at --level 19: fails');
+like($err, qr/chunk b\w+: the bucket holds another frame of it/,
+     '... saying the bucket holds another frame');
+is(s3_puts($s3), $puts, '... replaces no object');
+is(redis_get('nixcache:narinfo:' . store_hash($text)), $before,
+   '... publishes nothing');
+check_nar(path => $text, chunk_file => \&s3_file, name => 'text in S3');
+
+
 # Write-through to a local disk tier ----------------------------------------
 
 my $wt = add_noise('wt', 300 * 1024);
