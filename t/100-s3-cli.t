@@ -351,6 +351,8 @@ ok(!published($fail1), '... nothing published');
 stop_proxy($proxy);
 
 
+my $sig_path;
+
 # Signatures, checked by botocore ------------------------------------------
 
 SKIP: {
@@ -363,7 +365,7 @@ SKIP: {
                    $log) or die "s3-sig-check: $!";
     chomp(my $port = <$ph> // '');
 
-    my $sig = add_noise('sig', 150 * 1024);
+    my $sig = $sig_path = add_noise('sig', 150 * 1024);
     local $ENV{AWS_ACCESS_KEY_ID} = 'AKIDEXAMPLE';
     local $ENV{AWS_SECRET_ACCESS_KEY} =
         'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
@@ -398,6 +400,38 @@ is($rc, 0, 'import to S3 exits 0') or diag($err);
 check_nar(path => $imp, chunk_file => \&s3_file, name => 'imported in S3');
 ok(layout_ok(), 'every object key still follows the layout');
 
+
+
+# verify against the bucket -------------------------------------------------
+
+# the stand-in server's path has no chunks in s3rver
+redis_cmd('DEL', 'nixcache:narinfo:' . store_hash($sig_path)) if $sig_path;
+
+my @verify = ('verify', '--redis', $sock, @s3);
+($rc, $out, $err) = nixcache(@verify);
+is($rc, 0, 'verify --s3-*: every chunk of every narinfo sound') or diag($out);
+my ($refs) = $err =~ /(\d+) chunk references/;
+cmp_ok($refs // 0, '>', 50, "... $refs chunk references checked");
+($rc, $out, $err) = nixcache(@verify, '--quick');
+is($rc, 0, 'verify --quick --s3-*') or diag($out);
+
+# one object corrupted (same size), one removed
+my @bc = manifest_cids($big);
+my $f = s3_file($bc[1]);
+my $obj = slurp($f);
+substr($obj, length($obj) / 2, 8) = 'CORRUPT!';
+spew($f, $obj);
+($rc, $out, $err) = nixcache(@verify);
+is($rc, 1, 'verify: a corrupted object is a problem');
+like($out, qr/chunk $bc[1]: (corrupt|hash mismatch)/, '... named');
+($rc, $out, $err) = nixcache(@verify, '--quick');
+is($rc, 0, 'verify --quick checks sizes only');
+
+unlink s3_file($bc[2]) or die "unlink: $!";
+($rc, $out, $err) = nixcache(@verify, '--quick');
+is($rc, 1, 'verify --quick: a missing object is a problem');
+like($out, qr{chunk $bc[2]: missing in S3 as chunks/../$bc[2]},
+     '... named with its key');
 
 
 # Bounded memory: N frames in flight, whatever the NAR size -----------------
