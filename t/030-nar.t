@@ -59,7 +59,7 @@ $TEST_NIXCACHE_FIX_one_NAR
 
 
 
-=== TEST 3: .nar.zst of a many-chunk NAR (more chunks than the fd ring)
+=== TEST 3: .nar.zst of a many-chunk NAR (more chunks than the fd ring), by sendfile
 --- fixture
 my $c = '';
 $c .= pack('N', $_ * 2654435761 % 4294967296) . "line $_\n" for 1 .. 30000;
@@ -77,6 +77,8 @@ GET /nar/$TEST_NIXCACHE_FIX_many_NARHASH.nar.zst
 Content-Length: $TEST_NIXCACHE_FIX_many_FILESIZE
 --- response_body_file
 $TEST_NIXCACHE_FIX_many_NARZST
+--- error_log
+sendfile: @
 --- no_error_log
 [error]
 [alert]
@@ -297,6 +299,7 @@ $TEST_NIXCACHE_FIX_nosf_NARZST
 --- no_error_log
 [error]
 [alert]
+sendfile: @
 
 
 
