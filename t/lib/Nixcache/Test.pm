@@ -108,13 +108,13 @@ dir=$dir
 pidfile=\$dir/redis.pid
 
 pid() { cat "\$pidfile" 2>/dev/null; }
-# init may reap late: a zombie is not alive
-alive() {
-    p=\$(pid)
-    [ -n "\$p" ] && [ -r /proc/\$p/stat ] || return 1
-    state=\$(sed 's/.*) //' /proc/\$p/stat | cut -d' ' -f1)
-    [ "\$state" != Z ] && [ "\$state" != X ]
+# init may reap late: a zombie is not running
+running() {
+    [ -n "\$1" ] && [ -r /proc/\$1/stat ] || return 1
+    state=\$(sed 's/.*) //' /proc/\$1/stat 2>/dev/null | cut -d' ' -f1)
+    [ -n "\$state" ] && [ "\$state" != Z ] && [ "\$state" != X ]
 }
+alive() { running "\$(pid)"; }
 
 start() {
     alive && return 0
@@ -135,8 +135,9 @@ stop() {
     p=\$(pid)
     kill -CONT "\$p" 2>/dev/null
     kill -TERM "\$p" 2>/dev/null
+    # by pid: redis removes its pidfile before it has finished exiting
     for i in \$(seq 1 200); do
-        alive || { rm -f "\$pidfile"; return 0; }
+        running "\$p" || { rm -f "\$pidfile"; return 0; }
         sleep 0.025
     done
     kill -KILL "\$p" 2>/dev/null
