@@ -170,6 +170,8 @@ GET /cache/9m1skbnr5i43n3yypvda5s65vhfwdx5a.narinfo
 
 
 === TEST 8: requests torn down at worker shutdown while their command is pending
+--- skip eval
+$ENV{TEST_NIXCACHE_VALGRIND} ? 'with master_process off, QUIT exits at once' : undef
 --- main_config
 worker_shutdown_timeout 200ms;
 --- http_config
