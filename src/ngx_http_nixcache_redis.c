@@ -33,6 +33,7 @@ struct ngx_http_nixcache_redis_s {
     ngx_pool_t                       *pool;
     ngx_http_nixcache_redis_cmd_t    *free;
     redisAsyncContext                *timed_out;  /* being torn down */
+    unsigned                          timed_out_connecting:1;
     unsigned                          exiting:1;
 };
 
@@ -423,7 +424,13 @@ ngx_http_nixcache_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     if (reply == NULL) {
         if (rr == NULL || !rr->logged) {
-            if (ac == redis->timed_out) {
+            if (ac == redis->timed_out && redis->timed_out_connecting) {
+                ngx_log_error(NGX_LOG_ERR, req->connection->log, 0,
+                              "nixcache: redis %V: not connected within "
+                              "%M ms", &redis->conf->redis,
+                              redis->conf->redis_timeout);
+
+            } else if (ac == redis->timed_out) {
                 ngx_log_error(NGX_LOG_ERR, req->connection->log, 0,
                               "nixcache: redis %V: no reply within %M ms",
                               &redis->conf->redis,
@@ -481,6 +488,7 @@ ngx_http_nixcache_redis_timeout(ngx_event_t *ev)
     }
 
     redis->timed_out = ac;
+    redis->timed_out_connecting = (ac->c.flags & REDIS_CONNECTED) ? 0 : 1;
 
     redisAsyncFree(ac);
 
