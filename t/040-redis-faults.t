@@ -113,8 +113,10 @@ for i in $(seq 1 8); do echo $url; done \
 $TEST_NIXCACHE_REDIS_CTL resume
 cat $TEST_NIXCACHE_DIR/codes
 test "$(grep -c '^503 ' $TEST_NIXCACHE_DIR/codes)" = 8
-# answered after the 1 s timeout, well before the 5 s client limit
-awk '{ if ($2 < 0.9 || $2 > 2.5) exit 1 }' $TEST_NIXCACHE_DIR/codes
+# the first command's timer (1 s) tears the connection down and fails the
+# later ones with it: all are answered by then, well before the 5 s limit
+awk '{ if ($2 > 2.5) exit 1; if ($2 > max) max = $2 }
+     END { if (max < 0.9) exit 1 }' $TEST_NIXCACHE_DIR/codes
 --- request
 GET /cache/9m1skbnr5i43n3yypvda5s65vhfwdx5a.narinfo
 --- response_headers
