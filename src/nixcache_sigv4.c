@@ -77,6 +77,7 @@ static void nixcache_sigv4_hex(char *dst, const unsigned char *p, size_t n);
 
 
 static const char  nixcache_sigv4_hex_digits[] = "0123456789abcdef";
+static const char  nixcache_sigv4_pct_digits[] = "0123456789ABCDEF";
 
 
 int
@@ -103,14 +104,30 @@ nixcache_sigv4_amz_date(char *dst, time_t t)
 }
 
 
+int
+nixcache_sigv4_payload_hash(char *hex, const void *body, size_t len)
+{
+    unsigned int   n;
+    unsigned char  digest[EVP_MAX_MD_SIZE];
+
+    if (EVP_Digest(body, len, digest, &n, EVP_sha256(), NULL) != 1
+        || n * 2 != NIXCACHE_SIGV4_HEX_LEN)
+    {
+        return -1;
+    }
+
+    nixcache_sigv4_hex(hex, digest, n);
+
+    return 0;
+}
+
+
 size_t
 nixcache_sigv4_uri_encode(char *dst, const char *src, size_t len,
     unsigned flags)
 {
-    static const char  upper[] = "0123456789ABCDEF";
-
-    size_t          i, n;
-    unsigned char   c;
+    size_t         i, n;
+    unsigned char  c;
 
     n = 0;
 
@@ -130,8 +147,8 @@ nixcache_sigv4_uri_encode(char *dst, const char *src, size_t len,
 
         if (dst != NULL) {
             dst[n] = '%';
-            dst[n + 1] = upper[c >> 4];
-            dst[n + 2] = upper[c & 0x0f];
+            dst[n + 1] = nixcache_sigv4_pct_digits[c >> 4];
+            dst[n + 2] = nixcache_sigv4_pct_digits[c & 0x0f];
         }
 
         n += 3;
@@ -528,8 +545,10 @@ static void
 nixcache_sigv4_put_lower(nixcache_sigv4_out_t *out,
     const nixcache_sigv4_str_t *s)
 {
-    char    c;
-    size_t  i;
+    char    buf[64], c;
+    size_t  i, n;
+
+    n = 0;
 
     for (i = 0; i < s->len; i++) {
         c = s->data[i];
@@ -538,8 +557,15 @@ nixcache_sigv4_put_lower(nixcache_sigv4_out_t *out,
             c = (char) (c - 'A' + 'a');
         }
 
-        nixcache_sigv4_put(out, &c, 1);
+        buf[n++] = c;
+
+        if (n == sizeof(buf)) {
+            nixcache_sigv4_put(out, buf, n);
+            n = 0;
+        }
     }
+
+    nixcache_sigv4_put(out, buf, n);
 }
 
 

@@ -2,17 +2,19 @@
  * AWS Signature Version 4 (header form, "AWS4-HMAC-SHA256") as pure
  * functions over byte strings: the S3 tier signs its requests with it.
  *
- * Nothing here allocates: results go to caller-supplied buffers, the
- * canonical request is hashed as it is produced.  Functions that write text
- * behave like snprintf without the NUL: they return the length of the whole
- * result and write at most cap bytes of it (dst may be NULL when cap is 0,
- * to learn the length), or return -1 when the request is invalid.
+ * Results go to caller-supplied buffers and the canonical request is
+ * hashed as it is produced, so no scratch buffer is needed (OpenSSL only
+ * allocates its short-lived digest contexts).  Functions that write text
+ * behave like snprintf without the NUL: they return the length of the
+ * whole result and write at most cap bytes of it (dst may be NULL when cap
+ * is 0, to learn the length), or return -1 when the request is invalid.
  *
  * What the caller provides, and how it must match the request it sends:
  *
  *   uri      the path exactly as it goes on the request line, already
- *            encoded: for S3 that is "/" bucket "/" key with the key passed
- *            through nixcache_sigv4_uri_encode(..., NIXCACHE_SIGV4_PATH).
+ *            encoded: for S3 "/" bucket "/" key (path style) or "/" key
+ *            (virtual-host style), the key passed through
+ *            nixcache_sigv4_uri_encode(..., NIXCACHE_SIGV4_PATH).
  *            It is signed verbatim: S3 wants it encoded once and not
  *            normalised ("//" and "/../" stay), unlike other AWS services.
  *   query    the canonical query string made by nixcache_sigv4_query(); it
@@ -25,6 +27,23 @@
  *            folded to one space, repeated names joined by "," in the given
  *            order, names sorted.  Sorting is quadratic: meant for the
  *            handful of headers a request signs.
+ *
+ * A GET of an object, in short (error checks left out):
+ *
+ *     nixcache_sigv4_amz_date(date, time(NULL));
+ *     uri[0] = '/';  copy bucket, '/', then
+ *     n = nixcache_sigv4_uri_encode(uri + 1 + blen + 1, key, klen,
+ *                                   NIXCACHE_SIGV4_PATH);
+ *     headers: { "host", "<bucket host>" },
+ *              { "x-amz-content-sha256", NIXCACHE_SIGV4_EMPTY_SHA256 },
+ *              { "x-amz-date", date }
+ *     req.method = "GET", req.uri = uri, req.query = "" (or the result of
+ *     nixcache_sigv4_query()), req.payload_hash = EMPTY_SHA256,
+ *     req.region, req.service = "s3", req.amz_date = date
+ *     len = nixcache_sigv4_sign(auth, sizeof(auth), &req, &cred);
+ *     if (len == -1 || (size_t) len > sizeof(auth)) -> fail
+ *     send "GET <uri>[?<query>]" with those headers and
+ *     "Authorization: <auth>".
  */
 
 #ifndef NIXCACHE_SIGV4_H
@@ -66,16 +85,17 @@ typedef struct {
 
 
 typedef struct {
-    nixcache_sigv4_str_t       method;        /* "GET", upper case */
-    nixcache_sigv4_str_t       uri;           /* encoded path, see above */
-    nixcache_sigv4_str_t       query;         /* canonical, may be empty */
+    nixcache_sigv4_str_t          method;        /* "GET", upper case */
+    nixcache_sigv4_str_t          uri;           /* encoded path */
+    nixcache_sigv4_str_t          query;         /* canonical, or empty */
     const nixcache_sigv4_pair_t  *headers;
-    size_t                     nheaders;
-    nixcache_sigv4_str_t       payload_hash;  /* hex SHA-256 of the body,
-                                                 or UNSIGNED-PAYLOAD */
-    nixcache_sigv4_str_t       region;        /* "us-east-1" */
-    nixcache_sigv4_str_t       service;       /* "s3" */
-    nixcache_sigv4_str_t       amz_date;      /* "YYYYMMDDTHHMMSSZ" */
+    size_t                        nheaders;
+    nixcache_sigv4_str_t          payload_hash;  /* hex SHA-256 of the
+                                                    body, or
+                                                    UNSIGNED-PAYLOAD */
+    nixcache_sigv4_str_t          region;        /* "us-east-1" */
+    nixcache_sigv4_str_t          service;       /* "s3" */
+    nixcache_sigv4_str_t          amz_date;      /* "YYYYMMDDTHHMMSSZ" */
 } nixcache_sigv4_request_t;
 
 
@@ -90,6 +110,12 @@ typedef struct {
  * "YYYYMMDDTHHMMSSZ".  Returns 0, or -1 if t has no such form.
  */
 int nixcache_sigv4_amz_date(char *dst, time_t t);
+
+/*
+ * Writes the payload hash of a body: NIXCACHE_SIGV4_HEX_LEN lower-case hex
+ * characters (no NUL) of its SHA-256.  Returns 0 or -1.
+ */
+int nixcache_sigv4_payload_hash(char *hex, const void *body, size_t len);
 
 /*
  * Percent-encodes len bytes the AWS way: A-Z a-z 0-9 - . _ ~ are kept,

@@ -11,7 +11,8 @@
  *   path x..            the raw path, encoded here (S3 rules, '/' kept)
  *   param x.. x..       a raw query parameter (repeatable)
  *   header x.. x..      a header to sign (repeatable)
- *   payload x..         the payload hash
+ *   payload x..         the payload hash, or
+ *   body x..            the body, hashed here
  *   region x..          service x..
  *   date x..            the amz date as text, or
  *   time N              the amz date made from N seconds since the epoch
@@ -39,6 +40,8 @@ typedef struct {
     size_t                         nparams;
     size_t                         nheaders;
     nixcache_sigv4_str_t           path;
+    nixcache_sigv4_str_t           body;
+    char                           hash[NIXCACHE_SIGV4_HEX_LEN];
     nixcache_sigv4_pair_t          params[DRIVER_MAX_PAIRS];
     nixcache_sigv4_pair_t          headers[DRIVER_MAX_PAIRS];
     nixcache_sigv4_request_t       req;
@@ -188,6 +191,20 @@ driver_line(driver_case_t *c, char *line)
 
     if (strcmp(field, "payload") == 0) {
         return driver_unhex(c, &c->req.payload_hash, a);
+    }
+
+    if (strcmp(field, "body") == 0) {
+        if (driver_unhex(c, &c->body, a) != 0
+            || nixcache_sigv4_payload_hash(c->hash, c->body.data,
+                                           c->body.len)
+               != 0)
+        {
+            return -1;
+        }
+
+        c->req.payload_hash.data = c->hash;
+        c->req.payload_hash.len = NIXCACHE_SIGV4_HEX_LEN;
+        return 0;
     }
 
     if (strcmp(field, "region") == 0) {

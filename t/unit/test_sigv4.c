@@ -1337,41 +1337,66 @@ test_encode(void)
 }
 
 
+static const char  *query_raw[][2] = {
+    { "a/", "1" }, { "a-", "2" }, { "a", "3" }, { "b", "" },
+    { "a", "1" }, { "A", "z" }, { "a~", "0" }, { "a b", "x y" },
+    { "list-type", "2" }, { "prefix", "nar/" }
+};
+
+#define QUERY_N  (sizeof(query_raw) / sizeof(query_raw[0]))
+
+
 static void
 test_query(void)
 {
     char                   buf[512];
+    size_t                 i;
     ssize_t                n;
-    nixcache_sigv4_pair_t  p[10];
-
-    static const char     *raw[10][2] = {
-        { "a/", "1" }, { "a-", "2" }, { "a", "3" }, { "b", "" },
-        { "a", "1" }, { "A", "z" }, { "a~", "0" }, { "a b", "x y" },
-        { "list-type", "2" }, { "prefix", "nar/" }
-    };
+    nixcache_sigv4_pair_t  p[QUERY_N];
 
     static const char      want[] =
         "A=z&a=1&a=3&a%20b=x%20y&a%2F=1&a-=2&a~=0&b=&list-type=2"
         "&prefix=nar%2F";
 
-    size_t  i;
-
-    for (i = 0; i < 10; i++) {
-        p[i].name = str(raw[i][0]);
-        p[i].value = str(raw[i][1]);
+    for (i = 0; i < QUERY_N; i++) {
+        p[i].name = str(query_raw[i][0]);
+        p[i].value = str(query_raw[i][1]);
     }
 
     /* expected: botocore's SigV4Auth._canonical_query_string_params */
 
-    n = nixcache_sigv4_query(buf, sizeof(buf), p, 10);
+    n = nixcache_sigv4_query(buf, sizeof(buf), p, QUERY_N);
     is_str(buf, n, want, "query sorted by encoded name, then value");
 
     n = nixcache_sigv4_query(buf, sizeof(buf), p, 0);
     is_u64(n, 0, "no parameters: empty query");
 
-    n = nixcache_sigv4_query(buf, 5, p, 10);
+    n = nixcache_sigv4_query(buf, 5, p, QUERY_N);
     ok(n == (ssize_t) strlen(want) && memcmp(buf, "A=z&a", 5) == 0,
        "short buffer: full length returned, cap bytes written");
+}
+
+
+static void
+test_payload_hash(void)
+{
+    char  hex[NIXCACHE_SIGV4_HEX_LEN];
+
+    /* AWS's test suite (post-x-www-form-urlencoded) and S3 PUT example */
+
+    ok(nixcache_sigv4_payload_hash(hex, "Param1=value1", 13) == 0
+       && memcmp(hex, "9095672bbd1f56dfc5b65f3e153adc8731a4a6541923291062"
+                 "75f4c7b24d0b6e", sizeof(hex)) == 0,
+       "payload hash of a form body");
+
+    ok(nixcache_sigv4_payload_hash(hex, "Welcome to Amazon S3.", 21) == 0
+       && memcmp(hex, "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e420"
+                 "34a8b803f8b072", sizeof(hex)) == 0,
+       "payload hash of S3's PUT example");
+
+    ok(nixcache_sigv4_payload_hash(hex, "", 0) == 0
+       && memcmp(hex, NIXCACHE_SIGV4_EMPTY_SHA256, sizeof(hex)) == 0,
+       "payload hash of nothing");
 }
 
 
@@ -1527,6 +1552,7 @@ main(void)
 
     test_encode();
     test_query();
+    test_payload_hash();
     test_signing_key();
     test_amz_date();
     test_invalid();
