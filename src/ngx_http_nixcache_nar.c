@@ -551,7 +551,11 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
             }
 
             if (ctx->budget >= NGX_HTTP_NIXCACHE_NAR_BUDGET) {
-                ngx_post_event(r->connection->write, &ngx_posted_events);
+                /*
+                 * Not ngx_posted_events: those run again in this same
+                 * turn, before epoll is asked about anyone else.
+                 */
+                ngx_post_event(r->connection->write, &ngx_posted_next_events);
                 return;
             }
 

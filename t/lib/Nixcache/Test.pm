@@ -32,7 +32,11 @@ $Test::LongString::Context = 40;
 
 my $ROOT = abs_path(dirname(__FILE__) . '/../../..');
 
-my ($T, %BASE, $nginx_pid, $valgrind_pid, $failed_before);
+my ($T, %BASE, $nginx_pid, $nginx_module, $valgrind_pid);
+
+# TEST_NIXCACHE_HUP=1: keep nginx running across blocks and switch to each
+# block's configuration with a HUP reload (new workers, Redis reconnects).
+my $HUP = $ENV{TEST_NIXCACHE_HUP} && !$ENV{TEST_NIXCACHE_VALGRIND};
 
 
 sub nixcache_root { $ROOT }
@@ -299,6 +303,38 @@ sub _nginx_start {
         sleep 0.005;
     }
     return (0, "$out\nno pid file after 5 s");
+}
+
+
+# Reloads the running nginx with the new nginx.conf: returns once the old
+# worker is gone and a new one runs, or (0, why) if the reload failed.
+sub _nginx_reload {
+    my ($err_offset) = @_;
+    my %old = map { $_ => 1 } _children_of($nginx_pid);
+    kill 'HUP', $nginx_pid;
+
+    my $until = time + 10;
+    while (time < $until) {
+        my $log = _log_since($err_offset);
+        return (0, $log) if $log =~ /\[emerg\]/;
+        my @kids = _children_of($nginx_pid);
+        my @new = grep { !$old{$_} } @kids;
+        my @left = grep { _alive($_) } keys %old;
+        return (1, '') if @new && !@left;
+        sleep 0.01;
+    }
+    return (0, "reload did not complete in 10 s\n" . _log_since($err_offset));
+}
+
+
+# Lets a running nginx finish logging the request: waits until the access
+# log has grown (the log phase is the last thing a request does).
+sub _nginx_settle {
+    my ($access_size) = @_;
+    my $until = time + 2;
+    sleep 0.01 while (-s "$T/logs/access.log" // 0) <= $access_size
+                     && time < $until;
+    sleep 0.02;
 }
 
 
@@ -632,11 +668,24 @@ sub _run_block {
         return;
     }
 
-    my ($started, $start_out) = _nginx_start();
-    if (!$started) {
-        fail("$name - nginx starts");
-        diag($start_out . _log_since($err_offset));
-        return;
+    my ($started, $start_out);
+    if ($HUP && $nginx_pid && _alive($nginx_pid) && $nginx_module eq $module) {
+        ($started, $start_out) = _nginx_reload($err_offset);
+        if (!$started) {
+            fail("$name - nginx reloads");
+            diag($start_out);
+            _nginx_stop();
+            return;
+        }
+    } else {
+        _nginx_stop();
+        ($started, $start_out) = _nginx_start();
+        if (!$started) {
+            fail("$name - nginx starts");
+            diag($start_out . _log_since($err_offset));
+            return;
+        }
+        $nginx_module = $module;
     }
 
     my $script_timeout = _sec($block, q{script_timeout}) // 300;
@@ -651,6 +700,7 @@ sub _run_block {
         }
     }
 
+    my $access_size = -s "$T/logs/access.log" // 0;
     my $res;
     if (defined _sec($block, q{request}) || defined _sec($block, q{raw_request})) {
         my ($req, $method);
@@ -675,7 +725,11 @@ sub _run_block {
         ok($rc == 0, "$name - post") or diag("post exited $rc:\n$out");
     }
 
-    _nginx_stop();
+    if ($HUP) {
+        _nginx_settle($access_size) if $res;
+    } else {
+        _nginx_stop();
+    }
     my $log = _log_since($err_offset);
 
     if ($res) {
