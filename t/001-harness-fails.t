@@ -223,6 +223,37 @@ if ($out =~ /kept (\S+nixcache-t-\S+)/) {
     system('rm', '-rf', $1);
 }
 
+# A port taken by someone else between blocks: nginx moves to a new one.
+{
+    require IO::Socket::INET;
+    my $held = IO::Socket::INET->new(LocalAddr => '127.0.0.1:0',
+                                     Listen => 5, ReuseAddr => 1) or die;
+    my $port = $held->sockport;
+    open my $fh, '>', "$dir/port.t" or die;
+    print {$fh} <<'EOF';
+use lib 't/lib';
+use Nixcache::Test;
+run_tests();
+__DATA__
+
+=== TEST 1: served although the first port was taken
+--- no_module
+--- config
+    location / { return 200 "port $TEST_NIXCACHE_PORT\n"; }
+--- request
+GET /
+--- response_body
+port $TEST_NIXCACHE_PORT
+--- post
+test "$TEST_NIXCACHE_PORT" != "$HELD_PORT"
+EOF
+    close $fh;
+    my ($rc, $out) = tap_of("$dir/port.t", TEST_NIXCACHE_PORT => $port,
+                            HELD_PORT => $port);
+    is($rc, 0, 'a block whose port is taken moves to a free one')
+        or diag($out);
+}
+
 # t/000 again, with one nginx reloaded by HUP between blocks
 ($rc, $out, $r) = tap_of('t/000-harness.t', TEST_NIXCACHE_HUP => 1);
 is($rc, 0, 't/000-harness.t passes in HUP mode') or diag($out);

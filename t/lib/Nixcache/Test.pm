@@ -264,6 +264,25 @@ sub _wait_gone {
 }
 
 
+# Whether process $pid itself holds the listening socket of 127.0.0.1:$port
+# (someone else may listen there).
+sub _listens {
+    my ($pid, $port) = @_;
+    my $want = sprintf '0100007F:%04X', $port;
+    my %inodes;
+    for my $line (split /\n/, _slurp('/proc/net/tcp')) {
+        my @f = split ' ', $line;
+        $inodes{$f[9]} = 1 if @f > 9 && $f[1] eq $want && $f[3] eq '0A';
+    }
+    return 0 unless %inodes;
+    for my $fd (glob "/proc/$pid/fd/*") {
+        my $l = readlink $fd // next;
+        return 1 if $l =~ /^socket:\[(\d+)\]$/ && $inodes{$1};
+    }
+    return 0;
+}
+
+
 sub _nginx_start {
     if ($ENV{TEST_NIXCACHE_VALGRIND}) {
         my $pid = fork // die "fork: $!\n";
@@ -279,11 +298,13 @@ sub _nginx_start {
         $valgrind_pid = $nginx_pid = $pid;
         my $until = time + 30;
         while (time < $until) {
-            my $s = IO::Socket::INET->new(
-                PeerAddr => "127.0.0.1:$BASE{TEST_NIXCACHE_PORT}");
-            return (1, '') if $s;
-            waitpid($pid, WNOHANG) == $pid
-                and return (0, _slurp("$T/logs/nginx.out"));
+            return (1, '') if _listens($pid, $BASE{TEST_NIXCACHE_PORT});
+            if (waitpid($pid, WNOHANG) == $pid) {
+                undef $nginx_pid;
+                undef $valgrind_pid;
+                return (0, _slurp("$T/logs/nginx.out")
+                           . _slurp("$T/logs/error.log"));
+            }
             sleep 0.05;
         }
         return (0, 'nginx under valgrind did not listen in 30s');
@@ -648,10 +669,12 @@ sub _run_block {
         return;
     }
 
-    my $conf = _nginx_conf($block, \%v);
-    $conf = _subst($conf, \%v);
-    _spew("$T/nginx.conf", $conf);
-    _spew("$dir/nginx.conf", $conf);
+    my $write_conf = sub {
+        my $conf = _subst(_nginx_conf($block, \%v), \%v);
+        _spew("$T/nginx.conf", $conf);
+        _spew("$dir/nginx.conf", $conf);
+    };
+    $write_conf->();
 
     my $err_offset = -s "$T/logs/error.log" // 0;
 
@@ -680,6 +703,21 @@ sub _run_block {
     } else {
         _nginx_stop();
         ($started, $start_out) = _nginx_start();
+
+        # Between blocks the port is free, and another suite on this
+        # machine may have taken it: move to a new one.
+        for (1 .. 3) {
+            last if $started
+                    || ($start_out . _log_since($err_offset))
+                       !~ /Address already in use/;
+            my $port = free_port();
+            $BASE{TEST_NIXCACHE_PORT} = $v{TEST_NIXCACHE_PORT}
+                = $ENV{TEST_NIXCACHE_PORT} = $port;
+            $write_conf->();
+            $err_offset = -s "$T/logs/error.log" // 0;
+            ($started, $start_out) = _nginx_start();
+        }
+
         if (!$started) {
             fail("$name - nginx starts");
             diag($start_out . _log_since($err_offset));
