@@ -23,9 +23,18 @@
 
 declare -gA FIX
 
-# keystream KEYHEX BYTES: AES-128-CTR keystream, the same everywhere.
+# keystream KEYHEX BYTES: AES-128-CTR keystream, the same everywhere
+# (without the openssl command: Python's seeded Mersenne Twister).
 # (head closes the pipe early: the writer's SIGPIPE is expected.)
 keystream() {
+    if ! command -v openssl > /dev/null; then
+        python3 -c 'import random, sys
+r = random.Random(int(sys.argv[1], 16)); n = int(sys.argv[2])
+while n > 0:
+    k = min(n, 1 << 20); sys.stdout.buffer.write(r.randbytes(k)); n -= k
+' "$1" "$2"
+        return
+    fi
     (
         set +o pipefail
         openssl enc -aes-128-ctr -nosalt -K "$1" \
