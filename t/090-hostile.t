@@ -172,8 +172,6 @@ my @paths = (
     [ 'root',                             '/',                           404 ],
     [ '/nar/ alone',                      '/nar/',                       404 ],
     [ '/nar alone',                       '/nar',                        404 ],
-    [ 'empty narinfo name',               '/.narinfo',                   404 ],
-    [ 'empty nar name',                   '/nar/.nar.zst',               404 ],
     [ 'nix-cache-info with a slash',      '/nix-cache-info/',            404 ],
     [ 'nix-cache-info uppercase',         '/NIX-CACHE-INFO',             404 ],
 );
@@ -228,6 +226,9 @@ my @names = (
     [ 'narinfo of a full basename',       "/$H-f.narinfo",                    400 ],
     [ 'narinfo named by a NarHash',       "/$N.narinfo",                      400 ],
     [ 'narinfo with a space',             '/' . substr($H, 0, 31) . '%20.narinfo', 400 ],
+    [ 'narinfo with an empty hash',       '/.narinfo',                        400 ],
+    [ 'nar.zst with an empty hash',       '/nar/.nar.zst',                    400 ],
+    [ 'nar with an empty hash',           '/nar/.nar',                        400 ],
     [ 'narinfo.bak',                      "/$H.narinfo.bak",                  404 ],
     [ 'narinfo with a trailing slash',    "/$H.narinfo/",                     404 ],
     [ 'NARINFO uppercase suffix',         "/$H.NARINFO",                      404 ],
