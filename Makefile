@@ -54,7 +54,8 @@ $(BUILD)/nginx/Makefile: config
 
 $(MODULE): $(BUILD)/nginx/Makefile $(MOD_SRCS) $(CORE_HDRS)
 	$(MAKE) -s -C $(NGINX_SRC) -f $(abspath $(BUILD)/nginx/Makefile) modules
-	cp $(BUILD)/nginx/ngx_http_nixcache_module.so $@
+	@# a rename, not an overwrite: running nginx processes map the old file
+	cp $(BUILD)/nginx/ngx_http_nixcache_module.so $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/core/%.o: src/%.c $(CORE_HDRS)
 	@mkdir -p $(dir $@)

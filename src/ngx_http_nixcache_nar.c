@@ -54,9 +54,6 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_request_t        *request;
-
-    ngx_str_t                  hash;
     ngx_str_t                  key;        /* <prefix>manifest:<hash> */
     ngx_str_t                  etag;
 
@@ -128,7 +125,7 @@ static ngx_int_t ngx_http_nixcache_nar_reserve(ngx_http_request_t *r,
 static ngx_int_t ngx_http_nixcache_nar_flush(ngx_http_request_t *r,
     ngx_http_nixcache_nar_ctx_t *ctx);
 static void ngx_http_nixcache_nar_reclaim(ngx_http_nixcache_nar_ctx_t *ctx);
-static void ngx_http_nixcache_nar_wait_write(ngx_http_request_t *r);
+static ngx_int_t ngx_http_nixcache_nar_wait_write(ngx_http_request_t *r);
 static void ngx_http_nixcache_nar_write_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_nixcache_nar_send_header(ngx_http_request_t *r,
     ngx_http_nixcache_nar_ctx_t *ctx);
@@ -147,7 +144,6 @@ ngx_int_t
 ngx_http_nixcache_nar_handler(ngx_http_request_t *r, ngx_str_t *hash,
     ngx_http_nixcache_route_e route)
 {
-    u_char                         *p;
     size_t                          len;
     ngx_uint_t                      i;
     ngx_pool_cleanup_t             *cln;
@@ -168,17 +164,10 @@ ngx_http_nixcache_nar_handler(ngx_http_request_t *r, ngx_str_t *hash,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->request = r;
     ctx->zst = (route == NGX_HTTP_NIXCACHE_ROUTE_NAR_ZST);
     ctx->head_only = (r->method == NGX_HTTP_HEAD);
     ctx->file.fd = NGX_INVALID_FILE;
     ctx->last_out = &ctx->out;
-
-    ctx->hash.len = hash->len;
-    ctx->hash.data = ngx_pstrdup(r->pool, hash);
-    if (ctx->hash.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
     /* the two forms are different representations: different tags */
 
@@ -188,8 +177,7 @@ ngx_http_nixcache_nar_handler(ngx_http_request_t *r, ngx_str_t *hash,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_sprintf(ctx->etag.data, "\"%V", hash);
-    p = ctx->zst ? ngx_cpymem(p, "-zst\"", 5) : ngx_cpymem(p, "\"", 1);
+    ngx_sprintf(ctx->etag.data, ctx->zst ? "\"%V-zst\"" : "\"%V\"", hash);
 
     ctx->key.len = nlcf->prefix.len + sizeof(NIXCACHE_KEY_MANIFEST) - 1
                    + hash->len;
@@ -264,7 +252,7 @@ ngx_http_nixcache_nar_handler(ngx_http_request_t *r, ngx_str_t *hash,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->last->last_buf = 1;
+    ctx->last->last_buf = (r == r->main);
     ctx->last->last_in_chain = 1;
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -332,15 +320,18 @@ ngx_http_nixcache_nar_fetch(ngx_http_request_t *r,
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "nixcache nar: GETRANGE %V %uL %uL", &ctx->key, from, to);
 
+    /* set first: the reply handler clears it, whenever it runs */
+
+    ctx->waiting = 1;
+
     if (ngx_http_nixcache_redis_command(r,
                                         ngx_http_nixcache_nar_redis_handler,
                                         ctx, 4, argv, argvlen)
         != NGX_OK)
     {
+        ctx->waiting = 0;
         return NGX_ERROR;
     }
-
-    ctx->waiting = 1;
 
     return NGX_OK;
 }
@@ -357,9 +348,11 @@ ngx_http_nixcache_nar_redis_handler(ngx_http_request_t *r,
     ctx = data;
     ctx->waiting = 0;
 
+    /* the Redis code has logged why there is no reply */
+
     if (reply == NULL) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "nixcache: no Redis reply for GETRANGE \"%V\"",
+                      "nixcache: manifest \"%V\" could not be read",
                       &ctx->key);
         ngx_http_nixcache_nar_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
@@ -367,10 +360,8 @@ ngx_http_nixcache_nar_redis_handler(ngx_http_request_t *r,
 
     if (reply->type != REDIS_REPLY_STRING) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "nixcache: Redis GETRANGE \"%V\" failed: %*s",
-                      &ctx->key,
-                      reply->type == REDIS_REPLY_ERROR ? reply->len : 0,
-                      reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+                      "nixcache: manifest \"%V\": unexpected Redis reply "
+                      "type %d", &ctx->key, reply->type);
         ngx_http_nixcache_nar_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
     }
@@ -529,8 +520,10 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
                 goto cut;
             }
 
-            if (rc == NGX_AGAIN) {
-                ngx_http_nixcache_nar_wait_write(r);
+            if (rc == NGX_AGAIN
+                && ngx_http_nixcache_nar_wait_write(r) != NGX_OK)
+            {
+                goto cut;
             }
 
             if (ngx_http_nixcache_nar_fetch(r, ctx) != NGX_OK) {
@@ -549,18 +542,20 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
             }
 
             if (rc == NGX_AGAIN) {
-                ngx_http_nixcache_nar_wait_write(r);
-                return;
+                goto wait;
             }
 
             if (ctx->used == ctx->nslots) {
                 /* sent but not released: wait for the socket */
-                ngx_http_nixcache_nar_wait_write(r);
-                return;
+                goto wait;
             }
 
             if (ctx->budget >= NGX_HTTP_NIXCACHE_NAR_BUDGET) {
-                ngx_post_event(r->connection->write, &ngx_posted_events);
+                /*
+                 * Not ngx_posted_events: those run again in this same
+                 * turn, before epoll is asked about anyone else.
+                 */
+                ngx_post_event(r->connection->write, &ngx_posted_next_events);
                 return;
             }
 
@@ -590,30 +585,46 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
             goto failed;
         }
 
-        if (ctx->offset + size > ctx->start) {
-            lo = ngx_max(ctx->start - ctx->offset, 0);
-            hi = ngx_min(ctx->end - ctx->offset, size);
+        if (ctx->offset + size <= ctx->start) {
+            /* before the range: not even opened */
+            ctx->offset += size;
+            ctx->index++;
+            continue;
+        }
 
-            rc = ngx_http_nixcache_nar_chunk(r, ctx, &e, lo, hi);
-            if (rc != NGX_OK) {
-                goto failed;
-            }
+        lo = ngx_max(ctx->start - ctx->offset, 0);
+        hi = ngx_min(ctx->end - ctx->offset, size);
 
-            if (!r->header_sent) {
-                rc = ngx_http_nixcache_nar_send_header(r, ctx);
-
-                if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-                    ngx_http_finalize_request(r, rc);
-                    return;
-                }
-            }
-
-            ctx->budget += (size_t) (hi - lo)
-                           + NGX_HTTP_NIXCACHE_NAR_CHUNK_COST;
+        if (ngx_http_nixcache_nar_chunk(r, ctx, &e, lo, hi) != NGX_OK) {
+            goto failed;
         }
 
         ctx->offset += size;
         ctx->index++;
+        ctx->budget += (size_t) (hi - lo) + NGX_HTTP_NIXCACHE_NAR_CHUNK_COST;
+
+        if (r->header_sent) {
+            continue;
+        }
+
+        rc = ngx_http_nixcache_nar_send_header(r, ctx);
+
+        if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+            ngx_http_finalize_request(r, rc);
+            return;
+        }
+
+        /* the status line and the first bytes go out at once */
+
+        rc = ngx_http_nixcache_nar_flush(r, ctx);
+
+        if (rc == NGX_ERROR) {
+            goto cut;
+        }
+
+        if (rc == NGX_AGAIN) {
+            goto wait;
+        }
     }
 
 done:
@@ -642,6 +653,14 @@ done:
 
     ngx_http_finalize_request(r, rc);
     return;
+
+wait:
+
+    if (ngx_http_nixcache_nar_wait_write(r) == NGX_OK) {
+        return;
+    }
+
+    goto cut;
 
 failed:
 
@@ -990,7 +1009,7 @@ ngx_http_nixcache_nar_reclaim(ngx_http_nixcache_nar_ctx_t *ctx)
 }
 
 
-static void
+static ngx_int_t
 ngx_http_nixcache_nar_wait_write(ngx_http_request_t *r)
 {
     ngx_event_t               *wev;
@@ -1003,9 +1022,7 @@ ngx_http_nixcache_nar_wait_write(ngx_http_request_t *r)
         ngx_add_timer(wev, clcf->send_timeout);
     }
 
-    if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_ERROR);
-    }
+    return ngx_handle_write_event(wev, clcf->send_lowat);
 }
 
 
@@ -1053,8 +1070,10 @@ ngx_http_nixcache_nar_write_handler(ngx_http_request_t *r)
             return;
         }
 
-        if (rc == NGX_AGAIN) {
-            ngx_http_nixcache_nar_wait_write(r);
+        if (rc == NGX_AGAIN
+            && ngx_http_nixcache_nar_wait_write(r) != NGX_OK)
+        {
+            ngx_http_finalize_request(r, NGX_ERROR);
         }
 
         return;
@@ -1269,7 +1288,7 @@ ngx_http_nixcache_nar_parse_range(u_char *p, u_char *last, off_t length,
 
         while (p < last && *p >= '0' && *p <= '9') {
             if (a > cutoff || (a == cutoff && *p - '0' > cutlim)) {
-                return NGX_DECLINED;
+                return NGX_HTTP_RANGE_NOT_SATISFIABLE;
             }
 
             a = a * 10 + (*p++ - '0');
