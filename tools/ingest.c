@@ -86,7 +86,7 @@ nixcache_cli_ingest_init(nixcache_cli_ingest_t *ing, const nixcache_opts_t *o,
 void
 nixcache_cli_ingest_summary(nixcache_cli_ingest_t *ing)
 {
-    if (ing->s3sink == NULL) {
+    if (ing->s3sink == NULL || nixcache_s3_requests(ing->s3) == 0) {
         return;
     }
 
