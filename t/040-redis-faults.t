@@ -285,7 +285,7 @@ curl -s --max-time 5 -o /dev/null -w '%{http_code} %{time_total}\n' \
     http://127.0.0.1:$TEST_NIXCACHE_PORT/cache/9m1skbnr5i43n3yypvda5s65vhfwdx5a.narinfo \
     > $TEST_NIXCACHE_DIR/code
 cat $TEST_NIXCACHE_DIR/code
-awk '{ if ($1 != 503 || $2 < 0.4 || $2 > 1.5) exit 1 }' $TEST_NIXCACHE_DIR/code
+awk '{ if ($1 != 503 || $2 < 0.4 || $2 > 3) exit 1 }' $TEST_NIXCACHE_DIR/code
 --- request
 GET /cache/9m1skbnr5i43n3yypvda5s65vhfwdx5a.narinfo
 --- error_code: 503
