@@ -986,9 +986,12 @@ ngx_http_nixcache_s3_credentials(ngx_conf_t *cf, ngx_command_t *cmd,
     if (fi.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "nixcache_s3_credentials: \"%V\" is readable or "
-                           "writable by group or others (mode %04o): "
-                           "chmod 600 it", &name,
-                           (unsigned) (fi.st_mode & 07777));
+                           "writable by group or others (mode "
+                           "%ui%ui%ui%ui): chmod 600 it", &name,
+                           (ngx_uint_t) (fi.st_mode >> 9) & 7,
+                           (ngx_uint_t) (fi.st_mode >> 6) & 7,
+                           (ngx_uint_t) (fi.st_mode >> 3) & 7,
+                           (ngx_uint_t) fi.st_mode & 7);
         goto failed;
     }
 

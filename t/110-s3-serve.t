@@ -50,8 +50,10 @@ $ENV{TEST_NIXCACHE_S3_CTL} = "$ENV{PWD}/t/lib/s3rver-ctl";
 
 package Nixcache::Fixture::Eval;
 
-# Moves every chunk file of the disk tier into the bucket.
+# Moves every chunk file of the disk tier into the bucket (only those
+# whose CID the optional filter accepts).
 sub to_s3 {
+    my ($keep) = @_;
     my @files;
     my $dir = $Nixcache::Fixture::CHUNKS;
     File::Find::find({ no_chdir => 1, wanted => sub {
@@ -59,6 +61,7 @@ sub to_s3 {
     } }, $dir);
     for my $f (@files) {
         my ($xx, $cid) = $f =~ m{/([a-z2-7]{2})/(b[a-z2-7]{58})$};
+        next if $keep && !$keep->($cid);
         my $rc = system('curl', '-sSf', '-o', '/dev/null', '-X', 'PUT',
                         '--aws-sigv4', 'aws:amz:us-east-1:s3',
                         '--user', 'S3RVER:S3RVER',
@@ -70,12 +73,28 @@ sub to_s3 {
         unlink $f or die "$f: $!";
         (my $fan = $f) =~ s{/[^/]+$}{};
         rmdir $fan;
+        chmod 0777, $fan;
     }
     chmod 0777, $dir;
+    s3_vars();
+    return scalar @files;
+}
+
+# The s3rver and credentials variables, for blocks.
+sub s3_vars {
     $Nixcache::Fixture::VARS{"TEST_NIXCACHE_$_"} = $ENV{"TEST_NIXCACHE_$_"}
         for qw(S3_ENDPOINT S3_PORT S3_DATA S3_CREDS S3_CREDS_KV S3_CREDS_BAD
                S3_CREDS_OPEN S3_CTL);
-    return scalar @files;
+}
+
+# Deletes an object from the bucket.
+sub s3_delete {
+    my ($cid) = @_;
+    system('curl', '-sSf', '-o', '/dev/null', '-X', 'DELETE',
+           '--aws-sigv4', 'aws:amz:us-east-1:s3', '--user', 'S3RVER:S3RVER',
+           '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD',
+           "$ENV{TEST_NIXCACHE_S3_ENDPOINT}/nixcache/chunks/"
+           . substr($cid, -2) . "/$cid") == 0 or die "DELETE $cid failed";
 }
 
 package main;
@@ -279,3 +298,259 @@ echo "chunk files: $n"
 --- error_log
 S3 chunk $TEST_NIXCACHE_FIX_bad_CID0, key "chunks/
 in bucket "nixcache": does not
+
+
+
+=== TEST 7: S3 unreachable, cold chunk → 503, one log line with the cause
+--- fixture
+add_nar(name => 'cold', content => "cold and far away\n" x 3000);
+to_s3();
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint http://127.0.0.1:9;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_cold_NARHASH.nar
+--- error_code: 503
+--- error_log
+S3 chunk $TEST_NIXCACHE_FIX_cold_CID0, key "chunks/
+Failed to connect
+(after one retry)
+--- no_error_log
+[alert]
+
+
+
+=== TEST 8: a disk hit is served while S3 is unreachable
+--- fixture
+add_nar(name => 'warm', content => "warm and near\n" x 3000);
+s3_vars();
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint http://127.0.0.1:9;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_warm_NARHASH.nar
+--- error_code: 200
+--- response_body_file
+$TEST_NIXCACHE_FIX_warm_NAR
+--- no_error_log
+[error]
+
+
+
+=== TEST 9: a slow S3 (3 s delaying proxy) and a 500 ms timeout → 504, logged
+--- fixture
+add_nar(name => 'slow', content => "slow as a snail\n" x 3000);
+to_s3();
+my $port = `t/lib/s3-delay-proxy-bg $ENV{TEST_NIXCACHE_S3_PORT} 3000 $Nixcache::Fixture::DIR/proxy.pid`;
+chomp $port;
+$Nixcache::Fixture::VARS{TEST_NIXCACHE_PROXY_PORT} = $port;
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint http://127.0.0.1:$TEST_NIXCACHE_PROXY_PORT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+        nixcache_s3_timeout 500ms;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_slow_NARHASH.nar.zst
+--- error_code: 504
+--- post
+kill $(cat $TEST_NIXCACHE_DIR/proxy.pid)
+--- error_log
+S3 chunk $TEST_NIXCACHE_FIX_slow_CID0
+timed out
+--- no_error_log
+after one retry
+
+
+
+=== TEST 10: an access key id S3 does not know → 502, logged with S3's error code
+--- fixture
+add_nar(name => 'forbidden', content => "not for you\n" x 3000);
+to_s3();
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS_BAD;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_forbidden_NARHASH.nar.zst
+--- error_code: 502
+--- error_log
+S3 chunk $TEST_NIXCACHE_FIX_forbidden_CID0
+HTTP 403 InvalidAccessKeyId
+--- no_error_log
+after one retry
+
+
+
+=== TEST 11: an object missing in the bucket → 502, logged with NoSuchKey
+--- fixture
+add_nar(name => 'gone', content => "gone with the wind\n" x 3000);
+to_s3();
+s3_delete(fixture_var('gone', 'CID0'));
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_gone_NARHASH.nar
+--- error_code: 502
+--- error_log
+S3 chunk $TEST_NIXCACHE_FIX_gone_CID0, key "chunks/
+HTTP 404 NoSuchKey
+
+
+
+=== TEST 12: disk and S3 mixed (every other chunk on disk): .nar byte-exact
+--- fixture
+my $c = '';
+$c .= pack('N', $_ * 2654435761 % 4294967296) . "mixed $_\n" for 1 .. 30000;
+my $f = add_nar(name => 'mixed', content => $c, chunk_size => 7000);
+my $i = 0;
+my %odd = map { (fixture_var('mixed', "CID$_") => 1) } grep { $_ % 2 } 0 .. $f->{NCHUNKS} - 1;
+to_s3(sub { $odd{$_[0]} });
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+        nixcache_s3_prefetch 3;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_mixed_NARHASH.nar
+--- error_code: 200
+--- response_body_file
+$TEST_NIXCACHE_FIX_mixed_NAR
+--- no_error_log
+[error]
+
+
+
+=== TEST 13: an S3 failure after the header (first chunk on disk) cuts the connection
+--- fixture
+my $c = '';
+$c .= pack('N', $_ * 2654435761 % 4294967296) . "cut $_\n" for 1 .. 30000;
+my $f = add_nar(name => 'cut', content => $c, chunk_size => 7000);
+my $last = fixture_var('cut', 'CID' . ($f->{NCHUNKS} - 1));
+to_s3(sub { $_[0] eq $last });
+s3_delete($last);
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_cut_NARHASH.nar.zst
+--- error_code: 200
+--- response_incomplete
+--- error_log
+HTTP 404 NoSuchKey
+
+
+
+=== TEST 14: nginx -t: credentials readable by others are refused
+--- fixture
+s3_vars();
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint http://127.0.0.1:9;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS_OPEN;
+    }
+--- must_die
+--- error_log
+is readable or writable by group or others (mode 0644)
+
+
+
+=== TEST 15: nginx -t: an endpoint without credentials
+--- fixture
+s3_vars();
+--- config
+    location /a/ {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint http://127.0.0.1:9;
+        nixcache_s3_bucket nixcache;
+    }
+--- must_die
+--- error_log
+"nixcache_s3_endpoint" requires "nixcache_s3_credentials"
+
+
+
+=== TEST 16: nginx -t: an endpoint without a bucket
+--- fixture
+s3_vars();
+--- config
+    location /a/ {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint http://127.0.0.1:9;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+    }
+--- must_die
+--- error_log
+"nixcache_s3_endpoint" requires "nixcache_s3_bucket"
+
+
+
+=== TEST 17: nginx -t: an endpoint that is not http(s)://host[:port]
+--- fixture
+s3_vars();
+--- config
+    location /a/ {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint ftp://127.0.0.1/x;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+    }
+--- must_die
+--- error_log
+invalid "nixcache_s3_endpoint" "ftp://127.0.0.1/x"
+
+
+
+=== TEST 18: nginx -t: an unknown thread pool
+--- fixture
+s3_vars();
+--- config
+    location /a/ {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint http://127.0.0.1:9;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+        nixcache_s3_thread_pool nosuchpool;
+    }
+--- must_die
+--- error_log
+unknown thread pool "nosuchpool"
