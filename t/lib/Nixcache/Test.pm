@@ -606,6 +606,7 @@ sub _script {
         exec 'bash', $path or POSIX::_exit(127);
     }
     push @script_groups, $pid;
+    _spew("$T/script-groups", join("\n", @script_groups) . "\n");
 
     my $until = time + $timeout;
     while (waitpid($pid, WNOHANG) != $pid) {
@@ -624,6 +625,7 @@ sub _script {
 sub _stop_script_groups {
     kill 'TERM', -$_ for @script_groups;
     @script_groups = ();
+    unlink "$T/script-groups";
 }
 
 
@@ -992,7 +994,44 @@ sub _setup {
 
     $SIG{INT} = $SIG{TERM} = sub { die "killed by signal\n" };
 
+    _start_watchdog();
     _redis_ensure();
+}
+
+
+# A process that outlives a test file killed by SIGKILL (nothing of ours
+# runs then) and stops that file's nginx and redis-server, which are
+# daemons in sessions of their own.
+sub _start_watchdog {
+    my $parent = $$;
+    my $t = $T;
+    my $pid = fork;
+    return if !defined $pid || $pid;
+
+    POSIX::setsid();
+    $SIG{$_} = 'IGNORE' for qw(INT TERM HUP PIPE);
+    open STDIN, '<', '/dev/null';
+    open STDOUT, '>', '/dev/null';
+    open STDERR, '>', '/dev/null';
+    $0 = "nixcache-test-watchdog $t";
+
+    sleep 0.25 while getppid() == $parent;
+
+    kill 'TERM', map { -$_ } _slurp("$t/script-groups") =~ /(\d+)/g;
+
+    my @pids;
+    for my $f ("$t/logs/nginx.pid", "$t/redis/redis.pid") {
+        my ($p) = _slurp($f) =~ /^(\d+)/ or next;
+        push @pids, $p if _slurp("/proc/$p/cmdline") =~ /nginx|redis/;
+    }
+    if (@pids) {
+        kill 'CONT', @pids;
+        kill 'TERM', @pids;
+        my $until = time + 5;
+        sleep 0.05 while grep({ _alive($_) } @pids) && time < $until;
+        kill 'KILL', grep { _alive($_) } @pids;
+    }
+    POSIX::_exit(0);
 }
 
 
