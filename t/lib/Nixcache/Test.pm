@@ -38,6 +38,11 @@ my ($T, %BASE, $nginx_pid, $nginx_module, $valgrind_pid);
 # block's configuration with a HUP reload (new workers, Redis reconnects).
 my $HUP = $ENV{TEST_NIXCACHE_HUP} && !$ENV{TEST_NIXCACHE_VALGRIND};
 
+# sendfile as recommended (on), unless TEST_NIXCACHE_SENDFILE=off or the
+# block's http_config sets it (a server or location may still override).
+my $SENDFILE = ($ENV{TEST_NIXCACHE_SENDFILE} // 'on') =~ /^(off|0)$/
+               ? 'off' : 'on';
+
 
 sub nixcache_root { $ROOT }
 
@@ -204,6 +209,7 @@ http {
 EOF
     $conf .= "    nixcache_redis 127.0.0.1:$v->{TEST_NIXCACHE_REDIS_PORT};\n"
         if $module ne '' && $http_config !~ /\bnixcache_redis\s/;
+    $conf .= "    sendfile $SENDFILE;\n" if $http_config !~ /\bsendfile\s/;
     $conf .= "\n$http_config\n" if $http_config ne '';
     $conf .= <<"EOF";
 
