@@ -1,11 +1,13 @@
 # README.md stays true: its directive table is DESIGN.md's, every directive
-# the module defines is documented, and every CLI command is described.
+# the module defines is documented, every CLI command is described, its
+# nginx example is accepted by nginx, and its links resolve.
 
 use strict;
 use warnings;
 
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
+use File::Temp qw(tempdir);
 use Test::More;
 
 my $root = abs_path(dirname(__FILE__) . '/..');
@@ -53,6 +55,23 @@ SKIP: {
     for my $c (@cmds) {
         like($readme, qr/nixcache $c\b/, "README describes nixcache $c");
     }
+}
+
+# The nginx example is a configuration nginx accepts, with our module.
+SKIP: {
+    my $module = "$root/build/ngx_http_nixcache_module.so";
+    skip 'module not built', 1 unless -f $module;
+    my ($example) = $readme =~ /```nginx\n(.*?)```/s;
+    my $dir = tempdir('nixcache-readme-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    mkdir "$dir/logs";
+    $example =~ s{/path/to/build/}{$root/build/}g;
+    $example =~ s{/var/lib/nixcache}{$dir}g;
+    open my $fh, '>', "$dir/nginx.conf" or die;
+    print {$fh} "pid $dir/nginx.pid;\nerror_log $dir/logs/error.log;\n",
+                $example;
+    close $fh;
+    my $out = `nginx -t -p $dir/ -c $dir/nginx.conf -e $dir/logs/error.log 2>&1`;
+    is($?, 0, 'the README nginx example passes nginx -t') or diag($out);
 }
 
 my %seen;
