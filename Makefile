@@ -5,9 +5,9 @@
 #   make deps     install every Debian package needed (idempotent)
 #   make test     deps + build + every suite (unit, t/*.t)
 #   make run      deps + build + a cache on 127.0.0.1:$(PORT)
-#   make test-hup, make test-valgrind
+#   make test-hup, make test-valgrind, make test-sendfile-off
 #                 the module suites with nginx reloaded by HUP between
-#                 blocks, or under valgrind
+#                 blocks, under valgrind, or with sendfile off
 
 SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
@@ -34,7 +34,8 @@ UNIT_BINS   := $(UNIT_SRCS:t/unit/%.c=$(BUILD)/unit/%)
 MODULE      := $(BUILD)/ngx_http_nixcache_module.so
 CLI         := $(BUILD)/nixcache
 
-.PHONY: all module cli deps unit test test-hup test-valgrind run clean bench-tools
+.PHONY: all module cli deps unit test test-hup test-valgrind test-sendfile-off \
+        run clean bench-tools
 
 all: module cli
 
@@ -102,6 +103,10 @@ test-hup: deps
 test-valgrind: deps
 	@$(MAKE) --no-print-directory all
 	@TEST_NIXCACHE_VALGRIND=1 t/run-all $(MODULE_TESTS)
+
+test-sendfile-off: deps
+	@$(MAKE) --no-print-directory all
+	@TEST_NIXCACHE_SENDFILE=off t/run-all $(MODULE_TESTS)
 
 run: deps
 	@$(MAKE) --no-print-directory all
