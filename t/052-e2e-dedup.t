@@ -34,7 +34,8 @@ for v in $VERSIONS; do
     tgz=$NPM_CACHE/typescript-$v.tgz
     if [ ! -s "$tgz" ]; then
         command -v npm > /dev/null || skip_all "npm not installed"
-        (cd "$NPM_CACHE" && npm pack --silent "typescript@$v" \
+        (cd "$NPM_CACHE" && npm pack --silent --fetch-timeout=30000 \
+             --fetch-retries=1 "typescript@$v" \
             > /dev/null 2>&1) \
             || { rm -f "$tgz"; skip_all "npm registry unreachable"; }
     fi
