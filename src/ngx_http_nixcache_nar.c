@@ -1288,7 +1288,7 @@ ngx_http_nixcache_nar_parse_range(u_char *p, u_char *last, off_t length,
 
         while (p < last && *p >= '0' && *p <= '9') {
             if (a > cutoff || (a == cutoff && *p - '0' > cutlim)) {
-                return NGX_DECLINED;
+                return NGX_HTTP_RANGE_NOT_SATISFIABLE;
             }
 
             a = a * 10 + (*p++ - '0');

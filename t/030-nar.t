@@ -438,3 +438,34 @@ GET /nar/$TEST_NIXCACHE_FIX_pfx_NARHASH.nar
 --- error_code: 200
 --- response_body_file
 $TEST_NIXCACHE_FIX_pfx_NAR
+
+
+
+=== TEST 20: a request is answered (its Redis reply read) while big NARs stream
+--- http_config
+    nixcache_redis_timeout 250ms;
+--- fixture
+open my $fh, '<:raw', '/dev/urandom' or die;
+read $fh, my $rnd, 1 << 20;
+add_nar(name => 'big', nar => $rnd x 40, chunk_size => 1 << 18);
+add_nar(name => 'small', content => "small\n" x 100);
+--- init
+for i in 1 2 3; do
+    curl -s -o /dev/null \
+        http://127.0.0.1:$TEST_NIXCACHE_PORT/nar/$TEST_NIXCACHE_FIX_big_NARHASH.nar \
+        > /dev/null 2>&1 &
+done
+sleep 0.1
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_small_NARHASH.nar
+--- timeout: 30
+--- error_code: 200
+--- response_body_file
+$TEST_NIXCACHE_FIX_small_NAR
+--- no_error_log
+[error]

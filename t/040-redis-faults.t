@@ -489,3 +489,26 @@ nixcache_manifest_window 0;
 --- must_die
 --- error_log
 value must be between 1 and 65536
+
+
+
+=== TEST 28: nginx -t: nixcache_redis given twice
+--- http_config
+nixcache_redis 127.0.0.1:6379;
+nixcache_redis 127.0.0.1:6380;
+--- must_die
+--- error_log
+"nixcache_redis" directive is duplicate
+
+
+
+=== TEST 29: nginx -t: nixcache_chunks given twice
+--- config
+location /cache/ {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+    nixcache_chunks /tmp;
+}
+--- must_die
+--- error_log
+"nixcache_chunks" directive is duplicate

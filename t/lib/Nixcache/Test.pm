@@ -585,12 +585,44 @@ sub _match {
 }
 
 
+# Runs an init/post script in its own process group, output to a file (so
+# a server it leaves in the background does not hold a pipe we wait on).
+# What it leaves running is stopped at the end of the block.
+my @script_groups;
+
 sub _script {
     my ($name, $script, $dir, $timeout) = @_;
     my $path = "$dir/$name.sh";
+    my $outf = "$dir/$name.out";
     _spew($path, "set -e\n$script\n", 0755);
-    my ($rc, $out) = _run(['bash', $path], $timeout);
-    return ($rc, $out);
+
+    my $pid = fork // die "fork: $!\n";
+    if ($pid == 0) {
+        POSIX::setpgid(0, 0);
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $outf or POSIX::_exit(126);
+        open STDERR, '>&', \*STDOUT;
+        exec 'bash', $path or POSIX::_exit(127);
+    }
+    push @script_groups, $pid;
+
+    my $until = time + $timeout;
+    while (waitpid($pid, WNOHANG) != $pid) {
+        if (time > $until) {
+            kill 'KILL', -$pid;
+            waitpid $pid, 0;
+            return (-1, _slurp($outf) . "\n[timed out after ${timeout}s]");
+        }
+        sleep 0.005;
+    }
+    my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+    return ($rc, _slurp($outf));
+}
+
+
+sub _stop_script_groups {
+    kill 'TERM', -$_ for @script_groups;
+    @script_groups = ();
 }
 
 
@@ -733,6 +765,7 @@ sub _run_block {
                                  $script_timeout);
         if (!ok($rc == 0, "$name - init")) {
             diag("init exited $rc:\n$out");
+            _stop_script_groups();
             _nginx_stop();
             return;
         }
@@ -763,6 +796,7 @@ sub _run_block {
         ok($rc == 0, "$name - post") or diag("post exited $rc:\n$out");
     }
 
+    _stop_script_groups();
     if ($HUP) {
         _nginx_settle($access_size) if $res;
     } else {
@@ -963,6 +997,7 @@ sub _setup {
 
 sub _teardown {
     return unless $T;
+    _stop_script_groups();
     _nginx_stop();
     _run([$BASE{TEST_NIXCACHE_REDIS_CTL}, 'stop']) if -x "$T/redis-ctl";
 
