@@ -6,6 +6,9 @@
 # none).  Nix checks every NarHash; we also compare the trees with the
 # originals and check from the access log which URLs were fetched.
 #
+# nginx runs with sendfile on (as deployed); .nar.zst is also fetched
+# through a location with sendfile off.
+#
 # Also, with the real client: signatures handed on by push (require-sigs),
 # `nix-store --realise` with the cache as a substituter, FileHash/FileSize
 # against the bytes served, a reload, Redis dropping the connections, a
@@ -100,6 +103,12 @@ nginx_start "
             nixcache_nar_compression none;
         }
 
+        location /nosendfile/ {
+            nixcache on;
+            nixcache_chunks $CHUNKS;
+            sendfile off;
+        }
+
         location /fault/ {
             nixcache on;
             nixcache_chunks $T/chunks-fault;
@@ -141,6 +150,15 @@ is "$(access_count "\"GET /nar/$H52\.nar\.zst HTTP/1\.1\" 200 ")" 6 \
    "6 .nar.zst fetched with 200"
 is "$(access_count "\"GET /(plain/)?nar/$H52\.nar HTTP")" 0 \
    "no .nar fetched in zst mode"
+
+# --- the same with sendfile off (chunk files read into memory buffers) -------
+
+DST=$T/dst-nosendfile
+run_ok "nix copy --from the cache (.nar.zst, sendfile off)" \
+    substitute "$URL/nosendfile" "$DST" "${PUSHED[@]}"
+check_copy "$SRC" "$DST" ".nar.zst, sendfile off" "${PUSHED[@]}"
+is "$(access_count "\"GET /nosendfile/nar/$H52\.nar\.zst HTTP/1\.1\" 200 ")" 6 \
+   "6 .nar.zst fetched with 200 under /nosendfile/"
 
 # --- substitution through .nar (decompressed by the module) ------------------
 
