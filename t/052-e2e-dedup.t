@@ -70,6 +70,15 @@ chunk_bytes() {
     find "$CHUNKS" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'
 }
 
+# Redis holds the rest: manifests (40 bytes per chunk) and narinfos.
+redis_bytes() {
+    local k n=0
+    for k in $(redis --scan --pattern 'nixcache:*'); do
+        n=$((n + $(redis STRLEN "$k")))
+    done
+    echo $n
+}
+
 pct() {
     echo $(($1 * 100 / $2))
 }
@@ -108,14 +117,17 @@ for v in $VERSIONS; do
     flat_sum=$((flat_sum + flat)) nar_sum=$((nar_sum + nar))
 done
 
-note "sum of NAR sizes:            $nar_sum"
-note "sum of zstd flat NAR files:  $flat_sum"
-note "chunk directory (all):       $stored"
-note "ratio chunks / flat:         $(pct $stored $flat_sum)%"
-note "ratio chunks / NAR:          $(pct $stored $nar_sum)%"
-ok "$([ $((stored * 100)) -lt $((flat_sum * MAX_TOTAL_PCT)) ]; echo $?)" \
-   "all versions take $(pct $stored $flat_sum)% of the flat caches" \
-   "(< $MAX_TOTAL_PCT%)"
+note "sum of NAR sizes:              $nar_sum"
+note "sum of zstd flat NAR files:    $flat_sum"
+note "chunk directory (all):         $stored"
+meta=$(redis_bytes)
+note "manifests + narinfos (Redis):  $meta"
+note "ratio chunks / flat:           $(pct $stored $flat_sum)%"
+note "ratio chunks / NAR:            $(pct $stored $nar_sum)%"
+all=$((stored + meta))
+ok "$([ $((all * 100)) -lt $((flat_sum * MAX_TOTAL_PCT)) ]; echo $?)" \
+   "all versions, chunks and Redis, take $(pct $all $flat_sum)% of the" \
+   "flat caches (< $MAX_TOTAL_PCT%)"
 
 # --- and they still come back intact -----------------------------------------
 
