@@ -354,7 +354,7 @@ while ($mid < $kills && time < $budget) {
         open STDOUT, '>', '/dev/null';
         open STDERR, '>', "$T/push.err";
         exec $Nixcache::Cli::CLI, @push;
-        exit 127;
+        POSIX::_exit(127);
     }
 
     my $start = time;
