@@ -83,7 +83,7 @@ redis_bytes() {
         n=$(redis STRLEN "$k" 2>/dev/null)
         case $n in ''|*[!0-9]*) n=$(redis MEMORY USAGE "$k") ;; esac
         total=$((total + n + ${#k}))
-    done < <(redis --scan --count 1000)
+    done < <(redis --scan)
     echo "$total"
 }
 
