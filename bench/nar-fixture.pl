@@ -10,7 +10,7 @@
 #
 # --cycle K: the content is FILE's first K chunks repeated up to --size
 # bytes (so a 1 GiB NAR needs only K chunk files).
-# Prints "narhash=<nix32> narsize=N filesize=N chunks=N".
+# Prints "narhash=<nix32> narsize=N filesize=N chunks=N filehash=<nix32>".
 
 use strict;
 use warnings;
@@ -126,8 +126,9 @@ for my $e (@entries) {
     $body .= pack 'a32 V V', $e->[0], $e->[1], $e->[2];
 }
 my $narhash = $nar->digest;
+my $filehash = $file->digest;
 my $header = pack 'a4 v v V V Q< Q< a32 a32', 'NXCM', 1, 0, scalar @entries,
-                  0, $narsize, $filesize, $narhash, $file->digest;
+                  0, $narsize, $filesize, $narhash, $filehash;
 
 if ($o{'nar-out'} || $o{'zst-out'}) {
     my ($n, $z);
@@ -148,5 +149,5 @@ close $fh;
 system("redis-cli -p $o{'redis-port'} -x SET '$o{prefix}manifest:$h' "
        . "< $tmp/manifest > /dev/null") == 0 or die "redis-cli failed\n";
 
-printf "narhash=%s narsize=%d filesize=%d chunks=%d\n", $h, $narsize,
-       $filesize, scalar @entries;
+printf "narhash=%s narsize=%d filesize=%d chunks=%d filehash=%s\n", $h,
+       $narsize, $filesize, scalar @entries, nix32($filehash);

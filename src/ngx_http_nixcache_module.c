@@ -300,7 +300,7 @@ ngx_http_nixcache_route_match(ngx_str_t *rel, ngx_str_t *hash)
             return NGX_HTTP_NIXCACHE_NO_ROUTE;
         }
 
-        if (len > sizeof(".nar.zst") - 1
+        if (len >= sizeof(".nar.zst") - 1
             && ngx_strncmp(name + len - (sizeof(".nar.zst") - 1), ".nar.zst",
                            sizeof(".nar.zst") - 1)
                == 0)
@@ -308,7 +308,7 @@ ngx_http_nixcache_route_match(ngx_str_t *rel, ngx_str_t *hash)
             len -= sizeof(".nar.zst") - 1;
             route = NGX_HTTP_NIXCACHE_ROUTE_NAR_ZST;
 
-        } else if (len > sizeof(".nar") - 1
+        } else if (len >= sizeof(".nar") - 1
                    && ngx_strncmp(name + len - (sizeof(".nar") - 1), ".nar",
                                   sizeof(".nar") - 1)
                       == 0)
@@ -332,7 +332,7 @@ ngx_http_nixcache_route_match(ngx_str_t *rel, ngx_str_t *hash)
         return route;
     }
 
-    if (rel->len > sizeof(".narinfo") - 1
+    if (rel->len >= sizeof(".narinfo") - 1
         && ngx_strncmp(rel->data + rel->len - (sizeof(".narinfo") - 1),
                        ".narinfo", sizeof(".narinfo") - 1)
            == 0)

@@ -54,9 +54,6 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_request_t        *request;
-
-    ngx_str_t                  hash;
     ngx_str_t                  key;        /* <prefix>manifest:<hash> */
     ngx_str_t                  etag;
 
@@ -128,7 +125,7 @@ static ngx_int_t ngx_http_nixcache_nar_reserve(ngx_http_request_t *r,
 static ngx_int_t ngx_http_nixcache_nar_flush(ngx_http_request_t *r,
     ngx_http_nixcache_nar_ctx_t *ctx);
 static void ngx_http_nixcache_nar_reclaim(ngx_http_nixcache_nar_ctx_t *ctx);
-static void ngx_http_nixcache_nar_wait_write(ngx_http_request_t *r);
+static ngx_int_t ngx_http_nixcache_nar_wait_write(ngx_http_request_t *r);
 static void ngx_http_nixcache_nar_write_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_nixcache_nar_send_header(ngx_http_request_t *r,
     ngx_http_nixcache_nar_ctx_t *ctx);
@@ -147,7 +144,6 @@ ngx_int_t
 ngx_http_nixcache_nar_handler(ngx_http_request_t *r, ngx_str_t *hash,
     ngx_http_nixcache_route_e route)
 {
-    u_char                         *p;
     size_t                          len;
     ngx_uint_t                      i;
     ngx_pool_cleanup_t             *cln;
@@ -168,17 +164,10 @@ ngx_http_nixcache_nar_handler(ngx_http_request_t *r, ngx_str_t *hash,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->request = r;
     ctx->zst = (route == NGX_HTTP_NIXCACHE_ROUTE_NAR_ZST);
     ctx->head_only = (r->method == NGX_HTTP_HEAD);
     ctx->file.fd = NGX_INVALID_FILE;
     ctx->last_out = &ctx->out;
-
-    ctx->hash.len = hash->len;
-    ctx->hash.data = ngx_pstrdup(r->pool, hash);
-    if (ctx->hash.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
     /* the two forms are different representations: different tags */
 
@@ -188,8 +177,7 @@ ngx_http_nixcache_nar_handler(ngx_http_request_t *r, ngx_str_t *hash,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_sprintf(ctx->etag.data, "\"%V", hash);
-    p = ctx->zst ? ngx_cpymem(p, "-zst\"", 5) : ngx_cpymem(p, "\"", 1);
+    ngx_sprintf(ctx->etag.data, ctx->zst ? "\"%V-zst\"" : "\"%V\"", hash);
 
     ctx->key.len = nlcf->prefix.len + sizeof(NIXCACHE_KEY_MANIFEST) - 1
                    + hash->len;
@@ -264,7 +252,7 @@ ngx_http_nixcache_nar_handler(ngx_http_request_t *r, ngx_str_t *hash,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->last->last_buf = 1;
+    ctx->last->last_buf = (r == r->main);
     ctx->last->last_in_chain = 1;
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -357,9 +345,11 @@ ngx_http_nixcache_nar_redis_handler(ngx_http_request_t *r,
     ctx = data;
     ctx->waiting = 0;
 
+    /* the Redis code has logged why there is no reply */
+
     if (reply == NULL) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "nixcache: no Redis reply for GETRANGE \"%V\"",
+                      "nixcache: manifest \"%V\" could not be read",
                       &ctx->key);
         ngx_http_nixcache_nar_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
@@ -367,10 +357,8 @@ ngx_http_nixcache_nar_redis_handler(ngx_http_request_t *r,
 
     if (reply->type != REDIS_REPLY_STRING) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "nixcache: Redis GETRANGE \"%V\" failed: %*s",
-                      &ctx->key,
-                      reply->type == REDIS_REPLY_ERROR ? reply->len : 0,
-                      reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+                      "nixcache: manifest \"%V\": unexpected Redis reply "
+                      "type %d", &ctx->key, reply->type);
         ngx_http_nixcache_nar_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
     }
@@ -529,8 +517,10 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
                 goto cut;
             }
 
-            if (rc == NGX_AGAIN) {
-                ngx_http_nixcache_nar_wait_write(r);
+            if (rc == NGX_AGAIN
+                && ngx_http_nixcache_nar_wait_write(r) != NGX_OK)
+            {
+                goto cut;
             }
 
             if (ngx_http_nixcache_nar_fetch(r, ctx) != NGX_OK) {
@@ -549,14 +539,12 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
             }
 
             if (rc == NGX_AGAIN) {
-                ngx_http_nixcache_nar_wait_write(r);
-                return;
+                goto wait;
             }
 
             if (ctx->used == ctx->nslots) {
                 /* sent but not released: wait for the socket */
-                ngx_http_nixcache_nar_wait_write(r);
-                return;
+                goto wait;
             }
 
             if (ctx->budget >= NGX_HTTP_NIXCACHE_NAR_BUDGET) {
@@ -590,30 +578,46 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
             goto failed;
         }
 
-        if (ctx->offset + size > ctx->start) {
-            lo = ngx_max(ctx->start - ctx->offset, 0);
-            hi = ngx_min(ctx->end - ctx->offset, size);
+        if (ctx->offset + size <= ctx->start) {
+            /* before the range: not even opened */
+            ctx->offset += size;
+            ctx->index++;
+            continue;
+        }
 
-            rc = ngx_http_nixcache_nar_chunk(r, ctx, &e, lo, hi);
-            if (rc != NGX_OK) {
-                goto failed;
-            }
+        lo = ngx_max(ctx->start - ctx->offset, 0);
+        hi = ngx_min(ctx->end - ctx->offset, size);
 
-            if (!r->header_sent) {
-                rc = ngx_http_nixcache_nar_send_header(r, ctx);
-
-                if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-                    ngx_http_finalize_request(r, rc);
-                    return;
-                }
-            }
-
-            ctx->budget += (size_t) (hi - lo)
-                           + NGX_HTTP_NIXCACHE_NAR_CHUNK_COST;
+        if (ngx_http_nixcache_nar_chunk(r, ctx, &e, lo, hi) != NGX_OK) {
+            goto failed;
         }
 
         ctx->offset += size;
         ctx->index++;
+        ctx->budget += (size_t) (hi - lo) + NGX_HTTP_NIXCACHE_NAR_CHUNK_COST;
+
+        if (r->header_sent) {
+            continue;
+        }
+
+        rc = ngx_http_nixcache_nar_send_header(r, ctx);
+
+        if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+            ngx_http_finalize_request(r, rc);
+            return;
+        }
+
+        /* the status line and the first bytes go out at once */
+
+        rc = ngx_http_nixcache_nar_flush(r, ctx);
+
+        if (rc == NGX_ERROR) {
+            goto cut;
+        }
+
+        if (rc == NGX_AGAIN) {
+            goto wait;
+        }
     }
 
 done:
@@ -642,6 +646,14 @@ done:
 
     ngx_http_finalize_request(r, rc);
     return;
+
+wait:
+
+    if (ngx_http_nixcache_nar_wait_write(r) == NGX_OK) {
+        return;
+    }
+
+    goto cut;
 
 failed:
 
@@ -990,7 +1002,7 @@ ngx_http_nixcache_nar_reclaim(ngx_http_nixcache_nar_ctx_t *ctx)
 }
 
 
-static void
+static ngx_int_t
 ngx_http_nixcache_nar_wait_write(ngx_http_request_t *r)
 {
     ngx_event_t               *wev;
@@ -1003,9 +1015,7 @@ ngx_http_nixcache_nar_wait_write(ngx_http_request_t *r)
         ngx_add_timer(wev, clcf->send_timeout);
     }
 
-    if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_ERROR);
-    }
+    return ngx_handle_write_event(wev, clcf->send_lowat);
 }
 
 
@@ -1053,8 +1063,10 @@ ngx_http_nixcache_nar_write_handler(ngx_http_request_t *r)
             return;
         }
 
-        if (rc == NGX_AGAIN) {
-            ngx_http_nixcache_nar_wait_write(r);
+        if (rc == NGX_AGAIN
+            && ngx_http_nixcache_nar_wait_write(r) != NGX_OK)
+        {
+            ngx_http_finalize_request(r, NGX_ERROR);
         }
 
         return;

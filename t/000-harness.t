@@ -347,3 +347,36 @@ add_nar(name => 'served', content => "served by nginx\n");
 --- request
 GET /chunks/$TEST_NIXCACHE_FIX_served_CID0
 --- response_body_file: $TEST_NIXCACHE_FIX_served_NARZST
+
+
+
+=== TEST 18: the fixture writer agrees with docs/FORMAT.md's worked example
+--- no_module
+--- fixture
+my $f = add_nar(name => 'doc', content => "hello\n", level => 6);
+die "NarHash $f->{NARHASH}"
+    unless $f->{NARHASH} eq '04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw';
+die "NarSize $f->{NARSIZE}" unless $f->{NARSIZE} == 120;
+die "CID $f->{CID0}" unless $f->{CID0}
+    eq 'bafkreia4g7ibv5al4luaneo6htb56rbxpjuzv65rprupbaewjmx5a4p4cm';
+die "chunk path $f->{CHUNK0}" unless $f->{CHUNK0} =~ m{/chunks/cm/bafkreia4g7ibv5al4luaneo6htb56rbxpjuzv65rprupbaewjmx5a4p4cm$};
+my $m = $f->{manifest};
+die "length" unless length $m == 136;
+# the header's first 24 bytes do not depend on the frame size
+my $fs = pack 'Q<', $f->{FILESIZE};
+die "header " . unpack('H*', substr $m, 0, 32) unless unpack('H*', substr $m, 0, 24)
+    eq '4e58434d0100000001000000000000007800000000000000'
+    && substr($m, 24, 8) eq $fs;
+die "nar_hash" unless unpack('H*', substr $m, 32, 32)
+    eq '1c37d01af40be2e80691de3cc3df44377a699afbb17c68f080964b2fd071fc13';
+die "entry" unless unpack('H*', substr $m, 96, 36)
+    eq '1c37d01af40be2e80691de3cc3df44377a699afbb17c68f080964b2fd071fc1378000000';
+--- init
+# the NAR is nix-store --dump of a file holding hello
+printf 'hello\n' > $TEST_NIXCACHE_DIR/hello.txt
+nix-store --dump $TEST_NIXCACHE_DIR/hello.txt | cmp - $TEST_NIXCACHE_FIX_doc_NAR
+--- config
+    location / { return 204; }
+--- request
+GET /
+--- error_code: 204

@@ -151,8 +151,8 @@ like($err, qr/already present/, 'already present through redis://');
 ($rc, $out, $err) = nixcache(@push, '--redis', $redis, $small);
 is($rc, 0, 'IP:port address');
 
-($rc, $out, $err) = nixcache(@push, '--redis', $redis =~ s/127\.0\.0\.1/localhost/r,
-                             $small);
+($rc, $out, $err) = nixcache(@push, '--redis',
+                             $redis =~ s/127\.0\.0\.1/localhost/r, $small);
 is($rc, 0, 'host:port address');
 
 {
@@ -164,12 +164,23 @@ is($rc, 0, 'host:port address');
 }
 
 
+my $bogus_early = '/nix/store/11111111111111111111111111111111-nope';
+
+
 # Already present, --force --------------------------------------------------
 
 ($rc, $out, $err) = nixcache(@push, $tree);
 is($rc, 0, 'second push of the tree');
 like($err, qr/\Q$tree\E: already present/, 'already present');
 like($err, qr/1 skipped/, 'summary counts the skip');
+
+($rc, $out, $err) = nixcache(@push, '-q', $tree);
+is($rc, 0, 'push -q');
+is($err, '', '-q: nothing on stderr');
+
+($rc, $out, $err) = nixcache(@push, '-q', $bogus_early);
+isnt($rc, 0, 'push -q of an unknown path fails');
+like($err, qr/not a valid store path/, '-q: errors still shown');
 
 redis_cmd('SET', 'nixcache:narinfo:' . substr($tree, 11, 32), 'junk');
 ($rc, $out, $err) = nixcache(@push, '--force', $tree);
@@ -182,7 +193,7 @@ check_nar(path => $tree, chunks => $chunks, name => 'tree after --force');
 ($rc, $out, $err) = nixcache(@push, '--force', '--level', '19', $tree);
 is($rc, 0, '--force --level 19');
 check_nar(path => $tree, chunks => $chunks,
-          name => 'tree, chunks stored at level 3, pushed at 19');
+          name => 'tree, chunks stored at the default level, pushed at 19');
 
 
 # Dedup ---------------------------------------------------------------------
@@ -196,6 +207,25 @@ ok(defined $new && $new < $nar2 / 5,
    "edited tree: only $new of $nar2 NAR bytes in new chunks");
 like($err, qr/dedup (9\d|8\d)\.\d%/, 'summary shows the dedup ratio');
 check_nar(path => $tree2, chunks => $chunks, name => 'edited tree');
+
+
+# Two store paths with the same NAR share one manifest ----------------------
+
+spew("$T/same1.txt", noise('same', 300 * 1024));
+spew("$T/same2.txt", noise('same', 300 * 1024));
+my $same1 = add("$T/same1.txt");
+my $same2 = add("$T/same2.txt");
+isnt($same1, $same2, 'two store paths with the same contents');
+
+($rc, $out, $err) = nixcache(@push, $same1);
+is($rc, 0, 'push the first');
+($rc, $out, $err) = nixcache(@push, '--chunk-min', 4096, '--chunk-avg', 8192,
+                             '--chunk-max', 32768, $same2);
+is($rc, 0, 'push the second with other chunking parameters');
+my $ni_s1 = check_nar(path => $same1, chunks => $chunks, name => 'same1');
+my $ni_s2 = check_nar(path => $same2, chunks => $chunks, name => 'same2');
+is($ni_s2->{FileHash}, $ni_s1->{FileHash},
+   'the second narinfo describes the manifest in place');
 
 
 # Closure -------------------------------------------------------------------
@@ -238,6 +268,37 @@ like($ni_bs->{Sig}[0] // '', qr/^test-1:[A-Za-z0-9+\/]{86}==$/,
      'b: Sig as path-info has it');
 
 
+# --sign-key: our signature is the one Nix makes (ed25519 is deterministic)
+
+($rc, $out, $err) = nixcache(@push, '--prefix', 's1:', '--sign-key', "$T/sk",
+                             '-r', $c);
+is($rc, 0, 'push -r --sign-key') or diag($err);
+my $ni_cs = parse_narinfo(redis_get('s1:narinfo:' . substr($c, 11, 32)));
+is(scalar @{ $ni_cs->{Sig} // [] }, 1, 'c: one Sig line');
+my $ni_bs2 = parse_narinfo(redis_get('s1:narinfo:' . substr($b, 11, 32)));
+is_deeply($ni_bs2->{Sig}, $ni_bs->{Sig},
+          'b, signed in the store by the same key: one Sig, the same');
+
+($rc, $out, $err) = nix('nix', 'store', 'sign', '--store', $S, '--key-file',
+                        "$T/sk", $c);
+($rc, $out, $err) = nix('nix', 'path-info', '--store', $S, '--json', $c);
+my ($nix_sig) = $out =~ /"signatures":\["([^"]+)"\]/;
+ok(defined $nix_sig, 'Nix signed c');
+is($ni_cs->{Sig}[0], $nix_sig, 'c: our Sig is the one Nix makes');
+
+spew("$T/badkey", "test-1:bm90IGEga2V5\n");
+($rc, $out, $err) = nixcache(@push, '--prefix', 's2:', '--sign-key',
+                             "$T/badkey", $small);
+is($rc, 1, 'bad signing key: exit 1');
+like($err, qr/signing key \Q$T\E\/badkey: /, 'bad signing key: message');
+is_deeply([redis_keys('s2:*')], [], 'bad signing key: nothing written');
+
+($rc, $out, $err) = nixcache(@push, '--prefix', 's2:', '--sign-key',
+                             "$T/no-such-key", $small);
+is($rc, 1, 'missing signing key: exit 1');
+like($err, qr/no-such-key: No such file/, 'missing signing key: message');
+
+
 # Errors --------------------------------------------------------------------
 
 my $bogus = '/nix/store/00000000000000000000000000000000-nope';
@@ -252,7 +313,8 @@ my $down = '127.0.0.1:' . free_port();
 ($rc, $out, $err) = nixcache('push', '--redis', $down, '--chunks', $chunks,
                              '--store', $S, $small);
 is($rc, 1, 'Redis down exits 1');
-like($err, qr/^nixcache: cannot connect to Redis at \Q$down\E: Connection refused$/m,
+like($err,
+     qr/^nixcache: cannot connect to Redis at \Q$down\E: Connection refused$/m,
      'Redis down: message');
 
 ($rc, $out, $err) = nixcache('push', '--redis', 'unix:/nonexistent/sock',
@@ -325,6 +387,7 @@ spew($one, $keep);
 # Bounded memory ------------------------------------------------------------
 
 SKIP: {
+
     skip 'NIXCACHE_BIG=0', 4 if defined $ENV{NIXCACHE_BIG}
                                 && !$ENV{NIXCACHE_BIG};
 
@@ -333,12 +396,23 @@ SKIP: {
     my $big = add("$T/big.bin");
     unlink "$T/big.bin";
 
-    ($rc, $out, $err) = nixcache(@push, '-v', $big);
+    my ($rss, $rss_small);
+    ($rc, $out, $err, $rss_small) = nixcache_rss(@push, '--force', $small);
+    ($rc, $out, $err, $rss) = nixcache_rss(@push, $big);
     is($rc, 0, 'push a 110 MiB NAR') or diag($err);
-    my $rss = summary_field($err, qr/max RSS (\d+) KiB/);
-    diag("110 MiB NAR pushed with max RSS $rss KiB");
-    ok(defined $rss && $rss < 40 * 1024,
+
+    diag("max RSS: $rss KiB for a 110 MiB NAR, $rss_small KiB for a "
+         . "120-byte one");
+    ok(defined $rss && defined $rss_small && $rss < 24 * 1024
+       && $rss < $rss_small + 8 * 1024,
        "memory bounded: max RSS $rss KiB for a 110 MiB NAR");
+
+    # progress: at most about two lines a second, and the summary
+    my $lines = () = $err =~ /^nixcache: push: /mg;
+    my $secs = summary_field($err, qr/, ([\d.]+) s(?:,|$)/);
+    ok(defined $secs && $lines <= 2 * $secs + 2,
+       "$lines progress lines in $secs s");
+
     check_nar(path => $big, chunks => $chunks, name => '110 MiB NAR');
 }
 

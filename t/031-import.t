@@ -161,6 +161,23 @@ is($rc, 0, 'import --force');
 like($err, qr/0 skipped/, '--force: none skipped');
 
 
+# --sign-key adds our signature next to the ones carried over -------------
+
+nix('nix-store', '--generate-binary-cache-key', 'test-2', "$T/sk2", "$T/pk2");
+($rc, $out, $err) = nixcache('import', '--redis', $sock, '--chunks', $chunks,
+                             '--prefix', 'signed:', '--sign-key', "$T/sk2",
+                             "$T/flat-xz");
+is($rc, 0, 'import --sign-key') or diag($err);
+($rc, $out, $err) = nix('nix', 'store', 'sign', '--store', $S, '--key-file',
+                        "$T/sk2", $b);
+($rc, $out, $err) = nix('nix', 'path-info', '--store', $S, '--json', $b);
+my ($nix_sig2) = $out =~ /"(test-2:[^"]+)"/;
+my $ni_signed = parse_narinfo(redis_get('signed:narinfo:' . hash_of($b)));
+is_deeply([sort @{ $ni_signed->{Sig} // [] }],
+          [sort(@{ $src{xz}{$b}{Sig} }, $nix_sig2)],
+          'b: the Sig carried over and ours, the one Nix makes');
+
+
 # Compression absent means bzip2 --------------------------------------------
 
 clone("$T/flat-bzip2", "$T/flat-nocomp");
@@ -287,7 +304,8 @@ clone("$T/flat-none", "$T/brotli");
 edit_narinfo(narinfo_file("$T/brotli", $b),
              sub { s/^Compression: .*$/Compression: br/m });
 expect_one_failure("$T/brotli", 'br:', $b,
-                   qr/unsupported Compression "br"/, 'unsupported compression');
+                   qr/unsupported Compression "br"/,
+                   'unsupported compression');
 
 # a narinfo that does not parse
 clone("$T/flat-none", "$T/garbled");

@@ -5,13 +5,19 @@
 # (default) and once through the .nar URLs (nixcache_nar_compression
 # none).  Nix checks every NarHash; we also compare the trees with the
 # originals and check from the access log which URLs were fetched.
+#
+# Also, with the real client: signatures handed on by push (require-sigs),
+# `nix-store --realise` with the cache as a substituter, FileHash/FileSize
+# against the bytes served, a reload, Redis dropping the connections, a
+# missing or damaged chunk (the copy fails, nothing registered), a path
+# never pushed, uploads refused, and a Redis outage that must give 503s
+# Nix does not remember (with a 404 control that it does remember).
 
 source "$(dirname "$0")/lib/e2e.sh"
 source "$(dirname "$0")/e2e/fixtures.sh"
 
 e2e_init
 
-H32='[0123456789abcdfghijklmnpqrsvwxyz]{32}'
 H52='[0123456789abcdfghijklmnpqrsvwxyz]{52}'
 
 # --- fixtures, Redis, push --------------------------------------------------
@@ -21,6 +27,13 @@ start=$SECONDS
 make_fixtures "$SRC" "$T/w" big
 ok $? "fixture store paths built" || bail_out "no fixtures"
 note "fixtures built in $((SECONDS - start)) s"
+
+# The input-addressed build outputs carry a signature in the local store;
+# push must hand it on, so that clients requiring signatures accept them.
+nix-store --generate-binary-cache-key e2e-test-1 "$T/sk" "$T/pk"
+nix-store --generate-binary-cache-key e2e-other-1 "$T/sk2" "$T/pk2"
+run_ok "e2e-top and e2e-dep signed in the source store" \
+    nix store sign --store "$SRC" --key-file "$T/sk" -r "${FIX[top]}"
 
 PUSHED=("${FIX[text]}" "${FIX[empty]}" "${FIX[tree]}" "${FIX[top]}"
         "${FIX[big]}")
@@ -86,6 +99,19 @@ nginx_start "
             nixcache_chunks $CHUNKS;
             nixcache_nar_compression none;
         }
+
+        location /fault/ {
+            nixcache on;
+            nixcache_chunks $T/chunks-fault;
+            nixcache_redis_prefix fault:;
+        }
+
+        location /fault-plain/ {
+            nixcache on;
+            nixcache_chunks $T/chunks-fault;
+            nixcache_redis_prefix fault:;
+            nixcache_nar_compression none;
+        }
     }"
 ok $? "nginx with the module started" || bail_out "no nginx"
 URL=http://127.0.0.1:$NGINX_PORT
@@ -129,6 +155,24 @@ is "$(access_count "\"GET /plain/nar/$H52\.nar HTTP/1\.1\" 200 ")" 6 \
 is "$(access_count "\"GET /plain/nar/$H52\.nar\.zst HTTP")" 0 \
    "no .nar.zst fetched in none mode"
 
+# --- signatures required ----------------------------------------------------
+
+run_ok "signatures required, the signer's key trusted: nix copy e2e-top" \
+    nix_fresh nix copy --option require-sigs true \
+        --option trusted-public-keys "$(cat "$T/pk")" \
+        --from "$URL" --to "$T/dst-signed" "${FIX[top]}"
+check_copy "$SRC" "$T/dst-signed" "signed" "${FIX[top]}"
+run_fails "signatures required, another key trusted: nix copy e2e-top fails" \
+    nix_fresh nix copy --option require-sigs true \
+        --option trusted-public-keys "$(cat "$T/pk2")" \
+        --from "$URL" --to "$T/dst-badsig" "${FIX[top]}"
+like "$(cat "$T/log/$E2E_NTESTS.log")" "lacks a valid signature" \
+     "... because it lacks a valid signature"
+run_ok "signatures required: the content-addressed paths need none" \
+    nix_fresh nix copy --option require-sigs true \
+        --option trusted-public-keys "$(cat "$T/pk2")" \
+        --from "$URL" --to "$T/dst-ca" "${FIX[text]}" "${FIX[tree]}"
+
 # --- realisation through substituters, as a user would ----------------------
 
 DST=$T/dst-realise
@@ -136,6 +180,77 @@ run_ok "nix-store --realise e2e-top with the cache as substituter" \
     nix_fresh nix-store --store "$DST" --realise "${FIX[top]}" \
         --option substituters "$URL" --option require-sigs false
 check_copy "$SRC" "$DST" "realise" "${FIX[top]}"
+
+# --- every narinfo's FileHash and FileSize describe the bytes served -------
+
+# Nix checks only NarHash; a wrong FileSize/FileHash would go unnoticed by
+# it but break other clients and mirrors.
+bad=""
+for p in $ALL; do
+    h=$(basename "$p" | cut -c1-32)
+    for loc in "" /plain; do
+        ni=$(curl -s "$URL$loc/$h.narinfo")
+        u=$(echo "$ni" | sed -n 's/^URL: //p')
+        fh=$(echo "$ni" | sed -n 's/^FileHash: sha256://p')
+        fs=$(echo "$ni" | sed -n 's/^FileSize: //p')
+        curl -s -o "$T/nar.tmp" "$URL$loc/$u"
+        if [ "$(stat -c %s "$T/nar.tmp")" != "$fs" ] \
+           || [ "$(nix-hash --type sha256 --base32 --flat "$T/nar.tmp")" != "$fh" ]
+        then
+            bad="$bad $loc/$u"
+        fi
+    done
+done
+rm -f "$T/nar.tmp"
+is "$bad" "" "FileHash/FileSize match the bytes served, both NAR forms"
+
+# --- after a reload, and after Redis dropped the workers' connections -------
+
+run_ok "nginx reloaded (HUP)" nginx_reload
+run_ok "after the reload: nix copy e2e-top" \
+    substitute "$URL" "$T/dst-reload" "${FIX[top]}"
+killed=$(redis CLIENT KILL TYPE normal)
+ok "$([ "${killed:-0}" -ge 1 ]; echo $?)" \
+   "Redis closed the workers' connections ($killed)"
+run_ok "after Redis closed the idle connections: nix copy without retries" \
+    substitute "$URL" "$T/dst-killed" "${FIX[tree]}" \
+        --option download-attempts 1
+
+# --- a chunk missing or damaged: Nix fails and registers nothing -----------
+
+# e2e-tree alone in its own chunk directory, so every chunk there is its.
+mkdir -p "$T/chunks-fault"
+chmod 0755 "$T/chunks-fault"
+run_ok "nixcache push e2e-tree into a separate chunk directory" \
+    "$NIXCACHE" push --redis "$REDIS_ADDR" --chunks "$T/chunks-fault" \
+        --prefix fault: --store "$SRC" "${FIX[tree]}"
+chmod -R a+rX "$T/chunks-fault"
+FAULTY=($(find "$T/chunks-fault" -type f -size +20k | sort | head -2))
+ok "$([ ${#FAULTY[@]} = 2 ]; echo $?)" "two chunks of e2e-tree to damage"
+
+mv "${FAULTY[0]}" "$T/chunk.saved"
+n=0
+for loc in fault fault-plain; do
+    n=$((n + 1))
+    run_fails "/$loc/: a chunk file missing: nix copy fails" \
+        substitute "$URL/$loc" "$T/dst-fault-$n" "${FIX[tree]}" \
+            --option download-attempts 1
+    run_fails "/$loc/: ... and does not register the path" \
+        nix-store --store "$T/dst-fault-$n" --check-validity "${FIX[tree]}"
+done
+
+mv "$T/chunk.saved" "${FAULTY[0]}"
+size=$(stat -c %s "${FAULTY[1]}")
+printf 'garbage-garbage!' | dd of="${FAULTY[1]}" bs=1 seek=$((size / 2)) \
+    conv=notrunc status=none
+for loc in fault fault-plain; do
+    n=$((n + 1))
+    run_fails "/$loc/: a chunk file damaged: nix copy fails" \
+        substitute "$URL/$loc" "$T/dst-fault-$n" "${FIX[tree]}" \
+            --option download-attempts 1
+    run_fails "/$loc/: ... and does not register the path" \
+        nix-store --store "$T/dst-fault-$n" --check-validity "${FIX[tree]}"
+done
 
 # --- a path that was never pushed --------------------------------------------
 
@@ -150,6 +265,14 @@ like "$(cat "$T/log/$E2E_NTESTS.log")" "no substituter|not valid|does not exist"
    "... saying that no substituter has it"
 run_fails "... and it is not in the destination store" \
     nix-store --store "$T/dst-absent" --check-validity "$absent"
+
+# The cache is read-only over HTTP: an upload is refused, not half-stored.
+run_fails "nix copy --to the cache (upload) is refused" \
+    nix_fresh nix copy --store "$SRC" --to "$URL" "$absent"
+like "$(cat "$T/log/$E2E_NTESTS.log")" "upload|405|Not Allowed" \
+     "... as an upload error"
+is "$(curl -s -o /dev/null -w '%{http_code}' "$URL/$h.narinfo")" 404 \
+   "... and the path is still absent"
 
 # --- Redis not answering: 503, and Nix does not remember the path as absent
 
@@ -194,6 +317,7 @@ run_fails "control: pushed later, Nix still remembers its 404" \
 run_ok "control: with a fresh Nix cache it is there" \
     substitute "$URL" "$T/dst-outage" "$late"
 
+run_ok "nginx stops gracefully (QUIT)" nginx_stop
 nginx_log_ok
 
 done_testing

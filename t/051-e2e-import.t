@@ -34,9 +34,13 @@ chmod 0755 "$CHUNKS"
 locations=""
 for c in $COMPRESSIONS; do
     flat=$T/flat-$c
-    run_ok "nix copy --to file://…?compression=$c (signed)" \
+    # Nix's default upload compression, xz, also with NAR listings (.ls).
+    extra=""
+    [ "$c" = xz ] && extra="&write-nar-listing=true"
+    run_ok "nix copy --to file://…?compression=$c$extra (signed)" \
         nix copy --store "$SRC" \
-            --to "file://$flat?compression=$c&secret-key=$T/sk" "${PATHS[@]}"
+            --to "file://$flat?compression=$c&secret-key=$T/sk$extra" \
+            "${PATHS[@]}"
     is "$(ls "$flat"/*.narinfo | wc -l)" "$N" "$c: $N narinfos written by Nix"
 
     start=$SECONDS
@@ -55,6 +59,20 @@ for c in $COMPRESSIONS; do
         }"
 done
 chmod -R a+rX "$CHUNKS"
+is "$(ls "$T/flat-xz"/*.ls | wc -l)" "$N" "the xz cache has NAR listings too"
+
+# Brotli is a compression Nix writes but nixcache does not read: the
+# import must fail loudly and publish nothing.
+run_ok "nix copy --to file://…?compression=br" \
+    nix copy --store "$SRC" --to "file://$T/flat-br?compression=br" \
+        "${PATHS[@]}"
+run_fails "nixcache import of a brotli cache fails" \
+    "$NIXCACHE" import --redis "$REDIS_ADDR" --chunks "$CHUNKS" \
+        --prefix "e2e-br:" "$T/flat-br"
+like "$(cat "$T/log/$E2E_NTESTS.log")" "[Cc]ompression.*br" \
+     "... naming the compression"
+is "$(redis --scan --pattern "e2e-br:*" | wc -l)" 0 \
+   "... and publishes nothing under its prefix"
 
 nginx_start "
     server {
@@ -92,6 +110,7 @@ note "chunk files: $bytes bytes for 4 imports; one zstd flat cache: $flat bytes"
 ok "$([ "$bytes" -lt $((flat * 2)) ]; echo $?)" \
    "four imports of the same NARs share their chunks"
 
+run_ok "nginx stops gracefully (QUIT)" nginx_stop
 nginx_log_ok
 
 done_testing

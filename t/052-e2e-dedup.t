@@ -134,6 +134,7 @@ run_ok "nix copy --from the cache: all versions" \
     substitute "http://127.0.0.1:$NGINX_PORT" "$DST" "${SP[@]}"
 check_copy "$SRC" "$DST" "typescript" "${SP[@]}"
 
+run_ok "nginx stops gracefully (QUIT)" nginx_stop
 nginx_log_ok
 
 done_testing

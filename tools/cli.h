@@ -23,9 +23,9 @@
 #include "nixcache_chunker.h"
 #include "nixcache_hash.h"
 #include "nixcache_narinfo.h"
+#include "nixcache_sign.h"
 
 
-#define NIXCACHE_CLI_LEVEL_DEFAULT      3
 #define NIXCACHE_CLI_REDIS_DEFAULT      "127.0.0.1:6379"
 #define NIXCACHE_CLI_REDIS_TIMEOUT      5           /* seconds */
 #define NIXCACHE_CLI_IO_SIZE            (64 * 1024)
@@ -38,6 +38,7 @@ typedef struct {
     const char                *chunks;
     const char                *prefix;
     const char                *store;
+    const char                *sign_key;
     size_t                     chunk_min;
     size_t                     chunk_avg;
     size_t                     chunk_max;
@@ -101,6 +102,7 @@ typedef struct {
     nixcache_chunker_t         chunker;
     ZSTD_CCtx                 *cctx;
     nixcache_stats_t          *stats;
+    nixcache_sign_secret_t    *sign_key;    /* NULL: no signing */
 
     /* input window: at most 2 x chunk max bytes */
     unsigned char             *buf;
@@ -135,9 +137,11 @@ int nixcache_redis_open(nixcache_redis_t *r, const char *addr,
     const char *prefix);
 void nixcache_redis_close(nixcache_redis_t *r);
 int nixcache_redis_has_narinfo(nixcache_redis_t *r, const char *store_hash);
-int nixcache_redis_publish(nixcache_redis_t *r, const char *nar_hash32,
-    const unsigned char *manifest, size_t manifest_len,
-    const char *store_hash, const char *narinfo, size_t narinfo_len);
+int nixcache_redis_put_manifest(nixcache_redis_t *r, const char *nar_hash32,
+    const unsigned char *manifest, size_t manifest_len, int replace,
+    unsigned char *header);
+int nixcache_redis_put_narinfo(nixcache_redis_t *r, const char *store_hash,
+    const char *narinfo, size_t narinfo_len);
 
 /* ingest.c */
 int nixcache_ingest_init(nixcache_ingest_t *ing, const nixcache_opts_t *o,
@@ -147,7 +151,7 @@ int nixcache_ingest_write(nixcache_ingest_t *ing, const void *p, size_t n);
 int nixcache_ingest_finish(nixcache_ingest_t *ing);
 void nixcache_ingest_free(nixcache_ingest_t *ing);
 int nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
-    nixcache_narinfo_t *ni, const char *store_hash);
+    nixcache_narinfo_t *ni, const char *store_hash, int replace);
 
 /* decompress.c */
 int nixcache_decomp_kind(const char *s, size_t len, nixcache_decomp_e *kind);

@@ -20,6 +20,9 @@
 
 #define NIXCACHE_DECOMP_OUT_SIZE    (256 * 1024)
 
+/* xz -9e needs 65 MiB to decode; a stream that wants more is refused */
+#define NIXCACHE_DECOMP_XZ_MEMLIMIT (256 * 1024 * 1024)
+
 
 typedef struct {
     nixcache_decomp_e          kind;
@@ -33,9 +36,9 @@ typedef struct {
     ZSTD_DCtx                 *zstd;
     size_t                     zstd_last;
     bz_stream                  bz;
-    unsigned                   bz_init:1;
 
     unsigned                   xz_init:1;
+    unsigned                   bz_init:1;
     unsigned                   ended:1;
 } nixcache_decomp_t;
 
@@ -114,7 +117,8 @@ nixcache_decompress_fd(int fd, nixcache_decomp_e kind, const char *name,
     switch (kind) {
 
     case NIXCACHE_DECOMP_XZ:
-        if (lzma_stream_decoder(&d.xz, UINT64_MAX, LZMA_CONCATENATED)
+        if (lzma_stream_decoder(&d.xz, NIXCACHE_DECOMP_XZ_MEMLIMIT,
+                                LZMA_CONCATENATED)
             != LZMA_OK)
         {
             nixcache_error("xz: cannot initialise the decoder");
@@ -294,6 +298,13 @@ nixcache_decomp_xz(nixcache_decomp_t *d, const unsigned char *in, size_t n,
 
         if (ret == LZMA_BUF_ERROR && eof) {
             nixcache_error("%s: truncated xz stream", d->name);
+            return -1;
+        }
+
+        if (ret == LZMA_MEMLIMIT_ERROR) {
+            nixcache_error("%s: the xz stream needs more than %d MiB to "
+                           "decode", d->name,
+                           NIXCACHE_DECOMP_XZ_MEMLIMIT / (1024 * 1024));
             return -1;
         }
 

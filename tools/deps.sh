@@ -16,7 +16,7 @@ packages=(
     zstd xz-utils bzip2 nix-bin
     libtest-base-perl libtest-longstring-perl liblist-moreutils-perl
     libtext-diff-perl libipc-run-perl libhttp-message-perl liburi-perl
-    curl wrk time python3
+    curl wrk time python3 python3-botocore
 )
 
 missing=()

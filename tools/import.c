@@ -331,7 +331,8 @@ nixcache_import_nar(nixcache_import_t *im, const char *file,
     nixcache_narinfo_t *ni, const char *base)
 {
     int                 fd, rc;
-    char                got[NIXCACHE_HASH_STR_LEN], want[NIXCACHE_HASH_STR_LEN];
+    char                got[NIXCACHE_HASH_STR_LEN];
+    char                want[NIXCACHE_HASH_STR_LEN];
     uint64_t            file_size;
     nixcache_decomp_e   kind;
     unsigned char       nar_hash[NIXCACHE_SHA256_LEN];
@@ -420,7 +421,8 @@ nixcache_import_nar(nixcache_import_t *im, const char *file,
         return -1;
     }
 
-    return nixcache_publish(&im->ingest, &im->redis, ni, base);
+    return nixcache_publish(&im->ingest, &im->redis, ni, base,
+                            im->opts->force);
 }
 
 

@@ -36,6 +36,10 @@ static int nixcache_ingest_chunk(nixcache_ingest_t *ing,
     const unsigned char *p, size_t n);
 static ssize_t nixcache_ingest_read_stored(nixcache_ingest_t *ing,
     const char *path, size_t usize);
+static int nixcache_ingest_load_key(nixcache_ingest_t *ing,
+    const char *path);
+static int nixcache_publish_sign(nixcache_ingest_t *ing,
+    nixcache_narinfo_t *ni, char *sig, size_t cap);
 
 
 int
@@ -94,6 +98,58 @@ nixcache_ingest_init(nixcache_ingest_t *ing, const nixcache_opts_t *o,
         return -1;
     }
 
+    if (o->sign_key != NULL) {
+        return nixcache_ingest_load_key(ing, o->sign_key);
+    }
+
+    return 0;
+}
+
+
+static int
+nixcache_ingest_load_key(nixcache_ingest_t *ing, const char *path)
+{
+    int          fd;
+    char         text[NIXCACHE_SIGN_TEXT_MAX + 3];
+    ssize_t      n;
+    const char  *err;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        nixcache_error("signing key %s: %s", path, strerror(errno));
+        return -1;
+    }
+
+    n = read(fd, text, sizeof(text));
+    close(fd);
+
+    if (n == -1) {
+        nixcache_error("signing key %s: %s", path, strerror(errno));
+        return -1;
+    }
+
+    if ((size_t) n == sizeof(text)) {
+        nixcache_error("signing key %s: too long for a secret key", path);
+        return -1;
+    }
+
+    ing->sign_key = malloc(sizeof(nixcache_sign_secret_t));
+    if (ing->sign_key == NULL) {
+        nixcache_error("out of memory");
+        return -1;
+    }
+
+    if (nixcache_sign_init() != 0
+        || nixcache_sign_secret_parse(ing->sign_key, text, n, &err) != 0)
+    {
+        nixcache_error("signing key %s: %s", path,
+                       (n == 0) ? "empty file" : err);
+        explicit_bzero(text, sizeof(text));
+        return -1;
+    }
+
+    explicit_bzero(text, sizeof(text));
+
     return 0;
 }
 
@@ -105,6 +161,12 @@ nixcache_ingest_free(nixcache_ingest_t *ing)
         nixcache_sha256_free(&ing->nar_ctx);
         nixcache_sha256_free(&ing->file_ctx);
         ing->started = 0;
+    }
+
+    if (ing->sign_key != NULL) {
+        nixcache_sign_secret_wipe(ing->sign_key);
+        free(ing->sign_key);
+        ing->sign_key = NULL;
     }
 
     ZSTD_freeCCtx(ing->cctx);
@@ -430,18 +492,28 @@ nixcache_ingest_read_stored(nixcache_ingest_t *ing, const char *path,
  * Makes the NAR visible: chunks durable, then the manifest, then the
  * narinfo.  The caller fills StorePath, References, Deriver, Sig and CA
  * of ni; the rest is the NAR's as stored here.
+ *
+ * A manifest already in place for the same NarHash (another store path
+ * with the same contents, or a run stopped between the two writes) is
+ * kept unless replace is set, and the narinfo then gets its FileHash and
+ * FileSize: every narinfo must describe the frames the cache serves.
  */
 
 int
 nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
-    nixcache_narinfo_t *ni, const char *store_hash)
+    nixcache_narinfo_t *ni, const char *store_hash, int replace)
 {
-    int      rc;
-    char    *text;
-    char     nar_hash[NIXCACHE_HASH_STR_LEN];
-    char     file_hash[NIXCACHE_HASH_STR_LEN];
-    char     url[sizeof("nar/.nar.zst") + NIXCACHE_SHA256_NIX32_LEN];
-    size_t   len, n;
+    int                          rc;
+    char                        *text;
+    char                         nar_hash[NIXCACHE_HASH_STR_LEN];
+    char                         file_hash[NIXCACHE_HASH_STR_LEN];
+    char                         url[sizeof("nar/.nar.zst")
+                                     + NIXCACHE_SHA256_NIX32_LEN];
+    char                         sig[NIXCACHE_SIGN_TEXT_MAX + 1];
+    size_t                       len, n;
+    uint64_t                     file_size;
+    unsigned char                header[NIXCACHE_MANIFEST_HEADER_LEN];
+    nixcache_manifest_header_t   h;
 
     if (nixcache_chunkstore_sync(ing->dir) != 0) {
         nixcache_error("cannot sync chunk directory %s: %s", ing->dir,
@@ -451,8 +523,34 @@ nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
 
     nixcache_hash_format(nar_hash, ing->nar.nar_hash);
     nixcache_hash_format(file_hash, ing->nar.file_hash);
+    file_size = ing->nar.file_size;
 
     n = sizeof("sha256:") - 1;
+
+    rc = nixcache_redis_put_manifest(r, nar_hash + n, ing->nar.manifest,
+                                     ing->nar.manifest_len, replace,
+                                     header);
+    if (rc == -1) {
+        return -1;
+    }
+
+    if (rc == 1) {
+        if (nixcache_manifest_header_decode(&h, header,
+                                            NIXCACHE_MANIFEST_HEADER_LEN)
+            != 0
+            || h.nar_size != ing->nar.nar_size
+            || memcmp(h.nar_hash, ing->nar.nar_hash, NIXCACHE_SHA256_LEN)
+               != 0)
+        {
+            nixcache_error("the manifest in place for NarHash %.*s is not "
+                           "valid; --force replaces it",
+                           (int) NIXCACHE_HASH_STR_LEN, nar_hash);
+            return -1;
+        }
+
+        nixcache_hash_format(file_hash, h.file_hash);
+        file_size = h.file_size;
+    }
 
     memcpy(url, "nar/", 4);
     memcpy(url + 4, nar_hash + n, NIXCACHE_SHA256_NIX32_LEN);
@@ -465,10 +563,16 @@ nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
     ni->compression.len = 4;
     ni->file_hash.data = file_hash;
     ni->file_hash.len = NIXCACHE_HASH_STR_LEN;
-    ni->file_size = ing->nar.file_size;
+    ni->file_size = file_size;
     ni->nar_hash.data = nar_hash;
     ni->nar_hash.len = NIXCACHE_HASH_STR_LEN;
     ni->nar_size = ing->nar.nar_size;
+
+    if (ing->sign_key != NULL
+        && nixcache_publish_sign(ing, ni, sig, sizeof(sig)) != 0)
+    {
+        return -1;
+    }
 
     len = nixcache_narinfo_render(NULL, 0, ni);
 
@@ -484,11 +588,73 @@ nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
         return -1;
     }
 
-    rc = nixcache_redis_publish(r, nar_hash + n, ing->nar.manifest,
-                                ing->nar.manifest_len, store_hash,
-                                text, len);
+    rc = nixcache_redis_put_narinfo(r, store_hash, text, len);
 
     free(text);
 
     return rc;
+}
+
+
+/*
+ * Adds our signature to ni (sig holds its text).  A signature by a key of
+ * the same name is replaced: the fingerprint covers StorePath, NarHash,
+ * NarSize and References only, so ours is the one that verifies.
+ */
+
+static int
+nixcache_publish_sign(nixcache_ingest_t *ing, nixcache_narinfo_t *ni,
+    char *sig, size_t cap)
+{
+    char    *fp;
+    size_t   i, fp_len, sig_len, name_len;
+
+    fp_len = nixcache_narinfo_fingerprint(NULL, 0, ni);
+    if (fp_len == 0) {
+        nixcache_error("narinfo: cannot make the signature fingerprint");
+        return -1;
+    }
+
+    fp = malloc(fp_len + 1);
+    if (fp == NULL) {
+        nixcache_error("out of memory");
+        return -1;
+    }
+
+    nixcache_narinfo_fingerprint(fp, fp_len + 1, ni);
+
+    sig_len = nixcache_sign_fingerprint(sig, cap, ing->sign_key, fp, fp_len);
+
+    free(fp);
+
+    if (sig_len == 0 || sig_len >= cap) {
+        nixcache_error("cannot sign the narinfo");
+        return -1;
+    }
+
+    name_len = ing->sign_key->name_len;
+
+    for (i = 0; i < ni->nsigs; i++) {
+        if (ni->sigs[i].len > name_len
+            && memcmp(ni->sigs[i].data, ing->sign_key->name, name_len) == 0
+            && ni->sigs[i].data[name_len] == ':')
+        {
+            break;
+        }
+    }
+
+    if (i == NIXCACHE_NARINFO_MAX_SIGS) {
+        nixcache_error("narinfo: already %d signatures",
+                       NIXCACHE_NARINFO_MAX_SIGS);
+        return -1;
+    }
+
+    ni->sigs[i].data = sig;
+    ni->sigs[i].len = sig_len;
+
+    if (i == ni->nsigs) {
+        ni->nsigs++;
+    }
+
+    return 0;
 }

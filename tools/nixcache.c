@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +18,14 @@
 
 #include "cli.h"
 #include "keygen.h"
+#include "verify.h"
 #include "nixcache_nix32.h"
 
 
 #define NIXCACHE_PROGRESS_INTERVAL  0.5
+
+#define NIXCACHE_STRINGIFY_(x)      #x
+#define NIXCACHE_STRINGIFY(x)       NIXCACHE_STRINGIFY_(x)
 
 
 enum {
@@ -33,6 +38,7 @@ enum {
     NIXCACHE_OPT_CHUNK_AVG,
     NIXCACHE_OPT_CHUNK_MAX,
     NIXCACHE_OPT_FORCE,
+    NIXCACHE_OPT_SIGN_KEY,
     NIXCACHE_OPT_HELP
 };
 
@@ -67,23 +73,28 @@ static void nixcache_human(char *dst, size_t cap, double bytes);
     { "chunk-avg", required_argument, NULL, NIXCACHE_OPT_CHUNK_AVG },        \
     { "chunk-max", required_argument, NULL, NIXCACHE_OPT_CHUNK_MAX },        \
     { "force",     no_argument,       NULL, NIXCACHE_OPT_FORCE },            \
+    { "sign-key",  required_argument, NULL, NIXCACHE_OPT_SIGN_KEY },         \
     { "quiet",     no_argument,       NULL, 'q' },                           \
     { "verbose",   no_argument,       NULL, 'v' },                           \
     { "help",      no_argument,       NULL, NIXCACHE_OPT_HELP }
 
 #define NIXCACHE_COMMON_USAGE                                                \
-    "      --redis ADDR     Redis: IP:port, host:port, redis://host:port[/db]" \
-    "\n"                                                                     \
-    "                       or unix:/path (default $NIXCACHE_REDIS, else\n"  \
-    "                       " NIXCACHE_CLI_REDIS_DEFAULT ")\n"               \
+    "      --redis ADDR     Redis: IP:port, host:port,\n"                   \
+    "                       redis://host:port[/db] or unix:/path\n"         \
+    "                       (default $NIXCACHE_REDIS, else "                 \
+    NIXCACHE_CLI_REDIS_DEFAULT ")\n"                                        \
     "      --chunks DIR     chunk directory (default $NIXCACHE_CHUNKS)\n"    \
     "      --prefix P       Redis key prefix (default \""                    \
     NIXCACHE_DEFAULT_PREFIX "\")\n"                                         \
-    "      --level N        zstd level of new chunks (default 3)\n"          \
+    "      --level N        zstd level of new chunks (default "            \
+    NIXCACHE_STRINGIFY(NIXCACHE_ZSTD_LEVEL_DEFAULT) ")\n"                    \
     "      --chunk-min N    chunking parameters in bytes (default 16384,\n"  \
     "      --chunk-avg N    65536 and 262144; avg a power of two)\n"         \
     "      --chunk-max N\n"                                                  \
     "      --force          write narinfos that are already present\n"       \
+    "      --sign-key FILE  sign each narinfo with this secret key (made by\n"\
+    "                       nixcache keygen or nix-store\n"                 \
+    "                       --generate-binary-cache-key)\n"                 \
     "  -q, --quiet          no progress or summary (errors still shown)\n"   \
     "  -v, --verbose        one line per path, max RSS in the summary\n"     \
     "      --help           this help\n"
@@ -134,6 +145,9 @@ main(int argc, char **argv)
 {
     const nixcache_command_t  *cmd;
 
+    /* a Redis that goes away must give an error, not kill the process */
+    signal(SIGPIPE, SIG_IGN);
+
     if (argc < 2) {
         nixcache_usage(stderr);
         return 2;
@@ -146,10 +160,14 @@ main(int argc, char **argv)
         return 0;
     }
 
-    /* keygen takes none of the cache options: it parses its own */
+    /* keygen and verify parse their own options */
 
     if (strcmp(argv[1], "keygen") == 0) {
         return nixcache_cmd_keygen(argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[1], "verify") == 0) {
+        return nixcache_cmd_verify(argc - 1, argv + 1);
     }
 
     for (cmd = nixcache_commands; cmd->name != NULL; cmd++) {
@@ -175,6 +193,7 @@ nixcache_usage(FILE *f)
         "  push     add store paths (or closures, -r) to the cache\n"
         "  import   add a flat binary cache directory to the cache\n"
         "  keygen   make a signing key pair in Nix's format\n"
+        "  verify   check every narinfo, manifest and chunk (reports only)\n"
         "\n"
         "`nixcache COMMAND --help` describes each command.\n");
 }
@@ -196,7 +215,7 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
     env = getenv("NIXCACHE_CHUNKS");
     o.chunks = (env != NULL && env[0] != '\0') ? env : NULL;
     o.prefix = NIXCACHE_DEFAULT_PREFIX;
-    o.level = NIXCACHE_CLI_LEVEL_DEFAULT;
+    o.level = NIXCACHE_ZSTD_LEVEL_DEFAULT;
     o.chunk_min = NIXCACHE_CHUNK_MIN_DEFAULT;
     o.chunk_avg = NIXCACHE_CHUNK_AVG_DEFAULT;
     o.chunk_max = NIXCACHE_CHUNK_MAX_DEFAULT;
@@ -267,6 +286,10 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
 
         case NIXCACHE_OPT_FORCE:
             o.force = 1;
+            break;
+
+        case NIXCACHE_OPT_SIGN_KEY:
+            o.sign_key = optarg;
             break;
 
         case 'r':

@@ -176,14 +176,14 @@ nixcache_push_cleanup(nixcache_push_t *pu)
 static int
 nixcache_push_path_info(nixcache_push_t *pu, int argc, char **argv)
 {
-    int                   fd, i, n, rc;
-    char                 *out, *p, **args;
-    pid_t                 pid;
-    size_t                len, cap, k;
-    ssize_t               got;
-    json_object          *obj;
-    json_tokener         *tok;
-    enum json_tokener_error  jerr;
+    int                       fd, i, n, rc;
+    char                     *out, *p, **args;
+    pid_t                     pid;
+    size_t                    len, cap, k;
+    ssize_t                   got;
+    json_object              *obj;
+    json_tokener             *tok;
+    enum json_tokener_error   jerr;
 
     args = calloc(argc + 12, sizeof(char *));
     out = NULL;
@@ -710,7 +710,9 @@ nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi)
         ni.sigs[ni.nsigs].len = strlen(pi->sigs[ni.nsigs]);
     }
 
-    if (nixcache_publish(&pu->ingest, &pu->redis, &ni, pi->base) != 0) {
+    if (nixcache_publish(&pu->ingest, &pu->redis, &ni, pi->base,
+                         pu->opts->force)
+        != 0) {
         nixcache_error("%s: not pushed", pi->path);
         return -1;
     }
@@ -734,6 +736,8 @@ static int
 nixcache_spawn(char **argv, pid_t *pid, int *out)
 {
     int                          err, p[2];
+    sigset_t                     def;
+    posix_spawnattr_t            attr;
     posix_spawn_file_actions_t   fa;
 
     if (pipe2(p, O_CLOEXEC) == -1) {
@@ -750,8 +754,24 @@ nixcache_spawn(char **argv, pid_t *pid, int *out)
 
     posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
 
-    err = posix_spawnp(pid, argv[0], &fa, NULL, argv, environ);
+    /* SIGPIPE is ignored here; the child gets the default back */
 
+    if (posix_spawnattr_init(&attr) != 0) {
+        nixcache_error("out of memory");
+        posix_spawn_file_actions_destroy(&fa);
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &def);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+
+    err = posix_spawnp(pid, argv[0], &fa, &attr, argv, environ);
+
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     close(p[1]);
 

@@ -235,26 +235,84 @@ nixcache_redis_has_narinfo(nixcache_redis_t *r, const char *store_hash)
 
 
 /*
- * The manifest first, then the narinfo that points at it (the write order
- * of nixcache_format.h): a failure between the two leaves only an
- * unreferenced manifest.
+ * Stores a manifest unless one is there already (replace == 0): a manifest
+ * is named by its NarHash, and narinfos of other store paths with the
+ * same NAR may carry the FileHash and FileSize of the one in place.
+ * Returns 0 when stored, 1 when one was there (its header is copied to
+ * header, NIXCACHE_MANIFEST_HEADER_LEN bytes), -1 on error.
  */
 
 int
-nixcache_redis_publish(nixcache_redis_t *r, const char *nar_hash32,
-    const unsigned char *manifest, size_t manifest_len,
-    const char *store_hash, const char *narinfo, size_t narinfo_len)
+nixcache_redis_put_manifest(nixcache_redis_t *r, const char *nar_hash32,
+    const unsigned char *manifest, size_t manifest_len, int replace,
+    unsigned char *header)
 {
+    int          rc;
     redisReply  *reply;
 
-    reply = redisCommand(r->ctx, "SET %s" NIXCACHE_KEY_MANIFEST "%b %b",
-                         r->prefix, nar_hash32,
-                         (size_t) NIXCACHE_SHA256_NIX32_LEN,
-                         manifest, manifest_len);
+    /* (a "%s" argument would not be split on its space: two formats) */
 
-    if (nixcache_redis_ok(r, reply, "SET manifest") != 0) {
+    if (replace) {
+        reply = redisCommand(r->ctx, "SET %s" NIXCACHE_KEY_MANIFEST "%b %b",
+                             r->prefix, nar_hash32,
+                             (size_t) NIXCACHE_SHA256_NIX32_LEN,
+                             manifest, manifest_len);
+
+    } else {
+        reply = redisCommand(r->ctx,
+                             "SET %s" NIXCACHE_KEY_MANIFEST "%b %b NX",
+                             r->prefix, nar_hash32,
+                             (size_t) NIXCACHE_SHA256_NIX32_LEN,
+                             manifest, manifest_len);
+    }
+
+    if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
+        freeReplyObject(reply);
+
+        reply = redisCommand(r->ctx,
+                             "GETRANGE %s" NIXCACHE_KEY_MANIFEST "%b 0 %d",
+                             r->prefix, nar_hash32,
+                             (size_t) NIXCACHE_SHA256_NIX32_LEN,
+                             NIXCACHE_MANIFEST_HEADER_LEN - 1);
+
+        if (reply != NULL && reply->type == REDIS_REPLY_STRING) {
+            rc = (reply->len == NIXCACHE_MANIFEST_HEADER_LEN) ? 1 : -1;
+
+            if (rc == 1) {
+                memcpy(header, reply->str, NIXCACHE_MANIFEST_HEADER_LEN);
+
+            } else {
+                nixcache_error("Redis at %s: the manifest in place for "
+                               "NarHash %.*s is too short", r->addr,
+                               NIXCACHE_SHA256_NIX32_LEN, nar_hash32);
+            }
+
+            freeReplyObject(reply);
+            return rc;
+        }
+
+        if (nixcache_redis_ok(r, reply, "GETRANGE manifest") == 0) {
+            nixcache_error("Redis at %s: GETRANGE manifest: unexpected "
+                           "reply", r->addr);
+        }
+
         return -1;
     }
+
+    return nixcache_redis_ok(r, reply, "SET manifest");
+}
+
+
+/*
+ * Called once the manifest is in place (the write order of
+ * nixcache_format.h): a narinfo never points at a missing manifest.
+ */
+
+int
+nixcache_redis_put_narinfo(nixcache_redis_t *r, const char *store_hash,
+    const char *narinfo, size_t narinfo_len)
+{
+    redisReply  *reply;
 
     reply = redisCommand(r->ctx, "SET %s" NIXCACHE_KEY_NARINFO "%b %b",
                          r->prefix, store_hash,

@@ -152,7 +152,9 @@ substituters =
 narinfo-cache-negative-ttl = 0
 narinfo-cache-positive-ttl = 0
 NIXCONF
+    : > "$T/nixconf/user.conf"
     export NIX_CONF_DIR=$T/nixconf
+    export NIX_USER_CONF_FILES=$T/nixconf/user.conf   # not ~/.config/nix
     export XDG_CACHE_HOME=$T/xdg
     unset NIX_REMOTE NIX_PATH NIX_STORE NIX_STORE_DIR
 }
@@ -260,6 +262,37 @@ NGINXCONF
     return 1
 }
 
+# nginx_stop: graceful shutdown (QUIT), so that whatever a worker leaves
+# behind at exit (an open socket, a leaked connection) shows in the log.
+nginx_stop() {
+    local pid
+    pid=$(cat "$T/nginx/nginx.pid" 2>/dev/null) || return 1
+    kill -QUIT "$pid" || return 1
+    wait_for_exit "$pid"
+}
+
+# nginx_reload: HUP, then wait until the old workers are gone.
+nginx_reload() {
+    local pid old p
+    pid=$(cat "$T/nginx/nginx.pid") || return 1
+    old=$(awk -v p="$pid" '$4 == p { print $1 }' /proc/[0-9]*/stat \
+              2>/dev/null)
+    kill -HUP "$pid" || return 1
+    for p in $old; do
+        wait_for_exit "$p" || return 1
+    done
+    wait_for curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/"
+}
+
+wait_for_exit() {
+    local i
+    for i in $(seq 1 200); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.05
+    done
+    return 1
+}
+
 # nginx_log_ok: no crash, alert or emergency in the error log.
 nginx_log_ok() {
     local bad
@@ -286,15 +319,16 @@ closure() {
     nix-store --store "$store" -qR "$@" | sort
 }
 
-# path_meta STORE PATH...: "path narHash narSize refs,..." per path,
-# sorted; the fields a binary cache must carry over intact.
+# path_meta STORE PATH...: "path narHash narSize refs,... deriver ca" per
+# path, sorted; the fields a binary cache must carry over intact.
 path_meta() {
     local store=$1; shift
     nix path-info --store "$store" --json "$@" | perl -MJSON::PP -e '
         local $/; my $j = decode_json(<STDIN>);
         for my $p (sort { $a->{path} cmp $b->{path} } @$j) {
             print join(" ", $p->{path}, $p->{narHash}, $p->{narSize},
-                       join(",", sort @{$p->{references}})), "\n";
+                       join(",", sort @{$p->{references}}),
+                       $p->{deriver} // "-", $p->{ca} // "-"), "\n";
         }'
 }
 
@@ -315,7 +349,7 @@ check_copy() {
         nix store verify --no-trust --store "$dest" -r "$@"
     is "$(path_meta "$dest" $(closure "$src" "$@"))" \
        "$(path_meta "$src" $(closure "$src" "$@"))" \
-       "$name: narHash/narSize/references equal the originals"
+       "$name: narHash/narSize/references/deriver/CA equal the originals"
     for p in $(closure "$src" "$@"); do
         if ! diff -r --no-dereference "$src$p" "$dest$p" > "$T/log/diff" 2>&1
         then

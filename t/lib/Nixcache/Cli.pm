@@ -20,9 +20,9 @@ use Test::More;
 use Exporter qw(import);
 
 our @EXPORT = qw(
-    cli_setup nixcache nix redis_cmd redis_get redis_keys start_redis
-    stop_redis free_port nix32 base32 cid_of parse_narinfo check_nar
-    dump_path slurp spew summary_field
+    cli_setup nixcache nixcache_rss nix redis_cmd redis_get redis_keys
+    start_redis stop_redis free_port nix32 base32 cid_of parse_narinfo
+    check_nar dump_path slurp spew summary_field
 );
 
 my $root = abs_path(dirname(__FILE__) . '/../../..');
@@ -69,6 +69,24 @@ sub nixcache {
     run([$CLI, @args], '<', \undef, '>', \$out, '2>', \$err);
 
     return ($? >> 8, $out, $err);
+}
+
+
+# Runs the CLI with -v from a small shell: returns (exit code, stdout,
+# stderr, the CLI's own max RSS in KiB from its summary line).  A process
+# keeps its parent's RSS high-water mark across fork and exec, so the CLI
+# must not be forked from Perl directly for this; and the wait4() figure of
+# /usr/bin/time would include the nix child processes.
+
+sub nixcache_rss {
+    my @args = @_;
+    my ($out, $err) = ('', '');
+
+    run(['sh', '-c', '"$@" & wait $!', 'sh', $CLI, @args, '-v'],
+        '<', \undef, '>', \$out, '2>', \$err);
+    my $rc = $? >> 8;
+
+    return ($rc, $out, $err, summary_field($err, qr/max RSS (\d+) KiB/));
 }
 
 
@@ -138,11 +156,21 @@ sub start_redis {
 }
 
 
+# Stops our redis-servers and waits for them to exit (one still writing
+# its log would keep the temporary directory from being removed).
+
 sub stop_redis {
     for my $pidfile (@redis) {
-        my $pid = slurp($pidfile);
+        my $pid = slurp($pidfile) // '';
         chomp $pid;
-        kill 'TERM', $pid if $pid =~ /^\d+$/;
+        next unless $pid =~ /^\d+$/;
+
+        kill 'TERM', $pid;
+
+        for (1 .. 100) {
+            last unless kill 0, $pid;
+            select(undef, undef, undef, 0.05);
+        }
     }
 
     @redis = ();
@@ -318,7 +346,7 @@ sub check_nar {
     # one zstd frame of usize bytes; the frames concatenated are the NAR
     my $cat = "$T/check.nar.zst";
     open(my $fh, '>:raw', $cat) or die "$cat: $!";
-    my ($bad_cid, $bad_size, $sum_u, $sum_c) = (0, 0, 0, 0);
+    my ($bad_cid, $bad_size, $bad_fcs, $sum_u, $sum_c) = (0, 0, 0, 0, 0);
 
     for my $i (0 .. $count - 1) {
         my ($digest, $usize, $csize) =
@@ -334,6 +362,7 @@ sub check_nar {
         }
 
         print $fh $frame;
+        $bad_fcs++ if (frame_content_size($frame) // -1) != $usize;
         $sum_u += $usize;
         $sum_c += $csize;
         $bad_size++ if length($frame) != $csize;
@@ -350,6 +379,7 @@ sub check_nar {
     is($bad_cid, 0, "$name: $count chunk files named by the CID of "
                     . "their content");
     is($bad_size, 0, "$name: chunk file sizes match csize");
+    is($bad_fcs, 0, "$name: every frame header carries its content size");
     is($sum_u, $nar_size, "$name: usize sum");
     is($sum_c, $fsize, "$name: csize sum");
     is($ni->{FileSize}, -s $cat, "$name: FileSize");
@@ -369,6 +399,32 @@ sub check_nar {
     unlink $nar, $cat, $plain;
 
     return $ni;
+}
+
+
+# The Frame_Content_Size of a zstd frame header (RFC 8878 3.1.1.1), or
+# undef when the header has none.
+
+sub frame_content_size {
+    my ($frame) = @_;
+
+    return undef if length($frame) < 6
+                    || unpack('V', $frame) != 0xFD2FB528;
+
+    my $fhd = ord(substr($frame, 4, 1));
+    my $fcs_flag = $fhd >> 6;
+    my $single = ($fhd >> 5) & 1;
+    my $off = 5 + ($single ? 0 : 1) + (0, 1, 2, 4)[$fhd & 3];
+    my $len = (($single ? 1 : 0), 2, 4, 8)[$fcs_flag];
+
+    return undef if $len == 0 || length($frame) < $off + $len;
+
+    my $v = substr($frame, $off, $len);
+
+    return ord($v) if $len == 1;
+    return unpack('v', $v) + 256 if $len == 2;
+    return unpack('V', $v) if $len == 4;
+    return unpack('Q<', $v);
 }
 
 
