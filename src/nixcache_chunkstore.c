@@ -32,6 +32,13 @@ static int nixcache_chunkstore_path(char *path, const char *dir,
     const unsigned char *digest);
 static int nixcache_chunkstore_write(int fd, const void *p, size_t len);
 static int nixcache_chunkstore_link(const char *tmp, const char *path);
+static int nixcache_chunkstore_sink_has(void *data,
+    const unsigned char *digest);
+static int nixcache_chunkstore_sink_put(void *data,
+    const unsigned char *digest, const void *frame, size_t len);
+static ssize_t nixcache_chunkstore_sink_read(void *data,
+    const unsigned char *digest, void *buf, size_t cap);
+static int nixcache_chunkstore_sink_sync(void *data);
 
 
 int
@@ -180,6 +187,104 @@ nixcache_chunkstore_sync(const char *dir)
     errno = err;
 
     return rc == 0 ? 0 : -1;
+}
+
+
+ssize_t
+nixcache_chunkstore_read(const char *dir, const unsigned char *digest,
+    void *buf, size_t cap)
+{
+    int             fd, err;
+    char            path[PATH_MAX];
+    size_t          len;
+    ssize_t         n;
+    unsigned char  *p;
+
+    if (nixcache_chunkstore_path(path, dir, digest) != 0) {
+        return -1;
+    }
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd == -1) {
+        return errno == ENOENT ? 0 : -1;
+    }
+
+    p = buf;
+    len = 0;
+
+    while (len < cap) {
+        n = read(fd, p + len, cap - len);
+
+        if (n == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+
+            err = errno;
+            (void) close(fd);
+            errno = err;
+
+            return -1;
+        }
+
+        if (n == 0) {
+            break;
+        }
+
+        len += (size_t) n;
+    }
+
+    (void) close(fd);
+
+    if (len == 0) {
+        /* an empty file is not a frame, and not "absent" either */
+        errno = EBADMSG;
+        return -1;
+    }
+
+    return (ssize_t) len;
+}
+
+
+void
+nixcache_chunkstore_sink(nixcache_chunk_sink_t *sink, const char *dir)
+{
+    sink->data = (void *) dir;
+    sink->has = nixcache_chunkstore_sink_has;
+    sink->put = nixcache_chunkstore_sink_put;
+    sink->read_stored = nixcache_chunkstore_sink_read;
+    sink->sync = nixcache_chunkstore_sink_sync;
+}
+
+
+static int
+nixcache_chunkstore_sink_has(void *data, const unsigned char *digest)
+{
+    return nixcache_chunkstore_has(data, digest);
+}
+
+
+static int
+nixcache_chunkstore_sink_put(void *data, const unsigned char *digest,
+    const void *frame, size_t len)
+{
+    return nixcache_chunkstore_store(data, digest, frame, len);
+}
+
+
+static ssize_t
+nixcache_chunkstore_sink_read(void *data, const unsigned char *digest,
+    void *buf, size_t cap)
+{
+    return nixcache_chunkstore_read(data, digest, buf, cap);
+}
+
+
+static int
+nixcache_chunkstore_sink_sync(void *data)
+{
+    return nixcache_chunkstore_sync(data);
 }
 
 

@@ -1,13 +1,16 @@
 /*
  * The disk tier seen from a writer: one zstd frame per file under
- * <dir>/<xx>/<CID>.  Used by the CLI (and later by the module's uploads,
- * off the event loop).
+ * <dir>/<xx>/<CID>.  Used by the CLI and by the module's uploads (off the
+ * event loop), through the ingest pipeline's chunk sink interface.
  */
 
 #ifndef NIXCACHE_CHUNKSTORE_H
 #define NIXCACHE_CHUNKSTORE_H
 
 #include <stddef.h>
+#include <sys/types.h>
+
+#include "nixcache_ingest.h"
 
 
 /* 1 if the chunk file exists, 0 if not, -1 on another error (errno set). */
@@ -36,6 +39,20 @@ int nixcache_chunkstore_store(const char *dir, const unsigned char *digest,
 
 /* syncfs() on the chunk directory's file system: 0 or -1 (errno set). */
 int nixcache_chunkstore_sync(const char *dir);
+
+/*
+ * Reads the stored frame of digest into buf, at most cap bytes: its length
+ * (cap when the file is cap bytes or longer), 0 when there is no such
+ * chunk, -1 on another error (errno set).
+ */
+ssize_t nixcache_chunkstore_read(const char *dir, const unsigned char *digest,
+    void *buf, size_t cap);
+
+/*
+ * The disk tier as the ingest pipeline's chunk sink (the default one).
+ * dir must outlive the sink.
+ */
+void nixcache_chunkstore_sink(nixcache_chunk_sink_t *sink, const char *dir);
 
 
 #endif /* NIXCACHE_CHUNKSTORE_H */

@@ -113,8 +113,10 @@ for i in $(seq 1 8); do echo $url; done \
 $TEST_NIXCACHE_REDIS_CTL resume
 cat $TEST_NIXCACHE_DIR/codes
 test "$(grep -c '^503 ' $TEST_NIXCACHE_DIR/codes)" = 8
-# answered after the 1 s timeout, well before the 5 s client limit
-awk '{ if ($2 < 0.9 || $2 > 2.5) exit 1 }' $TEST_NIXCACHE_DIR/codes
+# the first command's timer (1 s) tears the connection down and fails the
+# later ones with it: all are answered by then, well before the 5 s limit
+awk '{ if ($2 > 2.5) exit 1; if ($2 > max) max = $2 }
+     END { if (max < 0.9) exit 1 }' $TEST_NIXCACHE_DIR/codes
 --- request
 GET /cache/9m1skbnr5i43n3yypvda5s65vhfwdx5a.narinfo
 --- response_headers
@@ -170,6 +172,8 @@ GET /cache/9m1skbnr5i43n3yypvda5s65vhfwdx5a.narinfo
 
 
 === TEST 8: requests torn down at worker shutdown while their command is pending
+--- skip eval
+$ENV{TEST_NIXCACHE_VALGRIND} ? 'with master_process off, QUIT exits at once' : undef
 --- main_config
 worker_shutdown_timeout 200ms;
 --- http_config
@@ -221,9 +225,8 @@ nixcache: redis 127.0.0.1:$TEST_NIXCACHE_REDIS_PORT: NOAUTH
 
 
 
-=== TEST 10: unreachable address: 503 within the timeout, never a 404
+=== TEST 10: a Redis address that never completes the TCP handshake: 503 after the timeout
 --- http_config
-nixcache_redis 192.0.2.1:6379;
 nixcache_redis_timeout 500ms;
 --- config
 location /cache/ {
@@ -231,16 +234,42 @@ location /cache/ {
     nixcache_chunks $TEST_NIXCACHE_CHUNKS;
 }
 --- init
+# a listener with a full accept queue on Redis's port: SYNs are dropped
+$TEST_NIXCACHE_REDIS_CTL stop
+python3 -c '
+import os, socket, sys, time
+port = int(sys.argv[1])
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", port))
+l.listen(0)
+fill = []
+for i in range(3):
+    c = socket.socket()
+    c.setblocking(False)
+    c.connect_ex(("127.0.0.1", port))
+    fill.append(c)
+time.sleep(0.2)
+open(sys.argv[2], "w").write("%d" % os.getpid())
+time.sleep(20)
+' $TEST_NIXCACHE_REDIS_PORT $TEST_NIXCACHE_DIR/listener.pid \
+    > $TEST_NIXCACHE_DIR/listener.out 2>&1 &
+for i in $(seq 1 100); do
+    [ -s $TEST_NIXCACHE_DIR/listener.pid ] && break
+    sleep 0.02
+done
 curl -s --max-time 5 -o /dev/null -w '%{http_code} %{time_total}\n' \
     http://127.0.0.1:$TEST_NIXCACHE_PORT/cache/9m1skbnr5i43n3yypvda5s65vhfwdx5a.narinfo \
     > $TEST_NIXCACHE_DIR/code
 cat $TEST_NIXCACHE_DIR/code
-awk '{ if ($1 != 503 || $2 > 1.5) exit 1 }' $TEST_NIXCACHE_DIR/code
+awk '{ if ($1 != 503 || $2 < 0.4 || $2 > 3) exit 1 }' $TEST_NIXCACHE_DIR/code
 --- request
 GET /cache/9m1skbnr5i43n3yypvda5s65vhfwdx5a.narinfo
 --- error_code: 503
+--- post
+kill "$(cat $TEST_NIXCACHE_DIR/listener.pid)"
 --- error_log
-nixcache: redis 192.0.2.1:6379:
+nixcache: redis 127.0.0.1:$TEST_NIXCACHE_REDIS_PORT: not connected within 500 ms
 
 
 
@@ -437,3 +466,26 @@ nixcache_manifest_window 0;
 --- must_die
 --- error_log
 value must be between 1 and 65536
+
+
+
+=== TEST 27: nginx -t: nixcache_redis given twice
+--- http_config
+nixcache_redis 127.0.0.1:6379;
+nixcache_redis 127.0.0.1:6380;
+--- must_die
+--- error_log
+"nixcache_redis" directive is duplicate
+
+
+
+=== TEST 28: nginx -t: nixcache_chunks given twice
+--- config
+location /cache/ {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+    nixcache_chunks /tmp;
+}
+--- must_die
+--- error_log
+"nixcache_chunks" directive is duplicate

@@ -3,9 +3,11 @@
  *
  *   nixcache.c   main, options, usage, messages, progress
  *   redis.c      address forms, synchronous hiredis connection, keys
- *   ingest.c     the pipeline shared by push and import: NAR bytes in,
- *                chunks on disk, manifest and hashes out, then publish
- *   decompress.c streaming none/xz/zstd/bzip2 decoders for import
+ *   ingest.c     the core's ingest pipeline (src/nixcache_ingest.h) and
+ *                decoders (src/nixcache_decompress.h) with messages and
+ *                progress; publication of a NAR in Redis
+ *   s3.c         an S3 client (curl multi, SigV4 from the core)
+ *   s3sink.c     the S3 tier as the pipeline's chunk sink
  *   push.c       store paths in (nix path-info, nix store dump-path)
  *   import.c     a flat binary cache directory in
  */
@@ -21,9 +23,13 @@
 
 #include "nixcache_format.h"
 #include "nixcache_chunker.h"
+#include "nixcache_decompress.h"
 #include "nixcache_hash.h"
+#include "nixcache_ingest.h"
 #include "nixcache_narinfo.h"
 #include "nixcache_sign.h"
+#include "s3.h"
+#include "s3sink.h"
 
 
 #define NIXCACHE_CLI_REDIS_DEFAULT      "127.0.0.1:6379"
@@ -43,6 +49,7 @@ typedef struct {
     size_t                     chunk_avg;
     size_t                     chunk_max;
     int                        level;
+    nixcache_s3_conf_t         s3;          /* endpoint NULL: no S3 */
     unsigned                   recursive:1;
     unsigned                   force:1;
     unsigned                   quiet:1;
@@ -68,14 +75,6 @@ typedef struct {
 } nixcache_stats_t;
 
 
-typedef enum {
-    NIXCACHE_DECOMP_NONE = 0,
-    NIXCACHE_DECOMP_XZ,
-    NIXCACHE_DECOMP_ZSTD,
-    NIXCACHE_DECOMP_BZIP2
-} nixcache_decomp_e;
-
-
 typedef struct {
     redisContext              *ctx;
     const char                *prefix;
@@ -83,43 +82,21 @@ typedef struct {
 } nixcache_redis_t;
 
 
-/* What a NAR became: the manifest (header included) and its hashes. */
+/*
+ * The core's ingest pipeline (nixcache_ingest.h) as the CLI uses it: on
+ * the disk tier, errors printed, progress counted, plus the signing key
+ * publication uses.
+ */
 typedef struct {
-    unsigned char             *manifest;
-    size_t                     manifest_len;
-    uint32_t                   chunk_count;
-    uint64_t                   nar_size;
-    uint64_t                   file_size;
-    unsigned char              nar_hash[NIXCACHE_SHA256_LEN];
-    unsigned char              file_hash[NIXCACHE_SHA256_LEN];
-} nixcache_nar_t;
-
-
-typedef struct {
+    nixcache_ingest_t          core;
+    nixcache_chunk_sink_t      sink;
+    nixcache_chunk_sink_t      disk;        /* under the S3 sink */
+    nixcache_s3_t             *s3;          /* NULL: disk tier only */
+    nixcache_s3sink_t         *s3sink;
     const char                *dir;
-    char                      *path;        /* dir + "/xx/CID" */
-    size_t                     path_dir_len;
-    nixcache_chunker_t         chunker;
-    ZSTD_CCtx                 *cctx;
     nixcache_stats_t          *stats;
     nixcache_sign_secret_t    *sign_key;    /* NULL: no signing */
-
-    /* input window: at most 2 x chunk max bytes */
-    unsigned char             *buf;
-    size_t                     size;
-    size_t                     start;
-    size_t                     end;
-
-    /* one compressed frame, ours or a stored one read back */
-    unsigned char             *frame;
-    size_t                     frame_cap;
-
-    nixcache_sha256_t          nar_ctx;
-    nixcache_sha256_t          file_ctx;
-    nixcache_nar_t             nar;
-    size_t                     manifest_cap;
-    unsigned                   started:1;
-} nixcache_ingest_t;
+} nixcache_cli_ingest_t;
 
 
 /* nixcache.c */
@@ -144,20 +121,19 @@ int nixcache_redis_put_narinfo(nixcache_redis_t *r, const char *store_hash,
     const char *narinfo, size_t narinfo_len);
 
 /* ingest.c */
-int nixcache_ingest_init(nixcache_ingest_t *ing, const nixcache_opts_t *o,
-    nixcache_stats_t *st);
-int nixcache_ingest_begin(nixcache_ingest_t *ing);
-int nixcache_ingest_write(nixcache_ingest_t *ing, const void *p, size_t n);
-int nixcache_ingest_finish(nixcache_ingest_t *ing);
-void nixcache_ingest_free(nixcache_ingest_t *ing);
-int nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
+int nixcache_cli_ingest_init(nixcache_cli_ingest_t *ing,
+    const nixcache_opts_t *o, nixcache_stats_t *st);
+int nixcache_cli_ingest_begin(nixcache_cli_ingest_t *ing);
+int nixcache_cli_ingest_write(nixcache_cli_ingest_t *ing, const void *p,
+    size_t n);
+int nixcache_cli_ingest_finish(nixcache_cli_ingest_t *ing);
+void nixcache_cli_ingest_free(nixcache_cli_ingest_t *ing);
+void nixcache_cli_ingest_summary(nixcache_cli_ingest_t *ing);
+int nixcache_cli_decompress_fd(nixcache_cli_ingest_t *ing, int fd,
+    nixcache_decomp_e kind, const char *name, uint64_t limit,
+    unsigned char *file_hash, uint64_t *file_size);
+int nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
     nixcache_narinfo_t *ni, const char *store_hash, int replace);
-
-/* decompress.c */
-int nixcache_decomp_kind(const char *s, size_t len, nixcache_decomp_e *kind);
-int nixcache_decompress_fd(int fd, nixcache_decomp_e kind, const char *name,
-    uint64_t limit, nixcache_ingest_t *ing, unsigned char *file_hash,
-    uint64_t *file_size);
 
 /* push.c, import.c */
 int nixcache_push(nixcache_opts_t *o, int argc, char **argv);

@@ -25,7 +25,7 @@ typedef struct {
     nixcache_opts_t           *opts;
     nixcache_stats_t           stats;
     nixcache_redis_t           redis;
-    nixcache_ingest_t          ingest;
+    nixcache_cli_ingest_t      ingest;
     const char                *source;
     char                     **names;
     size_t                     nnames;
@@ -75,8 +75,9 @@ nixcache_import(nixcache_opts_t *o, int argc, char **argv)
     }
 
     if (nixcache_import_list(&im) != 0
-        || nixcache_ingest_init(&im.ingest, o, &im.stats) != 0
-        || nixcache_prepare_chunks_dir(o->chunks) != 0
+        || nixcache_cli_ingest_init(&im.ingest, o, &im.stats) != 0
+        || (o->chunks != NULL
+            && nixcache_prepare_chunks_dir(o->chunks) != 0)
         || nixcache_redis_open(&im.redis, o->redis, o->prefix) != 0)
     {
         goto done;
@@ -121,6 +122,8 @@ done:
         nixcache_progress(&im.stats, 1);
     }
 
+    nixcache_cli_ingest_summary(&im.ingest);
+
     for (i = 0; i < im.nnames; i++) {
         free(im.names[i]);
     }
@@ -129,7 +132,7 @@ done:
     free(im.text);
 
     nixcache_redis_close(&im.redis);
-    nixcache_ingest_free(&im.ingest);
+    nixcache_cli_ingest_free(&im.ingest);
 
     return rc;
 }
@@ -306,8 +309,9 @@ nixcache_import_one(nixcache_import_t *im, const char *name)
 
     if (im->opts->verbose) {
         nixcache_info(&im->stats, "%s: imported, %llu bytes NAR, %u chunks",
-                      sp, (unsigned long long) im->ingest.nar.nar_size,
-                      im->ingest.nar.chunk_count);
+                      sp,
+                      (unsigned long long) im->ingest.core.nar.nar_size,
+                      im->ingest.core.nar.chunk_count);
     }
 
     rc = 0;
@@ -374,13 +378,13 @@ nixcache_import_nar(nixcache_import_t *im, const char *file,
         return -1;
     }
 
-    if (nixcache_ingest_begin(&im->ingest) != 0) {
+    if (nixcache_cli_ingest_begin(&im->ingest) != 0) {
         close(fd);
         return -1;
     }
 
-    rc = nixcache_decompress_fd(fd, kind, file, ni->nar_size, &im->ingest,
-                                src_hash, &file_size);
+    rc = nixcache_cli_decompress_fd(&im->ingest, fd, kind, file,
+                                    ni->nar_size, src_hash, &file_size);
 
     close(fd);
 
@@ -388,7 +392,7 @@ nixcache_import_nar(nixcache_import_t *im, const char *file,
         return -1;
     }
 
-    if (nixcache_ingest_finish(&im->ingest) != 0) {
+    if (nixcache_cli_ingest_finish(&im->ingest) != 0) {
         return -1;
     }
 
@@ -406,15 +410,17 @@ nixcache_import_nar(nixcache_import_t *im, const char *file,
         return -1;
     }
 
-    if (im->ingest.nar.nar_size != ni->nar_size
-        || memcmp(im->ingest.nar.nar_hash, nar_hash, NIXCACHE_SHA256_LEN)
+    if (im->ingest.core.nar.nar_size != ni->nar_size
+        || memcmp(im->ingest.core.nar.nar_hash, nar_hash,
+                  NIXCACHE_SHA256_LEN)
            != 0)
     {
-        nixcache_hash_format(got, im->ingest.nar.nar_hash);
+        nixcache_hash_format(got, im->ingest.core.nar.nar_hash);
         nixcache_hash_format(want, nar_hash);
         nixcache_error("%s: NAR mismatch: %llu bytes with NarHash %.*s, "
                        "the narinfo says %llu bytes, %.*s", file,
-                       (unsigned long long) im->ingest.nar.nar_size,
+                       (unsigned long long)
+                           im->ingest.core.nar.nar_size,
                        (int) NIXCACHE_HASH_STR_LEN, got,
                        (unsigned long long) ni->nar_size,
                        (int) NIXCACHE_HASH_STR_LEN, want);

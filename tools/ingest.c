@@ -1,18 +1,8 @@
 /*
- * The pipeline shared by push and import: the bytes of one NAR in, in
- * pieces of any size; content-defined chunks out, each one zstd frame in
- * the chunk directory, plus the manifest and the NAR's hashes; then
- * publication (manifest, narinfo) in Redis.
- *
- * Memory is bounded by the chunking parameters: an input window of
- * 4 x chunk max and one compressed frame, whatever the NAR size.  Only
- * the manifest grows with the NAR (40 bytes per chunk).
- *
- * FileHash is the SHA-256 of the frames as they are stored.  A chunk that
- * is already in the directory may have been compressed at another level
- * (or by another zstd version), so its frame is read back from disk and
- * hashed, never recompressed: the FileHash and FileSize written to the
- * narinfo are always those of the bytes the cache will serve.
+ * The CLI's side of the ingest pipeline (src/nixcache_ingest.h): the disk
+ * tier as the chunk sink, the core's errors printed, its counters fed to
+ * the progress line; then publication (manifest, narinfo) in Redis, which
+ * stays here: the module publishes through its own asynchronous Redis.
  */
 
 #include <errno.h>
@@ -24,78 +14,63 @@
 
 #include "cli.h"
 #include "nixcache_chunkstore.h"
-#include "nixcache_cid.h"
 #include "nixcache_manifest.h"
 #include "nixcache_nix32.h"
 
 
-#define NIXCACHE_INGEST_WINDOW      4
-
-
-static int nixcache_ingest_chunk(nixcache_ingest_t *ing,
-    const unsigned char *p, size_t n);
-static ssize_t nixcache_ingest_read_stored(nixcache_ingest_t *ing,
-    const char *path, size_t usize);
-static int nixcache_ingest_load_key(nixcache_ingest_t *ing,
+static void nixcache_cli_ingest_progress(void *data);
+static int nixcache_ingest_load_key(nixcache_cli_ingest_t *ing,
     const char *path);
-static int nixcache_publish_sign(nixcache_ingest_t *ing,
+static int nixcache_publish_sign(nixcache_cli_ingest_t *ing,
     nixcache_narinfo_t *ni, char *sig, size_t cap);
 
 
 int
-nixcache_ingest_init(nixcache_ingest_t *ing, const nixcache_opts_t *o,
+nixcache_cli_ingest_init(nixcache_cli_ingest_t *ing, const nixcache_opts_t *o,
     nixcache_stats_t *st)
 {
-    size_t  len;
+    nixcache_ingest_conf_t  conf;
 
-    memset(ing, 0, sizeof(nixcache_ingest_t));
-
-    if (nixcache_chunker_init(&ing->chunker, o->chunk_min, o->chunk_avg,
-                              o->chunk_max)
-        != 0)
-    {
-        nixcache_error("invalid chunking parameters min %zu avg %zu max %zu "
-                       "(64 <= min < avg < max <= %d, avg a power of two)",
-                       o->chunk_min, o->chunk_avg, o->chunk_max,
-                       NIXCACHE_CHUNK_MAX_LIMIT);
-        return -1;
-    }
-
-    ing->stats = st;
-    ing->size = NIXCACHE_INGEST_WINDOW * o->chunk_max;
-    ing->frame_cap = ZSTD_compressBound(o->chunk_max);
-
-    len = strlen(o->chunks);
+    memset(ing, 0, sizeof(nixcache_cli_ingest_t));
 
     ing->dir = o->chunks;
-    ing->path = malloc(len + NIXCACHE_CHUNK_RELPATH_LEN + 1);
-    ing->buf = malloc(ing->size);
+    ing->stats = st;
 
-    /* one byte more than any valid frame, to see an oversized file */
-    ing->frame = malloc(ing->frame_cap + 1);
+    if (o->s3.endpoint == NULL) {
+        nixcache_chunkstore_sink(&ing->sink, o->chunks);
+    }
 
-    ing->cctx = ZSTD_createCCtx();
+    conf.chunk_min = o->chunk_min;
+    conf.chunk_avg = o->chunk_avg;
+    conf.chunk_max = o->chunk_max;
+    conf.level = o->level;
+    conf.sink = &ing->sink;
 
-    if (ing->path == NULL || ing->buf == NULL || ing->frame == NULL
-        || ing->cctx == NULL)
-    {
-        nixcache_error("out of memory");
+    if (nixcache_ingest_init(&ing->core, &conf) != 0) {
+        nixcache_error("%s", ing->core.errmsg);
         return -1;
     }
 
-    memcpy(ing->path, o->chunks, len);
-    ing->path_dir_len = len;
+    ing->core.progress = nixcache_cli_ingest_progress;
+    ing->core.progress_data = ing;
 
-    if (ZSTD_isError(ZSTD_CCtx_setParameter(ing->cctx,
-                                            ZSTD_c_compressionLevel,
-                                            o->level))
-        || ZSTD_isError(ZSTD_CCtx_setParameter(ing->cctx,
-                                               ZSTD_c_contentSizeFlag, 1))
-        || ZSTD_isError(ZSTD_CCtx_setParameter(ing->cctx,
-                                               ZSTD_c_checksumFlag, 1)))
-    {
-        nixcache_error("zstd: cannot set compression parameters");
-        return -1;
+    if (o->s3.endpoint != NULL) {
+        /* the pipeline keeps &ing->sink; it is filled in before first use */
+        ing->s3 = nixcache_s3_open(&o->s3);
+        if (ing->s3 == NULL) {
+            return -1;
+        }
+
+        if (o->chunks != NULL) {
+            nixcache_chunkstore_sink(&ing->disk, o->chunks);
+        }
+
+        ing->s3sink = nixcache_s3sink_create(&ing->sink, ing->s3,
+                                             o->chunks ? &ing->disk : NULL,
+                                             ing->core.frame_cap + 1);
+        if (ing->s3sink == NULL) {
+            return -1;
+        }
     }
 
     if (o->sign_key != NULL) {
@@ -106,8 +81,44 @@ nixcache_ingest_init(nixcache_ingest_t *ing, const nixcache_opts_t *o,
 }
 
 
+/* The S3 part of the summary: what the bucket got, at the end of a run. */
+
+void
+nixcache_cli_ingest_summary(nixcache_cli_ingest_t *ing)
+{
+    if (ing->s3sink == NULL || nixcache_s3_requests(ing->s3) == 0) {
+        return;
+    }
+
+    nixcache_info(ing->stats, "s3: %llu uploaded (%llu bytes), %llu already "
+                  "in %s, %llu requests, %llu retried",
+                  (unsigned long long) nixcache_s3sink_uploaded(ing->s3sink),
+                  (unsigned long long)
+                      nixcache_s3sink_uploaded_bytes(ing->s3sink),
+                  (unsigned long long) nixcache_s3sink_present(ing->s3sink),
+                  nixcache_s3_describe(ing->s3),
+                  (unsigned long long) nixcache_s3_requests(ing->s3),
+                  (unsigned long long) nixcache_s3_retries(ing->s3));
+}
+
+
+static void
+nixcache_cli_ingest_progress(void *data)
+{
+    nixcache_cli_ingest_t  *ing = data;
+
+    ing->stats->nar_bytes = ing->core.stats.nar_bytes;
+    ing->stats->chunks = ing->core.stats.chunks;
+    ing->stats->new_chunks = ing->core.stats.new_chunks;
+    ing->stats->new_usize = ing->core.stats.new_usize;
+    ing->stats->new_csize = ing->core.stats.new_csize;
+
+    nixcache_progress(ing->stats, 0);
+}
+
+
 static int
-nixcache_ingest_load_key(nixcache_ingest_t *ing, const char *path)
+nixcache_ingest_load_key(nixcache_cli_ingest_t *ing, const char *path)
 {
     int          fd;
     char         text[NIXCACHE_SIGN_TEXT_MAX + 3];
@@ -155,336 +166,99 @@ nixcache_ingest_load_key(nixcache_ingest_t *ing, const char *path)
 
 
 void
-nixcache_ingest_free(nixcache_ingest_t *ing)
+nixcache_cli_ingest_free(nixcache_cli_ingest_t *ing)
 {
-    if (ing->started) {
-        nixcache_sha256_free(&ing->nar_ctx);
-        nixcache_sha256_free(&ing->file_ctx);
-        ing->started = 0;
+    if (ing->s3sink != NULL) {
+        nixcache_s3sink_destroy(ing->s3sink);
+        ing->s3sink = NULL;
     }
+
+    if (ing->s3 != NULL) {
+        nixcache_s3_close(ing->s3);
+        ing->s3 = NULL;
+    }
+
+    nixcache_ingest_free(&ing->core);
 
     if (ing->sign_key != NULL) {
         nixcache_sign_secret_wipe(ing->sign_key);
         free(ing->sign_key);
         ing->sign_key = NULL;
     }
-
-    ZSTD_freeCCtx(ing->cctx);
-    free(ing->nar.manifest);
-    free(ing->frame);
-    free(ing->buf);
-    free(ing->path);
-
-    ing->cctx = NULL;
-    ing->nar.manifest = NULL;
-    ing->frame = NULL;
-    ing->buf = NULL;
-    ing->path = NULL;
 }
 
 
-/* Starts a new NAR; the buffers of the previous one are reused. */
-
 int
-nixcache_ingest_begin(nixcache_ingest_t *ing)
+nixcache_cli_ingest_begin(nixcache_cli_ingest_t *ing)
 {
-    unsigned char  *m;
-
-    if (ing->started) {
-        nixcache_sha256_free(&ing->nar_ctx);
-        nixcache_sha256_free(&ing->file_ctx);
-        ing->started = 0;
-    }
-
-    if (nixcache_sha256_init(&ing->nar_ctx) != 0) {
-        nixcache_error("SHA-256: cannot initialise");
+    if (nixcache_ingest_begin(&ing->core, -1) != 0) {
+        nixcache_error("%s", ing->core.errmsg);
         return -1;
     }
 
-    if (nixcache_sha256_init(&ing->file_ctx) != 0) {
-        nixcache_sha256_free(&ing->nar_ctx);
-        nixcache_error("SHA-256: cannot initialise");
-        return -1;
-    }
-
-    ing->started = 1;
-    ing->start = 0;
-    ing->end = 0;
-
-    if (ing->nar.manifest == NULL) {
-        ing->manifest_cap = NIXCACHE_MANIFEST_HEADER_LEN
-                            + 64 * NIXCACHE_MANIFEST_ENTRY_LEN;
-        m = malloc(ing->manifest_cap);
-        if (m == NULL) {
-            nixcache_error("out of memory");
-            return -1;
-        }
-
-        ing->nar.manifest = m;
-    }
-
-    m = ing->nar.manifest;
-
-    memset(&ing->nar, 0, sizeof(nixcache_nar_t));
-
-    ing->nar.manifest = m;
-    ing->nar.manifest_len = NIXCACHE_MANIFEST_HEADER_LEN;
-
     return 0;
 }
 
-
-/*
- * Takes n more bytes of the NAR.  Whole chunks leave the window as soon as
- * a full chunk max is buffered, since by then a cut is always decided.
- */
 
 int
-nixcache_ingest_write(nixcache_ingest_t *ing, const void *data, size_t n)
-{
-    size_t                k, cut, max;
-    const unsigned char  *p;
-
-    p = data;
-    max = ing->chunker.max;
-
-    nixcache_sha256_update(&ing->nar_ctx, p, n);
-    ing->nar.nar_size += n;
-    ing->stats->nar_bytes += n;
-
-    while (n > 0) {
-        k = ing->size - ing->end;
-        if (k > n) {
-            k = n;
-        }
-
-        memcpy(ing->buf + ing->end, p, k);
-        ing->end += k;
-        p += k;
-        n -= k;
-
-        while (ing->end - ing->start >= max) {
-            cut = nixcache_chunker_cut(&ing->chunker, ing->buf + ing->start,
-                                       ing->end - ing->start, 0);
-            if (cut == 0 || cut > max) {
-                nixcache_error("chunker: no cut within chunk max");
-                return -1;
-            }
-
-            if (nixcache_ingest_chunk(ing, ing->buf + ing->start, cut) != 0) {
-                return -1;
-            }
-
-            ing->start += cut;
-        }
-
-        if (ing->start > 0) {
-            memmove(ing->buf, ing->buf + ing->start, ing->end - ing->start);
-            ing->end -= ing->start;
-            ing->start = 0;
-        }
-    }
-
-    return 0;
-}
-
-
-/* End of the NAR: the last chunks, the hashes, the manifest header. */
-
-int
-nixcache_ingest_finish(nixcache_ingest_t *ing)
-{
-    size_t                      cut;
-    nixcache_manifest_header_t  h;
-
-    while (ing->end > ing->start) {
-        cut = nixcache_chunker_cut(&ing->chunker, ing->buf + ing->start,
-                                   ing->end - ing->start, 1);
-        if (cut == 0) {
-            nixcache_error("chunker: no cut at end of input");
-            return -1;
-        }
-
-        if (nixcache_ingest_chunk(ing, ing->buf + ing->start, cut) != 0) {
-            return -1;
-        }
-
-        ing->start += cut;
-    }
-
-    ing->start = 0;
-    ing->end = 0;
-
-    nixcache_sha256_final(&ing->nar_ctx, ing->nar.nar_hash);
-    nixcache_sha256_final(&ing->file_ctx, ing->nar.file_hash);
-    nixcache_sha256_free(&ing->nar_ctx);
-    nixcache_sha256_free(&ing->file_ctx);
-    ing->started = 0;
-
-    memset(&h, 0, sizeof(nixcache_manifest_header_t));
-
-    h.chunk_count = ing->nar.chunk_count;
-    h.flags = 0;
-    h.nar_size = ing->nar.nar_size;
-    h.file_size = ing->nar.file_size;
-    memcpy(h.nar_hash, ing->nar.nar_hash, NIXCACHE_SHA256_LEN);
-    memcpy(h.file_hash, ing->nar.file_hash, NIXCACHE_SHA256_LEN);
-
-    nixcache_manifest_header_encode(ing->nar.manifest, &h);
-
-    return 0;
-}
-
-
-static int
-nixcache_ingest_chunk(nixcache_ingest_t *ing, const unsigned char *p,
+nixcache_cli_ingest_write(nixcache_cli_ingest_t *ing, const void *p,
     size_t n)
 {
-    size_t                      csize, cap;
-    ssize_t                     stored;
-    unsigned char              *m;
-    unsigned char               digest[NIXCACHE_SHA256_LEN];
-    nixcache_manifest_entry_t   e;
-
-    if (ing->nar.chunk_count == UINT32_MAX) {
-        nixcache_error("too many chunks in one NAR");
+    if (nixcache_ingest_write(&ing->core, p, n) != 0) {
+        nixcache_error("%s", ing->core.errmsg);
         return -1;
     }
 
-    nixcache_sha256(digest, p, n);
+    return 0;
+}
 
-    nixcache_chunk_relpath(ing->path + ing->path_dir_len, digest);
-    ing->path[ing->path_dir_len + NIXCACHE_CHUNK_RELPATH_LEN] = '\0';
 
-    stored = nixcache_ingest_read_stored(ing, ing->path, n);
-
-    if (stored == -1) {
+int
+nixcache_cli_ingest_finish(nixcache_cli_ingest_t *ing)
+{
+    if (nixcache_ingest_finish(&ing->core) != 0) {
+        nixcache_error("%s", ing->core.errmsg);
         return -1;
     }
-
-    if (stored > 0) {
-        csize = (size_t) stored;
-
-    } else {
-        csize = ZSTD_compress2(ing->cctx, ing->frame, ing->frame_cap, p, n);
-
-        if (ZSTD_isError(csize)) {
-            nixcache_error("zstd: %s", ZSTD_getErrorName(csize));
-            return -1;
-        }
-
-        if (ZSTD_getFrameContentSize(ing->frame, csize) != n) {
-            nixcache_error("zstd: frame without content size");
-            return -1;
-        }
-
-        if (nixcache_chunkstore_put(ing->dir, digest, ing->frame, csize)
-            != 0)
-        {
-            nixcache_error("cannot write chunk %s: %s", ing->path,
-                           strerror(errno));
-            return -1;
-        }
-
-        ing->stats->new_chunks++;
-        ing->stats->new_usize += n;
-        ing->stats->new_csize += csize;
-    }
-
-    nixcache_sha256_update(&ing->file_ctx, ing->frame, csize);
-
-    if (ing->nar.manifest_len + NIXCACHE_MANIFEST_ENTRY_LEN
-        > ing->manifest_cap)
-    {
-        cap = ing->manifest_cap * 2;
-        m = realloc(ing->nar.manifest, cap);
-        if (m == NULL) {
-            nixcache_error("out of memory");
-            return -1;
-        }
-
-        ing->nar.manifest = m;
-        ing->manifest_cap = cap;
-    }
-
-    memcpy(e.chunk, digest, NIXCACHE_SHA256_LEN);
-    e.usize = (uint32_t) n;
-    e.csize = (uint32_t) csize;
-
-    nixcache_manifest_entry_encode(ing->nar.manifest + ing->nar.manifest_len,
-                                   &e);
-
-    ing->nar.manifest_len += NIXCACHE_MANIFEST_ENTRY_LEN;
-    ing->nar.chunk_count++;
-    ing->nar.file_size += csize;
-    ing->stats->chunks++;
-
-    nixcache_progress(ing->stats, 0);
 
     return 0;
 }
 
 
 /*
- * Reads a stored chunk's frame into ing->frame.  Returns its size, 0 when
- * the chunk is not stored, -1 on an error (a file that is not one zstd
- * frame of usize bytes is one: it would make the served NAR wrong).
+ * Reads fd (a NAR compressed with kind) to its end into the pipeline;
+ * file_hash and *file_size get the compressed input's.  A NAR longer than
+ * limit (NarSize) is refused.  Errors are printed prefixed with name.
  */
 
-static ssize_t
-nixcache_ingest_read_stored(nixcache_ingest_t *ing, const char *path,
-    size_t usize)
+int
+nixcache_cli_decompress_fd(nixcache_cli_ingest_t *ing, int fd,
+    nixcache_decomp_e kind, const char *name, uint64_t limit,
+    unsigned char *file_hash, uint64_t *file_size)
 {
-    int      fd;
-    size_t   len;
-    ssize_t  n;
+    int                 rc;
+    nixcache_decomp_t  *d;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd == -1) {
-        if (errno == ENOENT) {
-            return 0;
-        }
-
-        nixcache_error("cannot open chunk %s: %s", path, strerror(errno));
+    d = nixcache_decomp_create(kind, limit, nixcache_ingest_out, &ing->core);
+    if (d == NULL) {
+        nixcache_error("out of memory");
         return -1;
     }
 
-    len = 0;
+    rc = nixcache_decomp_fd(d, fd, file_hash, file_size);
 
-    for ( ;; ) {
-        n = read(fd, ing->frame + len, ing->frame_cap + 1 - len);
+    if (rc != 0) {
+        if (nixcache_decomp_error(d) == NIXCACHE_DECOMP_ERR_OUTPUT) {
+            nixcache_error("%s", ing->core.errmsg);
 
-        if (n == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-
-            nixcache_error("cannot read chunk %s: %s", path, strerror(errno));
-            close(fd);
-            return -1;
+        } else {
+            nixcache_error("%s: %s", name, nixcache_decomp_strerror(d));
         }
-
-        if (n == 0 || len + n == ing->frame_cap + 1) {
-            len += n;
-            break;
-        }
-
-        len += n;
     }
 
-    close(fd);
+    nixcache_decomp_destroy(d);
 
-    if (len > ing->frame_cap
-        || ZSTD_getFrameContentSize(ing->frame, len) != usize
-        || ZSTD_findFrameCompressedSize(ing->frame, len) != len)
-    {
-        nixcache_error("stored chunk %s is not one zstd frame of %zu bytes; "
-                       "remove it and retry", path, usize);
-        return -1;
-    }
-
-    return (ssize_t) len;
+    return rc;
 }
 
 
@@ -500,7 +274,7 @@ nixcache_ingest_read_stored(nixcache_ingest_t *ing, const char *path,
  */
 
 int
-nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
+nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
     nixcache_narinfo_t *ni, const char *store_hash, int replace)
 {
     int                          rc;
@@ -515,20 +289,27 @@ nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
     unsigned char                header[NIXCACHE_MANIFEST_HEADER_LEN];
     nixcache_manifest_header_t   h;
 
-    if (nixcache_chunkstore_sync(ing->dir) != 0) {
-        nixcache_error("cannot sync chunk directory %s: %s", ing->dir,
-                       strerror(errno));
+    if (nixcache_ingest_sync(&ing->core) != 0) {
+        if (ing->s3 != NULL) {
+            nixcache_error("S3 %s: not every chunk is stored, not "
+                           "published", nixcache_s3_describe(ing->s3));
+
+        } else {
+            nixcache_error("chunk directory %s: %s", ing->dir,
+                           ing->core.errmsg);
+        }
+
         return -1;
     }
 
-    nixcache_hash_format(nar_hash, ing->nar.nar_hash);
-    nixcache_hash_format(file_hash, ing->nar.file_hash);
-    file_size = ing->nar.file_size;
+    nixcache_hash_format(nar_hash, ing->core.nar.nar_hash);
+    nixcache_hash_format(file_hash, ing->core.nar.file_hash);
+    file_size = ing->core.nar.file_size;
 
     n = sizeof("sha256:") - 1;
 
-    rc = nixcache_redis_put_manifest(r, nar_hash + n, ing->nar.manifest,
-                                     ing->nar.manifest_len, replace,
+    rc = nixcache_redis_put_manifest(r, nar_hash + n, ing->core.nar.manifest,
+                                     ing->core.nar.manifest_len, replace,
                                      header);
     if (rc == -1) {
         return -1;
@@ -538,8 +319,8 @@ nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
         if (nixcache_manifest_header_decode(&h, header,
                                             NIXCACHE_MANIFEST_HEADER_LEN)
             != 0
-            || h.nar_size != ing->nar.nar_size
-            || memcmp(h.nar_hash, ing->nar.nar_hash, NIXCACHE_SHA256_LEN)
+            || h.nar_size != ing->core.nar.nar_size
+            || memcmp(h.nar_hash, ing->core.nar.nar_hash, NIXCACHE_SHA256_LEN)
                != 0)
         {
             nixcache_error("the manifest in place for NarHash %.*s is not "
@@ -566,7 +347,7 @@ nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
     ni->file_size = file_size;
     ni->nar_hash.data = nar_hash;
     ni->nar_hash.len = NIXCACHE_HASH_STR_LEN;
-    ni->nar_size = ing->nar.nar_size;
+    ni->nar_size = ing->core.nar.nar_size;
 
     if (ing->sign_key != NULL
         && nixcache_publish_sign(ing, ni, sig, sizeof(sig)) != 0)
@@ -603,7 +384,7 @@ nixcache_publish(nixcache_ingest_t *ing, nixcache_redis_t *r,
  */
 
 static int
-nixcache_publish_sign(nixcache_ingest_t *ing, nixcache_narinfo_t *ni,
+nixcache_publish_sign(nixcache_cli_ingest_t *ing, nixcache_narinfo_t *ni,
     char *sig, size_t cap)
 {
     char    *fp;

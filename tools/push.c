@@ -46,7 +46,7 @@ typedef struct {
     nixcache_opts_t           *opts;
     nixcache_stats_t           stats;
     nixcache_redis_t           redis;
-    nixcache_ingest_t          ingest;
+    nixcache_cli_ingest_t      ingest;
     json_object               *json;
     nixcache_path_t           *paths;
     size_t                     npaths;
@@ -91,8 +91,9 @@ nixcache_push(nixcache_opts_t *o, int argc, char **argv)
 
     rc = 1;
 
-    if (nixcache_ingest_init(&pu.ingest, o, &pu.stats) != 0
-        || nixcache_prepare_chunks_dir(o->chunks) != 0
+    if (nixcache_cli_ingest_init(&pu.ingest, o, &pu.stats) != 0
+        || (o->chunks != NULL
+            && nixcache_prepare_chunks_dir(o->chunks) != 0)
         || nixcache_redis_open(&pu.redis, o->redis, o->prefix) != 0)
     {
         goto done;
@@ -144,6 +145,8 @@ done:
         nixcache_progress(&pu.stats, 1);
     }
 
+    nixcache_cli_ingest_summary(&pu.ingest);
+
     nixcache_push_cleanup(&pu);
 
     return rc;
@@ -167,7 +170,7 @@ nixcache_push_cleanup(nixcache_push_t *pu)
     }
 
     nixcache_redis_close(&pu->redis);
-    nixcache_ingest_free(&pu->ingest);
+    nixcache_cli_ingest_free(&pu->ingest);
 }
 
 
@@ -610,7 +613,7 @@ nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi)
     nixcache_narinfo_t   ni;
     unsigned char        buf[NIXCACHE_CLI_IO_SIZE];
 
-    if (nixcache_ingest_begin(&pu->ingest) != 0) {
+    if (nixcache_cli_ingest_begin(&pu->ingest) != 0) {
         return -1;
     }
 
@@ -655,7 +658,7 @@ nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi)
             break;
         }
 
-        if (nixcache_ingest_write(&pu->ingest, buf, got) != 0) {
+        if (nixcache_cli_ingest_write(&pu->ingest, buf, got) != 0) {
             break;
         }
     }
@@ -671,12 +674,13 @@ nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi)
         return -1;
     }
 
-    if (nixcache_ingest_finish(&pu->ingest) != 0) {
+    if (nixcache_cli_ingest_finish(&pu->ingest) != 0) {
         return -1;
     }
 
-    if (pu->ingest.nar.nar_size != pi->nar_size
-        || memcmp(pu->ingest.nar.nar_hash, pi->nar_hash, NIXCACHE_SHA256_LEN)
+    if (pu->ingest.core.nar.nar_size != pi->nar_size
+        || memcmp(pu->ingest.core.nar.nar_hash, pi->nar_hash,
+                  NIXCACHE_SHA256_LEN)
            != 0)
     {
         nixcache_error("%s: NAR hash or size mismatch: the store says %llu "
@@ -684,7 +688,8 @@ nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi)
                        "not pushed (is the store corrupt? try "
                        "`nix store verify`)", pi->path,
                        (unsigned long long) pi->nar_size,
-                       (unsigned long long) pu->ingest.nar.nar_size);
+                       (unsigned long long)
+                           pu->ingest.core.nar.nar_size);
         return -1;
     }
 
@@ -720,8 +725,9 @@ nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi)
     if (pu->opts->verbose) {
         nixcache_info(&pu->stats, "%s: pushed, %llu bytes NAR, %u chunks, "
                       "%llu bytes new", pi->path,
-                      (unsigned long long) pu->ingest.nar.nar_size,
-                      pu->ingest.nar.chunk_count,
+                      (unsigned long long)
+                          pu->ingest.core.nar.nar_size,
+                      pu->ingest.core.nar.chunk_count,
                       (unsigned long long) (pu->stats.new_csize
                                             - new_before));
     }
