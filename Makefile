@@ -5,6 +5,9 @@
 #   make deps     install every Debian package needed (idempotent)
 #   make test     deps + build + every suite (unit, t/*.t)
 #   make run      deps + build + a cache on 127.0.0.1:$(PORT)
+#   make test-hup, make test-valgrind
+#                 the module suites with nginx reloaded by HUP between
+#                 blocks, or under valgrind
 
 SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
@@ -31,7 +34,7 @@ UNIT_BINS   := $(UNIT_SRCS:t/unit/%.c=$(BUILD)/unit/%)
 MODULE      := $(BUILD)/ngx_http_nixcache_module.so
 CLI         := $(BUILD)/nixcache
 
-.PHONY: all module cli deps unit test run clean bench-tools FORCE
+.PHONY: all module cli deps unit test test-hup test-valgrind run clean bench-tools FORCE
 
 all: module cli
 
@@ -58,7 +61,8 @@ $(BUILD)/nginx/Makefile: config $(BUILD)/nginx-srcs
 
 $(MODULE): $(BUILD)/nginx/Makefile $(MOD_SRCS) $(CORE_HDRS)
 	$(MAKE) -s -C $(NGINX_SRC) -f $(abspath $(BUILD)/nginx/Makefile) modules
-	cp $(BUILD)/nginx/ngx_http_nixcache_module.so $@
+	@# a rename, not an overwrite: running nginx processes map the old file
+	cp $(BUILD)/nginx/ngx_http_nixcache_module.so $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/core/%.o: src/%.c $(CORE_HDRS)
 	@mkdir -p $(dir $@)
@@ -93,6 +97,18 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libnixcache.a
 test: deps
 	@$(MAKE) --no-print-directory all
 	@t/run-all
+
+# The module suites (Test::Nginx format) in the harness's other modes:
+# one nginx reloaded by HUP between blocks, or nginx under valgrind.
+MODULE_TESTS = $(filter-out t/00%,$(shell grep -l '^use Nixcache::Test' t/*.t))
+
+test-hup: deps
+	@$(MAKE) --no-print-directory all
+	@TEST_NIXCACHE_HUP=1 t/run-all $(MODULE_TESTS)
+
+test-valgrind: deps
+	@$(MAKE) --no-print-directory all
+	@TEST_NIXCACHE_VALGRIND=1 t/run-all $(MODULE_TESTS)
 
 run: deps
 	@$(MAKE) --no-print-directory all

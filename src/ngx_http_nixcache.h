@@ -77,10 +77,10 @@ typedef enum {
  * event handler, unless the request was finalized first.  reply is NULL
  * when Redis failed, closed the connection, answered with an error reply
  * (-ERR, -WRONGTYPE...) or did not answer within nixcache_redis_timeout;
- * the cause is already logged at error level, and the caller answers 503.  reply is freed
- * after the handler returns: copy what must outlive it into memory the
- * request reuses (never a fresh r->pool allocation per reply of a long
- * stream).  The handler runs with the request's counter held by the
+ * the cause is already logged at error level, and the caller answers 503.
+ * reply is freed after the handler returns: copy what must outlive it
+ * into memory the request reuses (never a fresh r->pool allocation per
+ * reply of a long stream).  The handler runs with the request's counter held by the
  * caller; after it the Redis code runs the posted requests.
  */
 typedef void (*ngx_http_nixcache_redis_pt)(ngx_http_request_t *r,

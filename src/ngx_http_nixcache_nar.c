@@ -320,15 +320,18 @@ ngx_http_nixcache_nar_fetch(ngx_http_request_t *r,
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "nixcache nar: GETRANGE %V %uL %uL", &ctx->key, from, to);
 
+    /* set first: the reply handler clears it, whenever it runs */
+
+    ctx->waiting = 1;
+
     if (ngx_http_nixcache_redis_command(r,
                                         ngx_http_nixcache_nar_redis_handler,
                                         ctx, 4, argv, argvlen)
         != NGX_OK)
     {
+        ctx->waiting = 0;
         return NGX_ERROR;
     }
-
-    ctx->waiting = 1;
 
     return NGX_OK;
 }
@@ -548,7 +551,11 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
             }
 
             if (ctx->budget >= NGX_HTTP_NIXCACHE_NAR_BUDGET) {
-                ngx_post_event(r->connection->write, &ngx_posted_events);
+                /*
+                 * Not ngx_posted_events: those run again in this same
+                 * turn, before epoll is asked about anyone else.
+                 */
+                ngx_post_event(r->connection->write, &ngx_posted_next_events);
                 return;
             }
 
@@ -1281,7 +1288,7 @@ ngx_http_nixcache_nar_parse_range(u_char *p, u_char *last, off_t length,
 
         while (p < last && *p >= '0' && *p <= '9') {
             if (a > cutoff || (a == cutoff && *p - '0' > cutlim)) {
-                return NGX_DECLINED;
+                return NGX_HTTP_RANGE_NOT_SATISFIABLE;
             }
 
             a = a * 10 + (*p++ - '0');

@@ -33,6 +33,7 @@ struct ngx_http_nixcache_redis_s {
     ngx_pool_t                       *pool;
     ngx_http_nixcache_redis_cmd_t    *free;
     redisAsyncContext                *timed_out;  /* being torn down */
+    unsigned                          timed_out_connecting:1;
     unsigned                          exiting:1;
 };
 
@@ -66,7 +67,7 @@ static void ngx_http_nixcache_redis_connected(const redisAsyncContext *ac,
     int status);
 static void ngx_http_nixcache_redis_disconnected(const redisAsyncContext *ac,
     int status);
-static void ngx_http_nixcache_redis_reply(redisAsyncContext *ac, void *r,
+static void ngx_http_nixcache_redis_reply(redisAsyncContext *ac, void *rep,
     void *privdata);
 static void ngx_http_nixcache_redis_timeout(ngx_event_t *ev);
 static void ngx_http_nixcache_redis_read_handler(ngx_event_t *ev);
@@ -379,30 +380,30 @@ ngx_http_nixcache_redis_disconnected(const redisAsyncContext *ac,
 
 
 static void
-ngx_http_nixcache_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
+ngx_http_nixcache_redis_reply(redisAsyncContext *ac, void *rep, void *privdata)
 {
     ngx_http_nixcache_redis_cmd_t  *cmd = privdata;
 
     void                           *data;
     redisReply                     *reply;
     ngx_connection_t               *c;
-    ngx_http_request_t             *req;
+    ngx_http_request_t             *r;
     ngx_http_nixcache_redis_t      *redis;
-    ngx_http_nixcache_redis_req_t  *rr;
+    ngx_http_nixcache_redis_req_t  *rq;
     ngx_http_nixcache_redis_pt      handler;
 
     redis = cmd->redis;
-    reply = r;
+    reply = rep;
 
     if (cmd->timer.timer_set) {
         ngx_del_timer(&cmd->timer);
     }
 
-    req = cmd->request;
+    r = cmd->request;
     handler = cmd->handler;
     data = cmd->data;
 
-    if (req != NULL) {
+    if (r != NULL) {
         ngx_queue_remove(&cmd->queue);
     }
 
@@ -413,32 +414,38 @@ ngx_http_nixcache_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     cmd->next = redis->free;
     redis->free = cmd;
 
-    if (req == NULL || redis->exiting) {
+    if (r == NULL || redis->exiting) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, redis->log, 0,
                        "nixcache redis: reply dropped");
         return;
     }
 
-    rr = ngx_http_nixcache_redis_req(req);
+    rq = ngx_http_nixcache_redis_req(r);
 
     if (reply == NULL) {
-        if (rr == NULL || !rr->logged) {
-            if (ac == redis->timed_out) {
-                ngx_log_error(NGX_LOG_ERR, req->connection->log, 0,
+        if (rq == NULL || !rq->logged) {
+            if (ac == redis->timed_out && redis->timed_out_connecting) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "nixcache: redis %V: not connected within "
+                              "%M ms", &redis->conf->redis,
+                              redis->conf->redis_timeout);
+
+            } else if (ac == redis->timed_out) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                               "nixcache: redis %V: no reply within %M ms",
                               &redis->conf->redis,
                               redis->conf->redis_timeout);
 
             } else {
-                ngx_log_error(NGX_LOG_ERR, req->connection->log, 0,
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                               "nixcache: redis %V: %s", &redis->conf->redis,
                               ac->err ? ac->errstr : "connection closed");
             }
         }
 
     } else if (reply->type == REDIS_REPLY_ERROR) {
-        if (rr == NULL || !rr->logged) {
-            ngx_log_error(NGX_LOG_ERR, req->connection->log, 0,
+        if (rq == NULL || !rq->logged) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "nixcache: redis %V: %*s", &redis->conf->redis,
                           reply->len, reply->str);
         }
@@ -446,13 +453,13 @@ ngx_http_nixcache_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         reply = NULL;
     }
 
-    if (reply == NULL && rr != NULL) {
-        rr->logged = 1;
+    if (reply == NULL && rq != NULL) {
+        rq->logged = 1;
     }
 
-    c = req->connection;
+    c = r->connection;
 
-    handler(req, reply, data);
+    handler(r, reply, data);
 
     ngx_http_run_posted_requests(c);
 }
@@ -481,6 +488,7 @@ ngx_http_nixcache_redis_timeout(ngx_event_t *ev)
     }
 
     redis->timed_out = ac;
+    redis->timed_out_connecting = (ac->c.flags & REDIS_CONNECTED) ? 0 : 1;
 
     redisAsyncFree(ac);
 

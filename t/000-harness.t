@@ -380,3 +380,34 @@ nix-store --dump $TEST_NIXCACHE_DIR/hello.txt | cmp - $TEST_NIXCACHE_FIX_doc_NAR
 --- request
 GET /
 --- error_code: 204
+
+
+
+=== TEST 19: init may leave a server in the background (no hang on its output)
+--- no_module
+--- init
+sleep 300 &
+echo $! > $TEST_NIXCACHE_TMP/sleeper.pid
+echo "init output"
+--- config
+    location / { return 204; }
+--- request
+GET /
+--- error_code: 204
+--- timeout: 5
+
+
+
+=== TEST 20: ... and it is stopped when its block ends
+--- no_module
+--- init
+pid=$(cat $TEST_NIXCACHE_TMP/sleeper.pid)
+state=$(sed 's/.*) //' /proc/$pid/stat 2>/dev/null | cut -d' ' -f1)
+if [ -n "$state" ] && [ "$state" != Z ]; then
+    echo "sleeper $pid still running ($state)"; exit 1
+fi
+--- config
+    location / { return 204; }
+--- request
+GET /
+--- error_code: 204

@@ -59,13 +59,14 @@ $TEST_NIXCACHE_FIX_one_NAR
 
 
 
-=== TEST 3: .nar.zst of a many-chunk NAR (more chunks than the fd ring)
+=== TEST 3: .nar.zst of a many-chunk NAR (more chunks than the fd ring), by sendfile
 --- fixture
 my $c = '';
 $c .= pack('N', $_ * 2654435761 % 4294967296) . "line $_\n" for 1 .. 30000;
 my $f = add_nar(name => q{many}, content => $c, chunk_size => 9000);
 die "want many chunks" if $f->{NCHUNKS} < 20;
 --- config
+    sendfile on;
     location / {
         nixcache on;
         nixcache_chunks $TEST_NIXCACHE_CHUNKS;
@@ -77,6 +78,8 @@ GET /nar/$TEST_NIXCACHE_FIX_many_NARHASH.nar.zst
 Content-Length: $TEST_NIXCACHE_FIX_many_FILESIZE
 --- response_body_file
 $TEST_NIXCACHE_FIX_many_NARZST
+--- error_log
+sendfile: @
 --- no_error_log
 [error]
 [alert]
@@ -163,6 +166,7 @@ my $text = join '', map { "path/$_/file-$_.so\n" } 1 .. 500_000;
 add_nar(name => 'big', content => $rnd . substr($text, 0, 10_000_000),
         chunk_size => 100_000);
 --- config
+    sendfile on;
     location / {
         nixcache on;
         nixcache_chunks $TEST_NIXCACHE_CHUNKS;
@@ -297,6 +301,7 @@ $TEST_NIXCACHE_FIX_nosf_NARZST
 --- no_error_log
 [error]
 [alert]
+sendfile: @
 
 
 
@@ -329,6 +334,7 @@ open my $fh, '<:raw', '/dev/urandom' or die;
 read $fh, my $rnd, 3_000_000;
 add_nar(name => 'slow', content => $rnd, chunk_size => 64 * 1024);
 --- config
+    sendfile on;
     location / {
         limit_rate 3m;
         nixcache on;
@@ -432,3 +438,34 @@ GET /nar/$TEST_NIXCACHE_FIX_pfx_NARHASH.nar
 --- error_code: 200
 --- response_body_file
 $TEST_NIXCACHE_FIX_pfx_NAR
+
+
+
+=== TEST 20: a request is answered (its Redis reply read) while big NARs stream
+--- http_config
+    nixcache_redis_timeout 250ms;
+--- fixture
+open my $fh, '<:raw', '/dev/urandom' or die;
+read $fh, my $rnd, 1 << 20;
+add_nar(name => 'big', nar => $rnd x 40, chunk_size => 1 << 18);
+add_nar(name => 'small', content => "small\n" x 100);
+--- init
+for i in 1 2 3; do
+    curl -s -o /dev/null \
+        http://127.0.0.1:$TEST_NIXCACHE_PORT/nar/$TEST_NIXCACHE_FIX_big_NARHASH.nar \
+        > /dev/null 2>&1 &
+done
+sleep 0.1
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_small_NARHASH.nar
+--- timeout: 30
+--- error_code: 200
+--- response_body_file
+$TEST_NIXCACHE_FIX_small_NAR
+--- no_error_log
+[error]

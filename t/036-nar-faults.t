@@ -165,10 +165,13 @@ has the wrong size
 
 
 
-=== TEST 9: unreadable first chunk: 502
+=== TEST 9: first chunk that cannot be opened (a symlink loop, so even root fails): 502
 --- fixture
 add_nar(name => 'f', nar => 'first chunk ' x 1000 . 'second' x 1000,
-        chunk_size => 6000, corrupt => 'chunk_unreadable');
+        chunk_size => 6000, corrupt => 'none');
+--- init
+rm $TEST_NIXCACHE_FIX_f_CHUNK0
+ln -s $TEST_NIXCACHE_FIX_f_CHUNK0 $TEST_NIXCACHE_FIX_f_CHUNK0
 --- config
     location / {
         nixcache on;
@@ -553,3 +556,28 @@ HEAD /nar/$TEST_NIXCACHE_FIX_f_NARHASH.nar.zst
 --- error_code: 404
 --- no_error_log
 [error]
+
+
+
+=== TEST 28: Redis stops in the middle of a stream: cut
+--- http_config
+    nixcache_manifest_window 1;
+--- fixture
+open my $fh, '<:raw', '/dev/urandom' or die;
+read $fh, my $nar, 3_000_000;
+add_nar(name => 'f', nar => $nar, chunk_size => 50_000);
+--- init
+(sleep 1; $TEST_NIXCACHE_REDIS_CTL stop) > /dev/null 2>&1 &
+--- config
+    location / {
+        limit_rate 1m;
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_f_NARHASH.nar
+--- timeout: 20
+--- error_code: 200
+--- response_incomplete
+--- error_log
+qr/nixcache: (redis|manifest)/

@@ -113,8 +113,10 @@ for i in $(seq 1 8); do echo $url; done \
 $TEST_NIXCACHE_REDIS_CTL resume
 cat $TEST_NIXCACHE_DIR/codes
 test "$(grep -c '^503 ' $TEST_NIXCACHE_DIR/codes)" = 8
-# answered after the 1 s timeout, well before the 5 s client limit
-awk '{ if ($2 < 0.9 || $2 > 2.5) exit 1 }' $TEST_NIXCACHE_DIR/codes
+# the first command's timer (1 s) tears the connection down and fails the
+# later ones with it: all are answered by then, well before the 5 s limit
+awk '{ if ($2 > 2.5) exit 1; if ($2 > max) max = $2 }
+     END { if (max < 0.9) exit 1 }' $TEST_NIXCACHE_DIR/codes
 --- request
 GET /cache/9m1skbnr5i43n3yypvda5s65vhfwdx5a.narinfo
 --- response_headers
@@ -170,6 +172,8 @@ GET /cache/9m1skbnr5i43n3yypvda5s65vhfwdx5a.narinfo
 
 
 === TEST 8: requests torn down at worker shutdown while their command is pending
+--- skip eval
+$ENV{TEST_NIXCACHE_VALGRIND} ? 'with master_process off, QUIT exits at once' : undef
 --- main_config
 worker_shutdown_timeout 200ms;
 --- http_config
@@ -244,7 +248,55 @@ nixcache: redis 192.0.2.1:6379:
 
 
 
-=== TEST 11: Redis on a unix socket
+=== TEST 11: a Redis address that never completes the TCP handshake: 503 after the timeout
+--- http_config
+nixcache_redis_timeout 500ms;
+--- config
+location /cache/ {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+}
+--- init
+# a listener with a full accept queue on Redis's port: SYNs are dropped
+$TEST_NIXCACHE_REDIS_CTL stop
+python3 -c '
+import os, socket, sys, time
+port = int(sys.argv[1])
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", port))
+l.listen(0)
+fill = []
+for i in range(3):
+    c = socket.socket()
+    c.setblocking(False)
+    c.connect_ex(("127.0.0.1", port))
+    fill.append(c)
+time.sleep(0.2)
+open(sys.argv[2], "w").write("%d" % os.getpid())
+time.sleep(20)
+' $TEST_NIXCACHE_REDIS_PORT $TEST_NIXCACHE_DIR/listener.pid \
+    > $TEST_NIXCACHE_DIR/listener.out 2>&1 &
+for i in $(seq 1 100); do
+    [ -s $TEST_NIXCACHE_DIR/listener.pid ] && break
+    sleep 0.02
+done
+curl -s --max-time 5 -o /dev/null -w '%{http_code} %{time_total}\n' \
+    http://127.0.0.1:$TEST_NIXCACHE_PORT/cache/9m1skbnr5i43n3yypvda5s65vhfwdx5a.narinfo \
+    > $TEST_NIXCACHE_DIR/code
+cat $TEST_NIXCACHE_DIR/code
+awk '{ if ($1 != 503 || $2 < 0.4 || $2 > 1.5) exit 1 }' $TEST_NIXCACHE_DIR/code
+--- request
+GET /cache/9m1skbnr5i43n3yypvda5s65vhfwdx5a.narinfo
+--- error_code: 503
+--- post
+kill "$(cat $TEST_NIXCACHE_DIR/listener.pid)"
+--- error_log
+nixcache: redis 127.0.0.1:$TEST_NIXCACHE_REDIS_PORT: not connected within 500 ms
+
+
+
+=== TEST 12: Redis on a unix socket
 --- http_config
 nixcache_redis unix:$TEST_NIXCACHE_DIR/redis.sock;
 --- config
@@ -274,7 +326,7 @@ kill "$(cat $TEST_NIXCACHE_DIR/redis.pid)"
 
 
 
-=== TEST 12: a missing unix socket: 503 with the cause
+=== TEST 13: a missing unix socket: 503 with the cause
 --- http_config
 nixcache_redis unix:$TEST_NIXCACHE_DIR/nothing.sock;
 --- config
@@ -290,7 +342,7 @@ nixcache: redis unix:$TEST_NIXCACHE_DIR/nothing.sock: No such file or directory
 
 
 
-=== TEST 13: nginx -t: nixcache on without nixcache_chunks
+=== TEST 14: nginx -t: nixcache on without nixcache_chunks
 --- config
 location /cache/ {
     nixcache on;
@@ -301,7 +353,7 @@ location /cache/ {
 
 
 
-=== TEST 14: nginx -t: a host name is refused (it would be resolved synchronously)
+=== TEST 15: nginx -t: a host name is refused (it would be resolved synchronously)
 --- http_config
 nixcache_redis localhost:6379;
 --- config
@@ -315,7 +367,7 @@ nixcache_redis "localhost:6379" is not "IP:port", "[IPv6]:port" nor "unix:/path"
 
 
 
-=== TEST 15: nginx -t: no port
+=== TEST 16: nginx -t: no port
 --- http_config
 nixcache_redis 127.0.0.1;
 --- must_die
@@ -324,7 +376,7 @@ nixcache_redis "127.0.0.1" is not
 
 
 
-=== TEST 16: nginx -t: port 0
+=== TEST 17: nginx -t: port 0
 --- http_config
 nixcache_redis 127.0.0.1:0;
 --- must_die
@@ -333,7 +385,7 @@ nixcache_redis "127.0.0.1:0" is not
 
 
 
-=== TEST 17: nginx -t: port out of range
+=== TEST 18: nginx -t: port out of range
 --- http_config
 nixcache_redis 127.0.0.1:65536;
 --- must_die
@@ -342,7 +394,7 @@ nixcache_redis "127.0.0.1:65536" is not
 
 
 
-=== TEST 18: nginx -t: an empty unix socket path
+=== TEST 19: nginx -t: an empty unix socket path
 --- http_config
 nixcache_redis unix:;
 --- must_die
@@ -351,7 +403,7 @@ nixcache_redis "unix:" is not
 
 
 
-=== TEST 19: nginx -t: an unbracketed IPv6 address
+=== TEST 20: nginx -t: an unbracketed IPv6 address
 --- http_config
 nixcache_redis ::1:6379;
 --- must_die
@@ -360,7 +412,7 @@ nixcache_redis "::1:6379" is not
 
 
 
-=== TEST 20: IPv6 in brackets and a unix path are accepted (no connection at start)
+=== TEST 21: IPv6 in brackets and a unix path are accepted (no connection at start)
 --- http_config
 nixcache_redis [::1]:6379;
 --- config
@@ -374,7 +426,7 @@ GET /cache/nix-cache-info
 
 
 
-=== TEST 21: nginx -t: nixcache_redis is http-level only
+=== TEST 22: nginx -t: nixcache_redis is http-level only
 --- config
 nixcache_redis 127.0.0.1:6379;
 --- must_die
@@ -383,7 +435,7 @@ nixcache_redis 127.0.0.1:6379;
 
 
 
-=== TEST 22: nginx -t: negative priority
+=== TEST 23: nginx -t: negative priority
 --- config
 location /cache/ {
     nixcache on;
@@ -396,7 +448,7 @@ invalid number
 
 
 
-=== TEST 23: nginx -t: priority too large
+=== TEST 24: nginx -t: priority too large
 --- config
 location /cache/ {
     nixcache on;
@@ -409,7 +461,7 @@ value must be between 0 and 65535
 
 
 
-=== TEST 24: nginx -t: zero timeout
+=== TEST 25: nginx -t: zero timeout
 --- http_config
 nixcache_redis_timeout 0;
 --- must_die
@@ -418,7 +470,7 @@ nixcache_redis_timeout 0;
 
 
 
-=== TEST 25: nginx -t: unknown NAR compression
+=== TEST 26: nginx -t: unknown NAR compression
 --- config
 location /cache/ {
     nixcache on;
@@ -431,9 +483,32 @@ invalid value "xz"
 
 
 
-=== TEST 26: nginx -t: manifest window 0
+=== TEST 27: nginx -t: manifest window 0
 --- http_config
 nixcache_manifest_window 0;
 --- must_die
 --- error_log
 value must be between 1 and 65536
+
+
+
+=== TEST 28: nginx -t: nixcache_redis given twice
+--- http_config
+nixcache_redis 127.0.0.1:6379;
+nixcache_redis 127.0.0.1:6380;
+--- must_die
+--- error_log
+"nixcache_redis" directive is duplicate
+
+
+
+=== TEST 29: nginx -t: nixcache_chunks given twice
+--- config
+location /cache/ {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+    nixcache_chunks /tmp;
+}
+--- must_die
+--- error_log
+"nixcache_chunks" directive is duplicate

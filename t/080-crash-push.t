@@ -11,11 +11,11 @@
 #     to FileHash; absent paths are 404, never 5xx.
 #
 # Half the kills start from an empty cache, half resume from what the
-# previous kill left.  A last push completes, and everything verifies.
+# previous kill left (the delay then scaled to the NAR bytes left).  A last push completes, and everything verifies.
 #
 #   prove -I t/lib t/080-crash-push.t   (needs `make`)
 #   CRASH_KILLS=N kills during a push are wanted (default 20), within
-#   CRASH_BUDGET seconds (default 70).
+#   CRASH_BUDGET seconds (default 60).
 
 use strict;
 use warnings;
@@ -323,14 +323,29 @@ diag(sprintf 'a full push takes %.2f s', $duration);
 
 my ($mid, $done_before, $i) = (0, 0, 0);
 my %partial;
-my $budget = time + ($ENV{CRASH_BUDGET} || 70);
+my $budget = time + ($ENV{CRASH_BUDGET} || 60);
 
 while ($mid < $kills && time < $budget) {
     $i++;
-    my $fresh = $i % 2;
+
+    # resuming a complete cache would only skip: start afresh then
+    my %have = map { ($_ => 1) } present();
+    my $fresh = $i % 2 || keys %have == @all;
     reset_cache() if $fresh;
 
-    my $delay = rand($duration);
+    # a resumed push has only the absent NARs left to do
+    my $left = 1;
+    if (!$fresh) {
+        my ($total, $absent) = (0, 0);
+        for my $h (keys %nar_hash) {
+            $total += $nar_hash{$h}[1];
+            $absent += $nar_hash{$h}[1] unless $have{$h};
+        }
+        $left = $absent / $total;
+        $left = 0.1 if $left < 0.1;
+    }
+
+    my $delay = rand($duration * $left);
 
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
@@ -352,10 +367,11 @@ while ($mid < $kills && time < $budget) {
 
     $status = $?;
 
-    if ($finished) {
-        $duration = ($duration + time - $start) / 2 if $fresh;
+    if ($finished && $fresh) {
+        $duration = ($duration + time - $start) / 2;
+    }
 
-    } else {
+    if (!$finished) {
         kill 'KILL', $pid;
         waitpid($pid, 0);
         $status = $?;

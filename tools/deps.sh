@@ -16,7 +16,7 @@ packages=(
     zstd xz-utils bzip2 nix-bin
     libtest-base-perl libtest-longstring-perl liblist-moreutils-perl
     libtext-diff-perl libipc-run-perl libhttp-message-perl liburi-perl
-    curl wrk time python3 python3-botocore
+    curl wrk time python3 python3-botocore valgrind
 )
 
 missing=()
@@ -35,9 +35,20 @@ if [ ${#missing[@]} -gt 0 ]; then
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
-    # Installing nginx/redis-server may start their system instances (port
-    # 80, 6379); we never use those ports, so it does not matter whether
-    # they start.
+
+    # Installing nginx and redis-server would start their system instances
+    # (ports 80 and 6379, and a postinst failure if port 80 is taken).  We
+    # never use them, so forbid service starts for the duration of the
+    # install with Debian's policy-rc.d (honoured by invoke-rc.d and
+    # deb-systemd-invoke), unless the machine already has one.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# tools/deps.sh: no service starts\nexit 101\n' \
+            > "$policy"
+        chmod 0755 "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
+
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" \
         </dev/null >/tmp/nixcache-deps-apt.log 2>&1 \

@@ -70,6 +70,7 @@ events {
 
 http {
     access_log $DATA/logs/access.log;
+    sendfile on;                 # .nar.zst goes out with sendfile(2)
     client_body_temp_path $DATA/tmp/client_body;
     proxy_temp_path $DATA/tmp/proxy;
     fastcgi_temp_path $DATA/tmp/fastcgi;

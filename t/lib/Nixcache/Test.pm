@@ -32,7 +32,11 @@ $Test::LongString::Context = 40;
 
 my $ROOT = abs_path(dirname(__FILE__) . '/../../..');
 
-my ($T, %BASE, $nginx_pid, $valgrind_pid, $failed_before);
+my ($T, %BASE, $nginx_pid, $nginx_module, $valgrind_pid);
+
+# TEST_NIXCACHE_HUP=1: keep nginx running across blocks and switch to each
+# block's configuration with a HUP reload (new workers, Redis reconnects).
+my $HUP = $ENV{TEST_NIXCACHE_HUP} && !$ENV{TEST_NIXCACHE_VALGRIND};
 
 
 sub nixcache_root { $ROOT }
@@ -260,6 +264,25 @@ sub _wait_gone {
 }
 
 
+# Whether process $pid itself holds the listening socket of 127.0.0.1:$port
+# (someone else may listen there).
+sub _listens {
+    my ($pid, $port) = @_;
+    my $want = sprintf '0100007F:%04X', $port;
+    my %inodes;
+    for my $line (split /\n/, _slurp('/proc/net/tcp')) {
+        my @f = split ' ', $line;
+        $inodes{$f[9]} = 1 if @f > 9 && $f[1] eq $want && $f[3] eq '0A';
+    }
+    return 0 unless %inodes;
+    for my $fd (glob "/proc/$pid/fd/*") {
+        my $l = readlink $fd // next;
+        return 1 if $l =~ /^socket:\[(\d+)\]$/ && $inodes{$1};
+    }
+    return 0;
+}
+
+
 sub _nginx_start {
     if ($ENV{TEST_NIXCACHE_VALGRIND}) {
         my $pid = fork // die "fork: $!\n";
@@ -275,11 +298,13 @@ sub _nginx_start {
         $valgrind_pid = $nginx_pid = $pid;
         my $until = time + 30;
         while (time < $until) {
-            my $s = IO::Socket::INET->new(
-                PeerAddr => "127.0.0.1:$BASE{TEST_NIXCACHE_PORT}");
-            return (1, '') if $s;
-            waitpid($pid, WNOHANG) == $pid
-                and return (0, _slurp("$T/logs/nginx.out"));
+            return (1, '') if _listens($pid, $BASE{TEST_NIXCACHE_PORT});
+            if (waitpid($pid, WNOHANG) == $pid) {
+                undef $nginx_pid;
+                undef $valgrind_pid;
+                return (0, _slurp("$T/logs/nginx.out")
+                           . _slurp("$T/logs/error.log"));
+            }
             sleep 0.05;
         }
         return (0, 'nginx under valgrind did not listen in 30s');
@@ -299,6 +324,38 @@ sub _nginx_start {
         sleep 0.005;
     }
     return (0, "$out\nno pid file after 5 s");
+}
+
+
+# Reloads the running nginx with the new nginx.conf: returns once the old
+# worker is gone and a new one runs, or (0, why) if the reload failed.
+sub _nginx_reload {
+    my ($err_offset) = @_;
+    my %old = map { $_ => 1 } _children_of($nginx_pid);
+    kill 'HUP', $nginx_pid;
+
+    my $until = time + 10;
+    while (time < $until) {
+        my $log = _log_since($err_offset);
+        return (0, $log) if $log =~ /\[emerg\]/;
+        my @kids = _children_of($nginx_pid);
+        my @new = grep { !$old{$_} } @kids;
+        my @left = grep { _alive($_) } keys %old;
+        return (1, '') if @new && !@left;
+        sleep 0.01;
+    }
+    return (0, "reload did not complete in 10 s\n" . _log_since($err_offset));
+}
+
+
+# Lets a running nginx finish logging the request: waits until the access
+# log has grown (the log phase is the last thing a request does).
+sub _nginx_settle {
+    my ($access_size) = @_;
+    my $until = time + 2;
+    sleep 0.01 while (-s "$T/logs/access.log" // 0) <= $access_size
+                     && time < $until;
+    sleep 0.02;
 }
 
 
@@ -528,12 +585,44 @@ sub _match {
 }
 
 
+# Runs an init/post script in its own process group, output to a file (so
+# a server it leaves in the background does not hold a pipe we wait on).
+# What it leaves running is stopped at the end of the block.
+my @script_groups;
+
 sub _script {
     my ($name, $script, $dir, $timeout) = @_;
     my $path = "$dir/$name.sh";
+    my $outf = "$dir/$name.out";
     _spew($path, "set -e\n$script\n", 0755);
-    my ($rc, $out) = _run(['bash', $path], $timeout);
-    return ($rc, $out);
+
+    my $pid = fork // die "fork: $!\n";
+    if ($pid == 0) {
+        POSIX::setpgid(0, 0);
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $outf or POSIX::_exit(126);
+        open STDERR, '>&', \*STDOUT;
+        exec 'bash', $path or POSIX::_exit(127);
+    }
+    push @script_groups, $pid;
+
+    my $until = time + $timeout;
+    while (waitpid($pid, WNOHANG) != $pid) {
+        if (time > $until) {
+            kill 'KILL', -$pid;
+            waitpid $pid, 0;
+            return (-1, _slurp($outf) . "\n[timed out after ${timeout}s]");
+        }
+        sleep 0.005;
+    }
+    my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+    return ($rc, _slurp($outf));
+}
+
+
+sub _stop_script_groups {
+    kill 'TERM', -$_ for @script_groups;
+    @script_groups = ();
 }
 
 
@@ -612,10 +701,12 @@ sub _run_block {
         return;
     }
 
-    my $conf = _nginx_conf($block, \%v);
-    $conf = _subst($conf, \%v);
-    _spew("$T/nginx.conf", $conf);
-    _spew("$dir/nginx.conf", $conf);
+    my $write_conf = sub {
+        my $conf = _subst(_nginx_conf($block, \%v), \%v);
+        _spew("$T/nginx.conf", $conf);
+        _spew("$dir/nginx.conf", $conf);
+    };
+    $write_conf->();
 
     my $err_offset = -s "$T/logs/error.log" // 0;
 
@@ -632,11 +723,39 @@ sub _run_block {
         return;
     }
 
-    my ($started, $start_out) = _nginx_start();
-    if (!$started) {
-        fail("$name - nginx starts");
-        diag($start_out . _log_since($err_offset));
-        return;
+    my ($started, $start_out);
+    if ($HUP && $nginx_pid && _alive($nginx_pid) && $nginx_module eq $module) {
+        ($started, $start_out) = _nginx_reload($err_offset);
+        if (!$started) {
+            fail("$name - nginx reloads");
+            diag($start_out);
+            _nginx_stop();
+            return;
+        }
+    } else {
+        _nginx_stop();
+        ($started, $start_out) = _nginx_start();
+
+        # Between blocks the port is free, and another suite on this
+        # machine may have taken it: move to a new one.
+        for (1 .. 3) {
+            last if $started
+                    || ($start_out . _log_since($err_offset))
+                       !~ /Address already in use/;
+            my $port = free_port();
+            $BASE{TEST_NIXCACHE_PORT} = $v{TEST_NIXCACHE_PORT}
+                = $ENV{TEST_NIXCACHE_PORT} = $port;
+            $write_conf->();
+            $err_offset = -s "$T/logs/error.log" // 0;
+            ($started, $start_out) = _nginx_start();
+        }
+
+        if (!$started) {
+            fail("$name - nginx starts");
+            diag($start_out . _log_since($err_offset));
+            return;
+        }
+        $nginx_module = $module;
     }
 
     my $script_timeout = _sec($block, q{script_timeout}) // 300;
@@ -646,11 +765,13 @@ sub _run_block {
                                  $script_timeout);
         if (!ok($rc == 0, "$name - init")) {
             diag("init exited $rc:\n$out");
+            _stop_script_groups();
             _nginx_stop();
             return;
         }
     }
 
+    my $access_size = -s "$T/logs/access.log" // 0;
     my $res;
     if (defined _sec($block, q{request}) || defined _sec($block, q{raw_request})) {
         my ($req, $method);
@@ -675,7 +796,12 @@ sub _run_block {
         ok($rc == 0, "$name - post") or diag("post exited $rc:\n$out");
     }
 
-    _nginx_stop();
+    _stop_script_groups();
+    if ($HUP) {
+        _nginx_settle($access_size) if $res;
+    } else {
+        _nginx_stop();
+    }
     my $log = _log_since($err_offset);
 
     if ($res) {
@@ -871,6 +997,7 @@ sub _setup {
 
 sub _teardown {
     return unless $T;
+    _stop_script_groups();
     _nginx_stop();
     _run([$BASE{TEST_NIXCACHE_REDIS_CTL}, 'stop']) if -x "$T/redis-ctl";
 
