@@ -138,6 +138,10 @@ static ngx_int_t ngx_http_nixcache_upload_rename(ngx_http_request_t *r,
 static ngx_uint_t  ngx_http_nixcache_upload_counter;
 
 
+static const u_char  ngx_http_nixcache_nar_magic[] =
+    "\x0d\0\0\0\0\0\0\0nix-archive-1\0\0\0";
+
+
 ngx_int_t
 ngx_http_nixcache_upload_handler(ngx_http_request_t *r)
 {
@@ -428,9 +432,6 @@ ngx_http_nixcache_upload_thread(void *data, ngx_log_t *log)
     nixcache_chunk_sink_t    sink;
     nixcache_ingest_conf_t   conf;
 
-    static const u_char  magic[NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN] =
-        "\x0d\0\0\0\0\0\0\0nix-archive-1\0\0\0";
-
     d = NULL;
     fd = NGX_INVALID_FILE;
 
@@ -512,7 +513,9 @@ ngx_http_nixcache_upload_thread(void *data, ngx_log_t *log)
     }
 
     if (job->head_len < NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN
-        || ngx_memcmp(job->head, magic, NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN) != 0)
+        || ngx_memcmp(job->head, ngx_http_nixcache_nar_magic,
+                      NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN)
+           != 0)
     {
         ngx_http_nixcache_upload_fail(job, NGX_HTTP_BAD_REQUEST, 0, "%s",
                                       "not a NAR (no nix-archive-1 header)");
@@ -554,6 +557,17 @@ ngx_http_nixcache_upload_out(void *data, const void *p, size_t n)
         k = ngx_min(n, NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN - job->head_len);
         ngx_memcpy(job->head + job->head_len, p, k);
         job->head_len += k;
+
+        /* garbage is refused before any of it is stored */
+
+        if (ngx_memcmp(job->head, ngx_http_nixcache_nar_magic, job->head_len)
+            != 0)
+        {
+            ngx_http_nixcache_upload_fail(job, NGX_HTTP_BAD_REQUEST, 0,
+                                          "%s", "not a NAR (no "
+                                          "nix-archive-1 header)");
+            return -1;
+        }
     }
 
     return nixcache_ingest_write(job->ingest, p, n);
@@ -1156,6 +1170,12 @@ ngx_http_nixcache_upload_narinfo_body(ngx_http_request_t *r)
         } else {
             p = ngx_cpymem(p, b->pos, b->last - b->pos);
         }
+    }
+
+    /* a last line without its newline is taken as it is meant */
+
+    if (p > ctx->text && p[-1] != '\n') {
+        *p++ = '\n';
     }
 
     ctx->text_len = p - ctx->text;
