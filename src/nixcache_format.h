@@ -87,6 +87,13 @@
 #define NIXCACHE_CHUNK_RELPATH_LEN       (1 + NIXCACHE_CHUNK_FANOUT_LEN + 1   \
                                           + NIXCACHE_CID_LEN)  /* "/xx/CID" */
 
+/*
+ * S3 tier: the same frames as objects "<key prefix><relpath without its
+ * leading '/'>", i.e. "<key prefix><last 2 chars of the CID>/<CID>", key
+ * prefix "chunks/" by default; never replaced once stored.
+ */
+#define NIXCACHE_S3_PREFIX_DEFAULT       "chunks/"
+
 #define NIXCACHE_CHUNK_MIN_DEFAULT       (16 * 1024)
 #define NIXCACHE_CHUNK_AVG_DEFAULT       (64 * 1024)
 #define NIXCACHE_CHUNK_MAX_DEFAULT       (256 * 1024)

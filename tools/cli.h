@@ -6,6 +6,8 @@
  *   ingest.c     the core's ingest pipeline (src/nixcache_ingest.h) and
  *                decoders (src/nixcache_decompress.h) with messages and
  *                progress; publication of a NAR in Redis
+ *   s3.c         an S3 client (curl multi, SigV4 from the core)
+ *   s3sink.c     the S3 tier as the pipeline's chunk sink
  *   push.c       store paths in (nix path-info, nix store dump-path)
  *   import.c     a flat binary cache directory in
  */
@@ -26,6 +28,8 @@
 #include "nixcache_ingest.h"
 #include "nixcache_narinfo.h"
 #include "nixcache_sign.h"
+#include "s3.h"
+#include "s3sink.h"
 
 
 #define NIXCACHE_CLI_REDIS_DEFAULT      "127.0.0.1:6379"
@@ -45,6 +49,7 @@ typedef struct {
     size_t                     chunk_avg;
     size_t                     chunk_max;
     int                        level;
+    nixcache_s3_conf_t         s3;          /* endpoint NULL: no S3 */
     unsigned                   recursive:1;
     unsigned                   force:1;
     unsigned                   quiet:1;
@@ -85,6 +90,9 @@ typedef struct {
 typedef struct {
     nixcache_ingest_t          core;
     nixcache_chunk_sink_t      sink;
+    nixcache_chunk_sink_t      disk;        /* under the S3 sink */
+    nixcache_s3_t             *s3;          /* NULL: disk tier only */
+    nixcache_s3sink_t         *s3sink;
     const char                *dir;
     nixcache_stats_t          *stats;
     nixcache_sign_secret_t    *sign_key;    /* NULL: no signing */
@@ -120,6 +128,7 @@ int nixcache_cli_ingest_write(nixcache_cli_ingest_t *ing, const void *p,
     size_t n);
 int nixcache_cli_ingest_finish(nixcache_cli_ingest_t *ing);
 void nixcache_cli_ingest_free(nixcache_cli_ingest_t *ing);
+void nixcache_cli_ingest_summary(nixcache_cli_ingest_t *ing);
 int nixcache_cli_decompress_fd(nixcache_cli_ingest_t *ing, int fd,
     nixcache_decomp_e kind, const char *name, uint64_t limit,
     unsigned char *file_hash, uint64_t *file_size);

@@ -56,6 +56,32 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- npm packages (S3 test server) -----------------------------------------
-# Planned: s3rver@3.7.1 for the S3 tier tests (see /work/shared/FACTS.md),
-# installed into ./node_modules with `npm install --no-save s3rver@3.7.1`
-# when `nodejs`/`npm` are added to the list above.
+# s3rver@3.7.1, the S3-compatible server of the S3 tier tests (see
+# t/lib/s3rver-ctl), goes to build/node_modules (gitignored).  node and npm
+# come from Debian's nodejs and npm when absent; a node installed otherwise
+# (e.g. NodeSource's nodejs, which bundles npm and conflicts with Debian's
+# npm package) is used as it is.
+
+S3RVER_PREFIX=${S3RVER_PREFIX:-$(cd "$(dirname "$0")/.." && pwd)/build}
+
+if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+    echo "deps: installing nodejs npm"
+    if [ "$(id -u)" != 0 ]; then
+        echo "deps: must run as root to install packages" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nodejs npm \
+        </dev/null >/tmp/nixcache-deps-apt.log 2>&1 \
+        || { tail -30 /tmp/nixcache-deps-apt.log >&2; exit 1; }
+fi
+
+if [ ! -f "$S3RVER_PREFIX/node_modules/s3rver/bin/s3rver.js" ]; then
+    echo "deps: installing s3rver@3.7.1 into $S3RVER_PREFIX/node_modules"
+    mkdir -p "$S3RVER_PREFIX"
+    npm install --no-save --no-audit --no-fund --loglevel=error \
+        --prefix "$S3RVER_PREFIX" s3rver@3.7.1 \
+        </dev/null >/tmp/nixcache-deps-npm.log 2>&1 \
+        || { tail -30 /tmp/nixcache-deps-npm.log >&2; exit 1; }
+fi

@@ -76,7 +76,8 @@ nixcache_import(nixcache_opts_t *o, int argc, char **argv)
 
     if (nixcache_import_list(&im) != 0
         || nixcache_cli_ingest_init(&im.ingest, o, &im.stats) != 0
-        || nixcache_prepare_chunks_dir(o->chunks) != 0
+        || (o->chunks != NULL
+            && nixcache_prepare_chunks_dir(o->chunks) != 0)
         || nixcache_redis_open(&im.redis, o->redis, o->prefix) != 0)
     {
         goto done;
@@ -120,6 +121,8 @@ done:
     if (im.stats.paths_total > 0) {
         nixcache_progress(&im.stats, 1);
     }
+
+    nixcache_cli_ingest_summary(&im.ingest);
 
     for (i = 0; i < im.nnames; i++) {
         free(im.names[i]);

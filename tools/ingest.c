@@ -36,7 +36,9 @@ nixcache_cli_ingest_init(nixcache_cli_ingest_t *ing, const nixcache_opts_t *o,
     ing->dir = o->chunks;
     ing->stats = st;
 
-    nixcache_chunkstore_sink(&ing->sink, o->chunks);
+    if (o->s3.endpoint == NULL) {
+        nixcache_chunkstore_sink(&ing->sink, o->chunks);
+    }
 
     conf.chunk_min = o->chunk_min;
     conf.chunk_avg = o->chunk_avg;
@@ -52,11 +54,51 @@ nixcache_cli_ingest_init(nixcache_cli_ingest_t *ing, const nixcache_opts_t *o,
     ing->core.progress = nixcache_cli_ingest_progress;
     ing->core.progress_data = ing;
 
+    if (o->s3.endpoint != NULL) {
+        /* the pipeline keeps &ing->sink; it is filled in before first use */
+        ing->s3 = nixcache_s3_open(&o->s3);
+        if (ing->s3 == NULL) {
+            return -1;
+        }
+
+        if (o->chunks != NULL) {
+            nixcache_chunkstore_sink(&ing->disk, o->chunks);
+        }
+
+        ing->s3sink = nixcache_s3sink_create(&ing->sink, ing->s3,
+                                             o->chunks ? &ing->disk : NULL,
+                                             ing->core.frame_cap + 1);
+        if (ing->s3sink == NULL) {
+            return -1;
+        }
+    }
+
     if (o->sign_key != NULL) {
         return nixcache_ingest_load_key(ing, o->sign_key);
     }
 
     return 0;
+}
+
+
+/* The S3 part of the summary: what the bucket got, at the end of a run. */
+
+void
+nixcache_cli_ingest_summary(nixcache_cli_ingest_t *ing)
+{
+    if (ing->s3sink == NULL || nixcache_s3_requests(ing->s3) == 0) {
+        return;
+    }
+
+    nixcache_info(ing->stats, "s3: %llu uploaded (%llu bytes), %llu already "
+                  "in %s, %llu requests, %llu retried",
+                  (unsigned long long) nixcache_s3sink_uploaded(ing->s3sink),
+                  (unsigned long long)
+                      nixcache_s3sink_uploaded_bytes(ing->s3sink),
+                  (unsigned long long) nixcache_s3sink_present(ing->s3sink),
+                  nixcache_s3_describe(ing->s3),
+                  (unsigned long long) nixcache_s3_requests(ing->s3),
+                  (unsigned long long) nixcache_s3_retries(ing->s3));
 }
 
 
@@ -126,6 +168,16 @@ nixcache_ingest_load_key(nixcache_cli_ingest_t *ing, const char *path)
 void
 nixcache_cli_ingest_free(nixcache_cli_ingest_t *ing)
 {
+    if (ing->s3sink != NULL) {
+        nixcache_s3sink_destroy(ing->s3sink);
+        ing->s3sink = NULL;
+    }
+
+    if (ing->s3 != NULL) {
+        nixcache_s3_close(ing->s3);
+        ing->s3 = NULL;
+    }
+
     nixcache_ingest_free(&ing->core);
 
     if (ing->sign_key != NULL) {
@@ -238,8 +290,15 @@ nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
     nixcache_manifest_header_t   h;
 
     if (nixcache_ingest_sync(&ing->core) != 0) {
-        nixcache_error("chunk directory %s: %s", ing->dir,
-                       ing->core.errmsg);
+        if (ing->s3 != NULL) {
+            nixcache_error("S3 %s: not every chunk is stored, not "
+                           "published", nixcache_s3_describe(ing->s3));
+
+        } else {
+            nixcache_error("chunk directory %s: %s", ing->dir,
+                           ing->core.errmsg);
+        }
+
         return -1;
     }
 

@@ -39,6 +39,15 @@ enum {
     NIXCACHE_OPT_CHUNK_MAX,
     NIXCACHE_OPT_FORCE,
     NIXCACHE_OPT_SIGN_KEY,
+    NIXCACHE_OPT_S3_ENDPOINT,
+    NIXCACHE_OPT_S3_BUCKET,
+    NIXCACHE_OPT_S3_REGION,
+    NIXCACHE_OPT_S3_PREFIX,
+    NIXCACHE_OPT_S3_CREDENTIALS,
+    NIXCACHE_OPT_S3_PATH_STYLE,
+    NIXCACHE_OPT_S3_VIRTUAL_HOST,
+    NIXCACHE_OPT_S3_INFLIGHT,
+    NIXCACHE_OPT_S3_ATTEMPTS,
     NIXCACHE_OPT_HELP
 };
 
@@ -59,6 +68,8 @@ typedef struct {
 
 static void nixcache_usage(FILE *f);
 static int nixcache_parse_size(const char *name, const char *s, size_t *v);
+static int nixcache_parse_count(const char *name, const char *s,
+    unsigned max, unsigned *v);
 static int nixcache_run(const nixcache_command_t *cmd, int argc,
     char **argv);
 static void nixcache_human(char *dst, size_t cap, double bytes);
@@ -74,6 +85,16 @@ static void nixcache_human(char *dst, size_t cap, double bytes);
     { "chunk-max", required_argument, NULL, NIXCACHE_OPT_CHUNK_MAX },        \
     { "force",     no_argument,       NULL, NIXCACHE_OPT_FORCE },            \
     { "sign-key",  required_argument, NULL, NIXCACHE_OPT_SIGN_KEY },         \
+    { "s3-endpoint", required_argument, NULL, NIXCACHE_OPT_S3_ENDPOINT },    \
+    { "s3-bucket", required_argument, NULL, NIXCACHE_OPT_S3_BUCKET },        \
+    { "s3-region", required_argument, NULL, NIXCACHE_OPT_S3_REGION },        \
+    { "s3-prefix", required_argument, NULL, NIXCACHE_OPT_S3_PREFIX },        \
+    { "s3-credentials", required_argument, NULL,                             \
+      NIXCACHE_OPT_S3_CREDENTIALS },                                         \
+    { "s3-path-style", no_argument, NULL, NIXCACHE_OPT_S3_PATH_STYLE },      \
+    { "s3-virtual-host", no_argument, NULL, NIXCACHE_OPT_S3_VIRTUAL_HOST },  \
+    { "s3-inflight", required_argument, NULL, NIXCACHE_OPT_S3_INFLIGHT },    \
+    { "s3-attempts", required_argument, NULL, NIXCACHE_OPT_S3_ATTEMPTS },    \
     { "quiet",     no_argument,       NULL, 'q' },                           \
     { "verbose",   no_argument,       NULL, 'v' },                           \
     { "help",      no_argument,       NULL, NIXCACHE_OPT_HELP }
@@ -83,7 +104,8 @@ static void nixcache_human(char *dst, size_t cap, double bytes);
     "                       redis://host:port[/db] or unix:/path\n"         \
     "                       (default $NIXCACHE_REDIS, else "                 \
     NIXCACHE_CLI_REDIS_DEFAULT ")\n"                                        \
-    "      --chunks DIR     chunk directory (default $NIXCACHE_CHUNKS)\n"    \
+    "      --chunks DIR     chunk directory (default $NIXCACHE_CHUNKS);\n"   \
+    "                       with --s3-*, optional: a write-through copy\n"  \
     "      --prefix P       Redis key prefix (default \""                    \
     NIXCACHE_DEFAULT_PREFIX "\")\n"                                         \
     "      --level N        zstd level of new chunks (default "            \
@@ -95,6 +117,24 @@ static void nixcache_human(char *dst, size_t cap, double bytes);
     "      --sign-key FILE  sign each narinfo with this secret key (made by\n"\
     "                       nixcache keygen or nix-store\n"                 \
     "                       --generate-binary-cache-key)\n"                 \
+    "      --s3-endpoint URL  store chunks in S3: http(s)://host[:port]\n"  \
+    "      --s3-bucket NAME   the bucket (with --s3-endpoint)\n"            \
+    "      --s3-region R      SigV4 region (default "                    \
+    NIXCACHE_S3_REGION_DEFAULT ")\n"                                        \
+    "      --s3-prefix P      object key prefix (default \""                \
+    NIXCACHE_S3_PREFIX_DEFAULT "\"): keys P<xx>/<CID>\n"                    \
+    "      --s3-credentials FILE  key id and secret: two lines, or\n"       \
+    "                       AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...\n"\
+    "                       [AWS_SESSION_TOKEN=...] lines (default: those\n"\
+    "                       environment variables)\n"                      \
+    "      --s3-path-style    http://host/bucket/key (the default for an IP\n"\
+    "                       or localhost endpoint)\n"                      \
+    "      --s3-virtual-host  http://bucket.host/key (the default otherwise)\n"\
+    "      --s3-inflight N    requests in flight (default "                \
+    NIXCACHE_STRINGIFY(NIXCACHE_S3_INFLIGHT_DEFAULT) ")\n"                   \
+    "      --s3-attempts N    tries per request on 5xx, 408, 429, timeouts\n"\
+    "                       and connection errors (default "               \
+    NIXCACHE_STRINGIFY(NIXCACHE_S3_ATTEMPTS_DEFAULT) ")\n"                   \
     "  -q, --quiet          no progress or summary (errors still shown)\n"   \
     "  -v, --verbose        one line per path, max RSS in the summary\n"     \
     "      --help           this help\n"
@@ -219,6 +259,7 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
     o.chunk_min = NIXCACHE_CHUNK_MIN_DEFAULT;
     o.chunk_avg = NIXCACHE_CHUNK_AVG_DEFAULT;
     o.chunk_max = NIXCACHE_CHUNK_MAX_DEFAULT;
+    o.s3.path_style = -1;
 
     optind = 1;
     opterr = 0;
@@ -292,6 +333,52 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
             o.sign_key = optarg;
             break;
 
+        case NIXCACHE_OPT_S3_ENDPOINT:
+            o.s3.endpoint = optarg;
+            break;
+
+        case NIXCACHE_OPT_S3_BUCKET:
+            o.s3.bucket = optarg;
+            break;
+
+        case NIXCACHE_OPT_S3_REGION:
+            o.s3.region = optarg;
+            break;
+
+        case NIXCACHE_OPT_S3_PREFIX:
+            o.s3.prefix = optarg;
+            break;
+
+        case NIXCACHE_OPT_S3_CREDENTIALS:
+            o.s3.credentials = optarg;
+            break;
+
+        case NIXCACHE_OPT_S3_PATH_STYLE:
+            o.s3.path_style = 1;
+            break;
+
+        case NIXCACHE_OPT_S3_VIRTUAL_HOST:
+            o.s3.path_style = 0;
+            break;
+
+        case NIXCACHE_OPT_S3_INFLIGHT:
+            if (nixcache_parse_count("--s3-inflight", optarg, 1024,
+                                     &o.s3.inflight)
+                != 0)
+            {
+                return 2;
+            }
+            break;
+
+        case NIXCACHE_OPT_S3_ATTEMPTS:
+            if (nixcache_parse_count("--s3-attempts", optarg, 30,
+                                     &o.s3.attempts)
+                != 0)
+            {
+                return 2;
+            }
+            break;
+
         case 'r':
             o.recursive = 1;
             break;
@@ -329,9 +416,16 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
         return 2;
     }
 
-    if (o.chunks == NULL) {
+    if ((o.s3.endpoint == NULL) != (o.s3.bucket == NULL)) {
+        nixcache_error("%s: --s3-endpoint and --s3-bucket go together",
+                       cmd->name);
+        return 2;
+    }
+
+    if (o.chunks == NULL && o.s3.endpoint == NULL) {
         nixcache_error("%s: no chunk directory: give --chunks DIR or set "
-                       "NIXCACHE_CHUNKS", cmd->name);
+                       "NIXCACHE_CHUNKS, or --s3-endpoint and --s3-bucket",
+                       cmd->name);
         return 2;
     }
 
@@ -360,6 +454,29 @@ nixcache_parse_size(const char *name, const char *s, size_t *v)
     }
 
     *v = (size_t) n;
+
+    return 0;
+}
+
+
+static int
+nixcache_parse_count(const char *name, const char *s, unsigned max,
+    unsigned *v)
+{
+    char           *end;
+    unsigned long   n;
+
+    errno = 0;
+    n = strtoul(s, &end, 10);
+
+    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || n == 0
+        || n > max)
+    {
+        nixcache_error("invalid %s \"%s\" (1..%u)", name, s, max);
+        return -1;
+    }
+
+    *v = (unsigned) n;
 
     return 0;
 }

@@ -92,7 +92,8 @@ nixcache_push(nixcache_opts_t *o, int argc, char **argv)
     rc = 1;
 
     if (nixcache_cli_ingest_init(&pu.ingest, o, &pu.stats) != 0
-        || nixcache_prepare_chunks_dir(o->chunks) != 0
+        || (o->chunks != NULL
+            && nixcache_prepare_chunks_dir(o->chunks) != 0)
         || nixcache_redis_open(&pu.redis, o->redis, o->prefix) != 0)
     {
         goto done;
@@ -143,6 +144,8 @@ done:
     if (pu.stats.paths_total > 0) {
         nixcache_progress(&pu.stats, 1);
     }
+
+    nixcache_cli_ingest_summary(&pu.ingest);
 
     nixcache_push_cleanup(&pu);
 

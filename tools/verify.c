@@ -7,6 +7,9 @@
  * hashed against its ID, and FileHash and NarHash are recomputed over the
  * whole NAR.
  *
+ * With --s3-endpoint and --s3-bucket the chunks are looked for in the
+ * bucket instead (one request at a time: HEAD with --quick, else GET).
+ *
  * It reports, never repairs.  Memory is bounded whatever the cache or NAR
  * size: one SCAN batch of keys, one window of manifest entries, one
  * compressed frame and one decompressed chunk.
@@ -51,6 +54,10 @@
     "      --prefix P       Redis key prefix (default \""                    \
     NIXCACHE_DEFAULT_PREFIX "\")\n"                                         \
     "      --quick          chunk sizes only: no decompression or hashing\n" \
+    "      --s3-endpoint URL, --s3-bucket NAME, --s3-region R,\n"            \
+    "      --s3-prefix P, --s3-credentials FILE, --s3-path-style,\n"         \
+    "      --s3-virtual-host\n"                                              \
+    "                       check the chunks in S3 instead (as for push)\n"  \
     "      --help           this help\n"
 
 
@@ -59,12 +66,20 @@ enum {
     NIXCACHE_VERIFY_OPT_CHUNKS,
     NIXCACHE_VERIFY_OPT_PREFIX,
     NIXCACHE_VERIFY_OPT_QUICK,
+    NIXCACHE_VERIFY_OPT_S3_ENDPOINT,
+    NIXCACHE_VERIFY_OPT_S3_BUCKET,
+    NIXCACHE_VERIFY_OPT_S3_REGION,
+    NIXCACHE_VERIFY_OPT_S3_PREFIX,
+    NIXCACHE_VERIFY_OPT_S3_CREDENTIALS,
+    NIXCACHE_VERIFY_OPT_S3_PATH_STYLE,
+    NIXCACHE_VERIFY_OPT_S3_VIRTUAL_HOST,
     NIXCACHE_VERIFY_OPT_HELP
 };
 
 
 typedef struct {
     nixcache_redis_t           redis;
+    nixcache_s3_t             *s3;          /* NULL: the disk tier */
     const char                *chunks;
     char                      *path;        /* chunks + "/xx/CID" */
     size_t                     path_dir_len;
@@ -104,6 +119,9 @@ static int nixcache_verify_entries(nixcache_verify_t *v,
     nixcache_verify_nar_t *nar);
 static void nixcache_verify_chunk(nixcache_verify_t *v,
     nixcache_verify_nar_t *nar, const nixcache_manifest_entry_t *e);
+static int nixcache_verify_fetch(nixcache_verify_t *v,
+    nixcache_verify_nar_t *nar, const nixcache_manifest_entry_t *e,
+    const char *cid);
 static int nixcache_verify_read(int fd, unsigned char *buf, size_t len);
 static int nixcache_verify_grow(unsigned char **buf, size_t *cap,
     size_t len);
@@ -121,6 +139,17 @@ static const struct option  nixcache_verify_options[] = {
     { "chunks", required_argument, NULL, NIXCACHE_VERIFY_OPT_CHUNKS },
     { "prefix", required_argument, NULL, NIXCACHE_VERIFY_OPT_PREFIX },
     { "quick",  no_argument,       NULL, NIXCACHE_VERIFY_OPT_QUICK },
+    { "s3-endpoint", required_argument, NULL,
+      NIXCACHE_VERIFY_OPT_S3_ENDPOINT },
+    { "s3-bucket", required_argument, NULL, NIXCACHE_VERIFY_OPT_S3_BUCKET },
+    { "s3-region", required_argument, NULL, NIXCACHE_VERIFY_OPT_S3_REGION },
+    { "s3-prefix", required_argument, NULL, NIXCACHE_VERIFY_OPT_S3_PREFIX },
+    { "s3-credentials", required_argument, NULL,
+      NIXCACHE_VERIFY_OPT_S3_CREDENTIALS },
+    { "s3-path-style", no_argument, NULL,
+      NIXCACHE_VERIFY_OPT_S3_PATH_STYLE },
+    { "s3-virtual-host", no_argument, NULL,
+      NIXCACHE_VERIFY_OPT_S3_VIRTUAL_HOST },
     { "help",   no_argument,       NULL, NIXCACHE_VERIFY_OPT_HELP },
     { NULL, 0, NULL, 0 }
 };
@@ -129,14 +158,18 @@ static const struct option  nixcache_verify_options[] = {
 int
 nixcache_cmd_verify(int argc, char **argv)
 {
-    int                 c, rc;
-    size_t              len;
-    double              start;
-    const char         *redis, *prefix, *env;
-    struct stat         sb;
-    nixcache_verify_t   v;
+    int                  c, rc;
+    size_t               len;
+    double               start;
+    const char          *redis, *prefix, *env;
+    struct stat          sb;
+    nixcache_verify_t    v;
+    nixcache_s3_conf_t   s3;
 
     memset(&v, 0, sizeof(nixcache_verify_t));
+    memset(&s3, 0, sizeof(nixcache_s3_conf_t));
+    s3.path_style = -1;
+    s3.inflight = 1;
 
     env = getenv("NIXCACHE_REDIS");
     redis = (env != NULL && env[0] != '\0') ? env : NIXCACHE_CLI_REDIS_DEFAULT;
@@ -171,6 +204,34 @@ nixcache_cmd_verify(int argc, char **argv)
             v.quick = 1;
             break;
 
+        case NIXCACHE_VERIFY_OPT_S3_ENDPOINT:
+            s3.endpoint = optarg;
+            break;
+
+        case NIXCACHE_VERIFY_OPT_S3_BUCKET:
+            s3.bucket = optarg;
+            break;
+
+        case NIXCACHE_VERIFY_OPT_S3_REGION:
+            s3.region = optarg;
+            break;
+
+        case NIXCACHE_VERIFY_OPT_S3_PREFIX:
+            s3.prefix = optarg;
+            break;
+
+        case NIXCACHE_VERIFY_OPT_S3_CREDENTIALS:
+            s3.credentials = optarg;
+            break;
+
+        case NIXCACHE_VERIFY_OPT_S3_PATH_STYLE:
+            s3.path_style = 1;
+            break;
+
+        case NIXCACHE_VERIFY_OPT_S3_VIRTUAL_HOST:
+            s3.path_style = 0;
+            break;
+
         case NIXCACHE_VERIFY_OPT_HELP:
             fputs(NIXCACHE_VERIFY_USAGE, stdout);
             return 0;
@@ -189,7 +250,21 @@ nixcache_cmd_verify(int argc, char **argv)
         return 2;
     }
 
-    if (v.chunks == NULL) {
+    if ((s3.endpoint == NULL) != (s3.bucket == NULL)) {
+        nixcache_error("verify: --s3-endpoint and --s3-bucket go together");
+        return 2;
+    }
+
+    if (s3.endpoint != NULL) {
+        v.s3 = nixcache_s3_open(&s3);
+        if (v.s3 == NULL) {
+            return 2;
+        }
+
+        /* the disk tier is not looked at */
+        v.chunks = "";
+
+    } else if (v.chunks == NULL) {
         nixcache_error("verify: no chunk directory: give --chunks DIR or "
                        "set NIXCACHE_CHUNKS");
         return 2;
@@ -197,7 +272,9 @@ nixcache_cmd_verify(int argc, char **argv)
 
     errno = 0;
 
-    if (stat(v.chunks, &sb) == -1 || !S_ISDIR(sb.st_mode)) {
+    if (v.s3 == NULL
+        && (stat(v.chunks, &sb) == -1 || !S_ISDIR(sb.st_mode)))
+    {
         nixcache_error("verify: chunk directory %s: %s", v.chunks,
                        errno != 0 ? strerror(errno) : "not a directory");
         return 2;
@@ -249,12 +326,14 @@ static void
 nixcache_verify_free(nixcache_verify_t *v)
 {
     nixcache_redis_close(&v->redis);
+    nixcache_s3_close(v->s3);
     ZSTD_freeDCtx(v->dctx);
     free(v->plain);
     free(v->frame);
     free(v->window);
     free(v->path);
 
+    v->s3 = NULL;
     v->dctx = NULL;
     v->plain = NULL;
     v->frame = NULL;
@@ -781,6 +860,20 @@ nixcache_verify_chunk(nixcache_verify_t *v, nixcache_verify_nar_t *nar,
     nixcache_cid_encode(cid, e->chunk);
     cid[NIXCACHE_CID_LEN] = '\0';
 
+    if (v->s3 != NULL) {
+        if (nixcache_verify_fetch(v, nar, e, cid) != 0) {
+            nar->bad_chunks++;
+            return;
+        }
+
+        if (v->quick) {
+            return;
+        }
+
+        fd = -1;
+        goto check;
+    }
+
     nixcache_chunk_relpath(v->path + v->path_dir_len, e->chunk);
     v->path[v->path_dir_len + NIXCACHE_CHUNK_RELPATH_LEN] = '\0';
 
@@ -840,6 +933,8 @@ nixcache_verify_chunk(nixcache_verify_t *v, nixcache_verify_nar_t *nar,
     close(fd);
     fd = -1;
 
+check:
+
     nixcache_sha256_update(&v->file_ctx, v->frame, e->csize);
 
     if (ZSTD_getFrameContentSize(v->frame, e->csize) != e->usize
@@ -882,6 +977,79 @@ bad:
     }
 
     nar->bad_chunks++;
+}
+
+
+/*
+ * The chunk's object in S3: HEAD with --quick (its size), else GET into
+ * v->frame.  0, or -1 with the problem reported.
+ */
+
+static int
+nixcache_verify_fetch(nixcache_verify_t *v, nixcache_verify_nar_t *nar,
+    const nixcache_manifest_entry_t *e, const char *cid)
+{
+    uint64_t           size;
+    nixcache_s3_req_t  req;
+
+    memset(&req, 0, sizeof(nixcache_s3_req_t));
+
+    if (nixcache_s3_chunk_key(v->s3, req.key, sizeof(req.key), e->chunk)
+        != 0)
+    {
+        nixcache_verify_problem(v, "chunk %s: S3 key too long", cid);
+        return -1;
+    }
+
+    if (v->quick) {
+        req.method = "HEAD";
+
+    } else {
+        if (nixcache_verify_grow(&v->frame, &v->frame_cap, e->csize + 1)
+            != 0
+            || nixcache_verify_grow(&v->plain, &v->plain_cap, e->usize) != 0)
+        {
+            nixcache_verify_problem(v, "chunk %s: out of memory (manifest "
+                                    "%s)", cid, nar->name);
+            return -1;
+        }
+
+        req.method = "GET";
+        req.out = v->frame;
+        req.out_cap = e->csize + 1;
+    }
+
+    if (nixcache_s3_run_one(v->s3, &req) != 0) {
+        nixcache_verify_problem(v, "chunk %s: S3 request failed (manifest "
+                                "%s)", cid, nar->name);
+        return -1;
+    }
+
+    if (req.status == 404) {
+        nixcache_verify_problem(v, "chunk %s: missing in S3 as %s "
+                                "(manifest %s)", cid, req.key, nar->name);
+        return -1;
+    }
+
+    if (req.failed) {
+        nixcache_verify_problem(v, "chunk %s: %s (manifest %s)", cid,
+                                req.error, nar->name);
+        return -1;
+    }
+
+    size = v->quick ? req.content_length : req.out_len;
+
+    if (size != e->csize) {
+        nixcache_verify_problem(v, "chunk %s: %llu bytes in S3, the "
+                                "manifest says %u (manifest %s)", cid,
+                                (unsigned long long) size, e->csize,
+                                nar->name);
+        return -1;
+    }
+
+    v->bytes += e->csize;
+
+    return 0;
 }
 
 

@@ -302,7 +302,8 @@ sub parse_narinfo {
 
 # Checks a stored NAR against the store: the narinfo in Redis, the
 # manifest, every chunk file, the concatenated frames.  Returns the
-# narinfo hash.
+# narinfo hash.  chunk_file => sub { CID -> file } overrides where chunk
+# files are looked for (e.g. objects of the S3 test server).
 
 sub check_nar {
     my (%a) = @_;
@@ -352,7 +353,8 @@ sub check_nar {
         my ($digest, $usize, $csize) =
             unpack('a32 V V', substr($m, 96 + 40 * $i, 40));
         my $cid = cid_of($digest);
-        my $file = "$chunks/" . substr($cid, -2) . "/$cid";
+        my $file = $a{chunk_file} ? $a{chunk_file}->($cid)
+                                  : "$chunks/" . substr($cid, -2) . "/$cid";
         my $frame = slurp($file);
 
         if (!defined $frame) {

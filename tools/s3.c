@@ -1,0 +1,1104 @@
+/*
+ * The CLI's S3 client (see s3.h): libcurl multi, SigV4 from the core.
+ *
+ * Every attempt is signed anew (the date is part of the signature).  The
+ * payload hash of a PUT is the SHA-256 of its body, sent as
+ * x-amz-content-sha256, so S3 checks the body it received.
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/time.h>
+
+#include <curl/curl.h>
+
+#include "cli.h"
+#include "s3.h"
+#include "nixcache_cid.h"
+#include "nixcache_sigv4.h"
+
+
+#define NIXCACHE_S3_BACKOFF_BASE    0.1     /* seconds */
+#define NIXCACHE_S3_BACKOFF_MAX     10.0
+#define NIXCACHE_S3_CONNECT_TIMEOUT 10L
+#define NIXCACHE_S3_CRED_MAX        1024
+
+
+struct nixcache_s3_s {
+    CURLM                     *multi;
+    char                      *base;        /* scheme://host[:port] */
+    char                      *host;        /* Host header */
+    char                      *path;        /* "/bucket" or "" */
+    const char                *bucket;
+    const char                *region;
+    const char                *prefix;
+    char                       key_id[NIXCACHE_S3_CRED_MAX];
+    char                       secret[NIXCACHE_S3_CRED_MAX];
+    char                       token[4 * NIXCACHE_S3_CRED_MAX];
+    unsigned                   max_inflight;
+    unsigned                   max_attempts;
+    unsigned                   timeout;
+    unsigned                   inflight;    /* submitted, not done */
+    nixcache_s3_req_t         *delayed;     /* waiting to retry */
+    uint64_t                   requests;
+    uint64_t                   retries;
+    char                       describe[512];
+};
+
+
+static int nixcache_s3_parse_endpoint(nixcache_s3_t *s3,
+    const nixcache_s3_conf_t *conf);
+static int nixcache_s3_load_credentials(nixcache_s3_t *s3,
+    const char *file);
+static int nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req);
+static int nixcache_s3_step(nixcache_s3_t *s3, int timeout_ms);
+static void nixcache_s3_finish(nixcache_s3_t *s3, nixcache_s3_req_t *req,
+    CURLcode cc);
+static void nixcache_s3_release(nixcache_s3_t *s3,
+    nixcache_s3_req_t *req);
+static size_t nixcache_s3_write(char *p, size_t size, size_t n, void *data);
+static size_t nixcache_s3_header(char *p, size_t size, size_t n,
+    void *data);
+static void nixcache_s3_xml_code(const char *body, size_t len, char *dst,
+    size_t cap);
+static double nixcache_s3_now(void);
+static void nixcache_s3_copy(char *dst, size_t cap, const char *src,
+    size_t len);
+
+
+nixcache_s3_t *
+nixcache_s3_open(const nixcache_s3_conf_t *conf)
+{
+    nixcache_s3_t  *s3;
+
+    if (conf->endpoint == NULL || conf->bucket == NULL
+        || conf->bucket[0] == '\0')
+    {
+        nixcache_error("S3: --s3-endpoint and --s3-bucket go together");
+        return NULL;
+    }
+
+    if (strchr(conf->bucket, '/') != NULL) {
+        nixcache_error("S3: invalid bucket name \"%s\"", conf->bucket);
+        return NULL;
+    }
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        nixcache_error("S3: cannot initialise libcurl");
+        return NULL;
+    }
+
+    s3 = calloc(1, sizeof(nixcache_s3_t));
+    if (s3 == NULL) {
+        nixcache_error("out of memory");
+        return NULL;
+    }
+
+    s3->bucket = conf->bucket;
+    s3->region = conf->region ? conf->region : NIXCACHE_S3_REGION_DEFAULT;
+    s3->prefix = conf->prefix ? conf->prefix : NIXCACHE_S3_PREFIX_DEFAULT;
+    s3->max_inflight = conf->inflight ? conf->inflight
+                                      : NIXCACHE_S3_INFLIGHT_DEFAULT;
+    s3->max_attempts = conf->attempts ? conf->attempts
+                                      : NIXCACHE_S3_ATTEMPTS_DEFAULT;
+    s3->timeout = conf->timeout ? conf->timeout : NIXCACHE_S3_TIMEOUT_DEFAULT;
+
+    if (strlen(s3->region) > NIXCACHE_SIGV4_MAX_SCOPE_PART) {
+        nixcache_error("S3: region name too long");
+        goto failed;
+    }
+
+    if (strlen(s3->prefix) > NIXCACHE_S3_KEY_MAX / 2) {
+        nixcache_error("S3: key prefix too long");
+        goto failed;
+    }
+
+    if (nixcache_s3_parse_endpoint(s3, conf) != 0
+        || nixcache_s3_load_credentials(s3, conf->credentials) != 0)
+    {
+        goto failed;
+    }
+
+    s3->multi = curl_multi_init();
+    if (s3->multi == NULL) {
+        nixcache_error("S3: cannot create a curl multi handle");
+        goto failed;
+    }
+
+    curl_multi_setopt(s3->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      (long) s3->max_inflight);
+
+    snprintf(s3->describe, sizeof(s3->describe), "%s%s/%s",
+             s3->base, s3->path, s3->prefix);
+
+    srandom((unsigned) (time(NULL) ^ getpid()));
+
+    return s3;
+
+failed:
+
+    nixcache_s3_close(s3);
+    return NULL;
+}
+
+
+void
+nixcache_s3_close(nixcache_s3_t *s3)
+{
+    if (s3 == NULL) {
+        return;
+    }
+
+    if (s3->multi != NULL) {
+        curl_multi_cleanup(s3->multi);
+    }
+
+    explicit_bzero(s3->secret, sizeof(s3->secret));
+    explicit_bzero(s3->token, sizeof(s3->token));
+
+    free(s3->base);
+    free(s3->host);
+    free(s3->path);
+    free(s3);
+}
+
+
+/*
+ * http(s)://host[:port][/]; path style unless asked otherwise when the
+ * host is an IP address or localhost (no DNS name per bucket there).
+ */
+
+static int
+nixcache_s3_parse_endpoint(nixcache_s3_t *s3, const nixcache_s3_conf_t *conf)
+{
+    int          ip, path_style;
+    size_t       scheme_len, host_len, n;
+    const char  *e, *host, *end, *p;
+
+    e = conf->endpoint;
+
+    if (strncmp(e, "http://", 7) == 0) {
+        scheme_len = 7;
+
+    } else if (strncmp(e, "https://", 8) == 0) {
+        scheme_len = 8;
+
+    } else {
+        nixcache_error("S3: endpoint \"%s\" is not http(s)://host[:port]", e);
+        return -1;
+    }
+
+    host = e + scheme_len;
+    end = host + strcspn(host, "/?#");
+
+    if (*end != '\0' && strcmp(end, "/") != 0) {
+        nixcache_error("S3: endpoint \"%s\" must not have a path "
+                       "(use --s3-prefix for keys)", e);
+        return -1;
+    }
+
+    host_len = end - host;
+
+    if (host_len == 0 || memchr(host, '@', host_len) != NULL) {
+        nixcache_error("S3: endpoint \"%s\" has no host (or has a user)", e);
+        return -1;
+    }
+
+    /* host without the port */
+    n = host_len;
+    if (host[0] == '[') {
+        ip = 1;
+
+    } else {
+        p = memchr(host, ':', host_len);
+        if (p != NULL) {
+            n = p - host;
+        }
+
+        ip = (n == 9 && strncasecmp(host, "localhost", 9) == 0);
+
+        if (!ip) {
+            ip = 1;
+            for (p = host; p < host + n; p++) {
+                if (!isdigit((unsigned char) *p) && *p != '.') {
+                    ip = 0;
+                    break;
+                }
+            }
+        }
+    }
+
+    path_style = (conf->path_style == -1) ? ip : conf->path_style;
+
+    if (!path_style && ip) {
+        nixcache_error("S3: virtual-host addressing needs a DNS name in "
+                       "the endpoint, not \"%.*s\"", (int) host_len, host);
+        return -1;
+    }
+
+    if (path_style) {
+        s3->base = strndup(e, scheme_len + host_len);
+        s3->host = strndup(host, host_len);
+        s3->path = malloc(1 + strlen(s3->bucket) + 1);
+        if (s3->path != NULL) {
+            sprintf(s3->path, "/%s", s3->bucket);
+        }
+
+    } else {
+        s3->base = malloc(scheme_len + strlen(s3->bucket) + 1 + host_len + 1);
+        s3->host = malloc(strlen(s3->bucket) + 1 + host_len + 1);
+        s3->path = strdup("");
+
+        if (s3->base != NULL && s3->host != NULL) {
+            sprintf(s3->host, "%s.%.*s", s3->bucket, (int) host_len, host);
+            sprintf(s3->base, "%.*s%s", (int) scheme_len, e, s3->host);
+        }
+    }
+
+    if (s3->base == NULL || s3->host == NULL || s3->path == NULL) {
+        nixcache_error("out of memory");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * From --s3-credentials FILE: either lines "KEY=VALUE" (AWS_ACCESS_KEY_ID,
+ * AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, in any letter case, spaces
+ * around "=" allowed, "#" comments and "[section]" lines ignored, as in
+ * ~/.aws/credentials), or two bare lines: key id, then secret (and an
+ * optional third, the session token).  Otherwise from the environment.
+ */
+
+static int
+nixcache_s3_load_credentials(nixcache_s3_t *s3, const char *file)
+{
+    FILE        *f;
+    char         line[4 * NIXCACHE_S3_CRED_MAX + 64];
+    char        *p, *v, *end, *dst;
+    size_t       cap;
+    unsigned     bare;
+    const char  *id, *secret, *token;
+
+    if (file == NULL) {
+        id = getenv("AWS_ACCESS_KEY_ID");
+        secret = getenv("AWS_SECRET_ACCESS_KEY");
+        token = getenv("AWS_SESSION_TOKEN");
+
+        if (id == NULL || id[0] == '\0' || secret == NULL
+            || secret[0] == '\0')
+        {
+            nixcache_error("S3: no credentials: set AWS_ACCESS_KEY_ID and "
+                           "AWS_SECRET_ACCESS_KEY, or --s3-credentials "
+                           "FILE");
+            return -1;
+        }
+
+        if (strlen(id) >= sizeof(s3->key_id)
+            || strlen(secret) > NIXCACHE_SIGV4_MAX_SECRET
+            || (token != NULL && strlen(token) >= sizeof(s3->token)))
+        {
+            nixcache_error("S3: credentials too long");
+            return -1;
+        }
+
+        strcpy(s3->key_id, id);
+        strcpy(s3->secret, secret);
+        if (token != NULL) {
+            strcpy(s3->token, token);
+        }
+
+        return 0;
+    }
+
+    f = fopen(file, "r");
+    if (f == NULL) {
+        nixcache_error("S3: credentials %s: %s", file, strerror(errno));
+        return -1;
+    }
+
+    bare = 0;
+
+    while (fgets(line, sizeof(line), f) != NULL) {
+        end = line + strlen(line);
+        while (end > line && isspace((unsigned char) end[-1])) {
+            *--end = '\0';
+        }
+
+        p = line;
+        while (isspace((unsigned char) *p)) {
+            p++;
+        }
+
+        if (*p == '\0' || *p == '#' || *p == '[') {
+            continue;
+        }
+
+        v = strchr(p, '=');
+
+        if (v != NULL && bare == 0) {
+            end = v;
+            while (end > p && isspace((unsigned char) end[-1])) {
+                end--;
+            }
+            *end = '\0';
+
+            v++;
+            while (isspace((unsigned char) *v)) {
+                v++;
+            }
+
+            if (strcasecmp(p, "aws_access_key_id") == 0) {
+                dst = s3->key_id;
+                cap = sizeof(s3->key_id);
+
+            } else if (strcasecmp(p, "aws_secret_access_key") == 0) {
+                dst = s3->secret;
+                cap = NIXCACHE_SIGV4_MAX_SECRET + 1;
+
+            } else if (strcasecmp(p, "aws_session_token") == 0) {
+                dst = s3->token;
+                cap = sizeof(s3->token);
+
+            } else {
+                continue;
+            }
+
+        } else {
+            if (bare == 0) {
+                dst = s3->key_id;
+                cap = sizeof(s3->key_id);
+
+            } else if (bare == 1) {
+                dst = s3->secret;
+                cap = NIXCACHE_SIGV4_MAX_SECRET + 1;
+
+            } else if (bare == 2) {
+                dst = s3->token;
+                cap = sizeof(s3->token);
+
+            } else {
+                break;
+            }
+
+            bare++;
+            v = p;
+        }
+
+        if (strlen(v) >= cap) {
+            nixcache_error("S3: credentials %s: value too long", file);
+            fclose(f);
+            explicit_bzero(line, sizeof(line));
+            return -1;
+        }
+
+        strcpy(dst, v);
+    }
+
+    fclose(f);
+    explicit_bzero(line, sizeof(line));
+
+    if (s3->key_id[0] == '\0' || s3->secret[0] == '\0') {
+        nixcache_error("S3: credentials %s: need an access key id and a "
+                       "secret access key (two lines, or "
+                       "AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=...)",
+                       file);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+nixcache_s3_chunk_key(nixcache_s3_t *s3, char *dst, size_t cap,
+    const unsigned char *digest)
+{
+    char    rel[NIXCACHE_CHUNK_RELPATH_LEN + 1];
+    size_t  n;
+
+    n = strlen(s3->prefix);
+
+    if (n + NIXCACHE_CHUNK_RELPATH_LEN > cap) {
+        return -1;
+    }
+
+    /* "/xx/CID" without its leading slash */
+    nixcache_chunk_relpath(rel, digest);
+    rel[NIXCACHE_CHUNK_RELPATH_LEN] = '\0';
+
+    memcpy(dst, s3->prefix, n);
+    memcpy(dst + n, rel + 1, NIXCACHE_CHUNK_RELPATH_LEN);
+
+    return 0;
+}
+
+
+int
+nixcache_s3_submit(nixcache_s3_t *s3, nixcache_s3_req_t *req)
+{
+    while (s3->inflight >= s3->max_inflight) {
+        if (nixcache_s3_step(s3, 100) != 0) {
+            return -1;
+        }
+    }
+
+    req->status = 0;
+    req->failed = 0;
+    req->attempts = 0;
+    req->out_len = 0;
+    req->content_length = 0;
+    req->etag[0] = '\0';
+    req->error[0] = '\0';
+    req->finished = 0;
+    req->next = NULL;
+    req->not_before = 0;
+
+    s3->inflight++;
+
+    if (nixcache_s3_start(s3, req) != 0) {
+        s3->inflight--;
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+nixcache_s3_wait(nixcache_s3_t *s3)
+{
+    while (s3->inflight > 0) {
+        if (nixcache_s3_step(s3, 100) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+int
+nixcache_s3_wait_room(nixcache_s3_t *s3)
+{
+    unsigned  n;
+
+    n = s3->inflight;
+
+    while (s3->inflight >= n && s3->inflight > 0) {
+        if (nixcache_s3_step(s3, 100) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+int
+nixcache_s3_run_one(nixcache_s3_t *s3, nixcache_s3_req_t *req)
+{
+    if (nixcache_s3_submit(s3, req) != 0) {
+        return -1;
+    }
+
+    while (!req->finished) {
+        if (nixcache_s3_step(s3, 100) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+unsigned
+nixcache_s3_inflight(nixcache_s3_t *s3)
+{
+    return s3->inflight;
+}
+
+
+unsigned
+nixcache_s3_max_inflight(nixcache_s3_t *s3)
+{
+    return s3->max_inflight;
+}
+
+
+const char *
+nixcache_s3_describe(nixcache_s3_t *s3)
+{
+    return s3->describe;
+}
+
+
+uint64_t
+nixcache_s3_requests(nixcache_s3_t *s3)
+{
+    return s3->requests;
+}
+
+
+uint64_t
+nixcache_s3_retries(nixcache_s3_t *s3)
+{
+    return s3->retries;
+}
+
+
+/* One attempt: URL, signed headers, an easy handle in the multi. */
+
+static int
+nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req)
+{
+    CURL                          *easy;
+    char                           date[NIXCACHE_SIGV4_DATE_LEN + 1];
+    char                           hash[NIXCACHE_SIGV4_HEX_LEN + 1];
+    char                           auth[1024];
+    char                          *uri, *line;
+    size_t                         klen, plen, ulen, n;
+    ssize_t                        alen;
+    struct curl_slist             *h, *hl;
+    nixcache_sigv4_pair_t          hdr[4];
+    nixcache_sigv4_request_t       sr;
+    nixcache_sigv4_credentials_t   cred;
+
+    easy = NULL;
+    hl = NULL;
+    line = NULL;
+
+    klen = strlen(req->key);
+    plen = strlen(s3->path);
+    ulen = plen + 1 + 3 * klen;
+
+    free(req->url);
+    req->url = malloc(strlen(s3->base) + ulen + 1);
+    if (req->url == NULL) {
+        nixcache_error("out of memory");
+        return -1;
+    }
+
+    n = strlen(s3->base);
+    memcpy(req->url, s3->base, n);
+    uri = req->url + n;
+    memcpy(uri, s3->path, plen);
+    uri[plen] = '/';
+    ulen = plen + 1 + nixcache_sigv4_uri_encode(uri + plen + 1, req->key,
+                                                klen, NIXCACHE_SIGV4_PATH);
+    uri[ulen] = '\0';
+
+    if (nixcache_sigv4_amz_date(date, time(NULL)) != 0) {
+        nixcache_error("S3: cannot format the date");
+        return -1;
+    }
+
+    date[NIXCACHE_SIGV4_DATE_LEN] = '\0';
+
+    if (req->body != NULL) {
+        if (nixcache_sigv4_payload_hash(hash, req->body, req->body_len)
+            != 0)
+        {
+            nixcache_error("S3: cannot hash the payload");
+            return -1;
+        }
+
+    } else {
+        memcpy(hash, NIXCACHE_SIGV4_EMPTY_SHA256, NIXCACHE_SIGV4_HEX_LEN);
+    }
+
+    hash[NIXCACHE_SIGV4_HEX_LEN] = '\0';
+
+    hdr[0].name.data = "host";
+    hdr[0].name.len = 4;
+    hdr[0].value.data = s3->host;
+    hdr[0].value.len = strlen(s3->host);
+    hdr[1].name.data = "x-amz-content-sha256";
+    hdr[1].name.len = sizeof("x-amz-content-sha256") - 1;
+    hdr[1].value.data = hash;
+    hdr[1].value.len = NIXCACHE_SIGV4_HEX_LEN;
+    hdr[2].name.data = "x-amz-date";
+    hdr[2].name.len = sizeof("x-amz-date") - 1;
+    hdr[2].value.data = date;
+    hdr[2].value.len = NIXCACHE_SIGV4_DATE_LEN;
+    hdr[3].name.data = "x-amz-security-token";
+    hdr[3].name.len = sizeof("x-amz-security-token") - 1;
+    hdr[3].value.data = s3->token;
+    hdr[3].value.len = strlen(s3->token);
+
+    memset(&sr, 0, sizeof(nixcache_sigv4_request_t));
+    sr.method.data = req->method;
+    sr.method.len = strlen(req->method);
+    sr.uri.data = uri;
+    sr.uri.len = ulen;
+    sr.query.data = "";
+    sr.query.len = 0;
+    sr.headers = hdr;
+    sr.nheaders = (s3->token[0] != '\0') ? 4 : 3;
+    sr.payload_hash.data = hash;
+    sr.payload_hash.len = NIXCACHE_SIGV4_HEX_LEN;
+    sr.region.data = s3->region;
+    sr.region.len = strlen(s3->region);
+    sr.service.data = "s3";
+    sr.service.len = 2;
+    sr.amz_date.data = date;
+    sr.amz_date.len = NIXCACHE_SIGV4_DATE_LEN;
+
+    cred.access_key_id.data = s3->key_id;
+    cred.access_key_id.len = strlen(s3->key_id);
+    cred.secret_access_key.data = s3->secret;
+    cred.secret_access_key.len = strlen(s3->secret);
+
+    alen = nixcache_sigv4_sign(auth, sizeof(auth) - 1, &sr, &cred);
+    if (alen == -1 || (size_t) alen >= sizeof(auth)) {
+        nixcache_error("S3: cannot sign %s %s", req->method, req->url);
+        return -1;
+    }
+
+    auth[alen] = '\0';
+
+    line = malloc(sizeof(auth) + sizeof(s3->token) + 64);
+    if (line == NULL) {
+        nixcache_error("out of memory");
+        return -1;
+    }
+
+#define NIXCACHE_S3_HEADER(fmt, arg)                                         \
+    snprintf(line, sizeof(auth) + sizeof(s3->token) + 64, fmt, arg);         \
+    h = curl_slist_append(hl, line);                                         \
+    if (h == NULL) {                                                         \
+        goto nomem;                                                          \
+    }                                                                        \
+    hl = h
+
+    NIXCACHE_S3_HEADER("Host: %s", s3->host);
+    NIXCACHE_S3_HEADER("x-amz-content-sha256: %s", hash);
+    NIXCACHE_S3_HEADER("x-amz-date: %s", date);
+    NIXCACHE_S3_HEADER("Authorization: %s", auth);
+
+    if (s3->token[0] != '\0') {
+        NIXCACHE_S3_HEADER("x-amz-security-token: %s", s3->token);
+    }
+
+    /* no "Expect: 100-continue" round trip, no form content type */
+    NIXCACHE_S3_HEADER("%s", "Expect:");
+
+    if (req->body != NULL) {
+        NIXCACHE_S3_HEADER("%s", "Content-Type: application/octet-stream");
+    }
+
+#undef NIXCACHE_S3_HEADER
+
+    free(line);
+    line = NULL;
+
+    easy = curl_easy_init();
+    if (easy == NULL) {
+        goto nomem;
+    }
+
+    curl_easy_setopt(easy, CURLOPT_URL, req->url);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT,
+                     NIXCACHE_S3_CONNECT_TIMEOUT);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT, (long) s3->timeout);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, nixcache_s3_write);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, nixcache_s3_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
+
+    if (strcmp(req->method, "HEAD") == 0) {
+        curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+
+    } else if (strcmp(req->method, "PUT") == 0) {
+        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "PUT");
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t) req->body_len);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS,
+                         req->body ? (const char *) req->body : "");
+
+    } else if (strcmp(req->method, "GET") != 0) {
+        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
+    }
+
+    req->easy = easy;
+    req->headers = hl;
+    req->errbody_len = 0;
+    req->out_len = 0;
+    req->overflow = 0;
+    req->content_length = 0;
+    req->etag[0] = '\0';
+    req->attempts++;
+    s3->requests++;
+
+    if (curl_multi_add_handle(s3->multi, easy) != CURLM_OK) {
+        nixcache_error("S3: cannot add a transfer");
+        nixcache_s3_release(s3, req);
+        return -1;
+    }
+
+    return 0;
+
+nomem:
+
+    free(line);
+    curl_slist_free_all(hl);
+    nixcache_error("out of memory");
+    return -1;
+}
+
+
+/* Runs transfers for at most timeout_ms; starts retries that are due. */
+
+static int
+nixcache_s3_step(nixcache_s3_t *s3, int timeout_ms)
+{
+    int                  running, left, wait_ms;
+    double               now, first;
+    CURLMsg             *msg;
+    CURLMcode            mc;
+    nixcache_s3_req_t   *req, **pp;
+
+    now = nixcache_s3_now();
+    first = 0;
+
+    for (pp = &s3->delayed; *pp != NULL; ) {
+        req = *pp;
+
+        if (req->not_before <= now) {
+            *pp = req->next;
+            req->next = NULL;
+
+            if (nixcache_s3_start(s3, req) != 0) {
+                return -1;
+            }
+
+            continue;
+        }
+
+        if (first == 0 || req->not_before < first) {
+            first = req->not_before;
+        }
+
+        pp = &req->next;
+    }
+
+    mc = curl_multi_perform(s3->multi, &running);
+    if (mc != CURLM_OK) {
+        nixcache_error("S3: curl: %s", curl_multi_strerror(mc));
+        return -1;
+    }
+
+    while ((msg = curl_multi_info_read(s3->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+
+        req = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &req);
+
+        nixcache_s3_finish(s3, req, msg->data.result);
+    }
+
+    if (s3->inflight == 0) {
+        return 0;
+    }
+
+    wait_ms = timeout_ms;
+
+    if (first != 0) {
+        now = nixcache_s3_now();
+        if ((first - now) * 1000 < wait_ms) {
+            wait_ms = (first > now) ? (int) ((first - now) * 1000) + 1 : 0;
+        }
+    }
+
+    mc = curl_multi_poll(s3->multi, NULL, 0, wait_ms, NULL);
+    if (mc != CURLM_OK) {
+        nixcache_error("S3: curl: %s", curl_multi_strerror(mc));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* An attempt ended: done, or scheduled again after a backoff. */
+
+static void
+nixcache_s3_finish(nixcache_s3_t *s3, nixcache_s3_req_t *req, CURLcode cc)
+{
+    int     retry;
+    long    status;
+    char    code[128];
+    size_t  n;
+    double  delay, cap;
+
+    status = 0;
+    curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+
+    req->status = status;
+    code[0] = '\0';
+
+    if (cc != CURLE_OK) {
+        retry = 1;
+        snprintf(req->error, sizeof(req->error), "s3 %s %s: %s",
+                 req->method, req->url, curl_easy_strerror(cc));
+
+    } else if (status >= 200 && status < 300) {
+        retry = 0;
+
+        if (req->overflow) {
+            snprintf(req->error, sizeof(req->error),
+                     "s3 %s %s: body larger than %zu bytes",
+                     req->method, req->url, req->out_cap);
+            req->failed = 1;
+
+        } else {
+            req->error[0] = '\0';
+        }
+
+    } else {
+        retry = (status >= 500 || status == 408 || status == 429);
+
+        nixcache_s3_xml_code(req->errbody, req->errbody_len, code,
+                             sizeof(code));
+
+        if (code[0] == '\0') {
+            nixcache_s3_copy(code, sizeof(code), req->reason,
+                             strlen(req->reason));
+        }
+
+        snprintf(req->error, sizeof(req->error), "s3 %s %s: %ld%s%s",
+                 req->method, req->url, status, code[0] ? " " : "", code);
+    }
+
+    nixcache_s3_release(s3, req);
+
+    if (retry && req->attempts < s3->max_attempts) {
+        /* full jitter over an exponentially growing window */
+        cap = NIXCACHE_S3_BACKOFF_BASE * (double) (1u << (req->attempts - 1));
+        if (cap > NIXCACHE_S3_BACKOFF_MAX) {
+            cap = NIXCACHE_S3_BACKOFF_MAX;
+        }
+
+        delay = cap / 2 + (cap / 2) * ((double) random() / RAND_MAX);
+
+        req->not_before = nixcache_s3_now() + delay;
+        req->next = s3->delayed;
+        s3->delayed = req;
+        s3->retries++;
+        return;
+    }
+
+    if (retry) {
+        n = strlen(req->error);
+        snprintf(req->error + n, sizeof(req->error) - n,
+                 " (after %u attempts)", req->attempts);
+        req->failed = 1;
+
+    } else if (status < 200 || status >= 300) {
+        /* a HEAD or GET of a missing object is an answer, not a failure */
+        req->failed = !(status == 404 && strcmp(req->method, "PUT") != 0);
+    }
+
+    free(req->url);
+    req->url = NULL;
+    req->finished = 1;
+    s3->inflight--;
+
+    if (req->done != NULL) {
+        req->done(req);
+    }
+}
+
+
+static void
+nixcache_s3_release(nixcache_s3_t *s3, nixcache_s3_req_t *req)
+{
+    if (req->easy != NULL) {
+        curl_multi_remove_handle(s3->multi, req->easy);
+        curl_easy_cleanup(req->easy);
+        req->easy = NULL;
+    }
+
+    if (req->headers != NULL) {
+        curl_slist_free_all(req->headers);
+        req->headers = NULL;
+    }
+}
+
+
+static size_t
+nixcache_s3_write(char *p, size_t size, size_t n, void *data)
+{
+    long                status;
+    size_t              len, k;
+    nixcache_s3_req_t  *req;
+
+    req = data;
+    len = size * n;
+    status = 0;
+
+    curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+
+    if (status >= 200 && status < 300) {
+        if (req->out == NULL) {
+            return len;
+        }
+
+        if (req->out_len + len > req->out_cap) {
+            req->overflow = 1;
+            return 0;
+        }
+
+        memcpy(req->out + req->out_len, p, len);
+        req->out_len += len;
+
+        return len;
+    }
+
+    k = sizeof(req->errbody) - 1 - req->errbody_len;
+    if (k > len) {
+        k = len;
+    }
+
+    memcpy(req->errbody + req->errbody_len, p, k);
+    req->errbody_len += k;
+    req->errbody[req->errbody_len] = '\0';
+
+    return len;
+}
+
+
+static size_t
+nixcache_s3_header(char *p, size_t size, size_t n, void *data)
+{
+    size_t              len, vlen;
+    const char         *v;
+    nixcache_s3_req_t  *req;
+
+    req = data;
+    len = size * n;
+
+    if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
+        /* a new response (after a 100 or a redirect): forget the last */
+        req->etag[0] = '\0';
+        req->content_length = 0;
+        req->reason[0] = '\0';
+
+        /* "HTTP/1.1 403 Forbidden": a HEAD's only word on an error */
+        v = memchr(p, ' ', len);
+        if (v != NULL) {
+            v = memchr(v + 1, ' ', p + len - v - 1);
+        }
+
+        if (v != NULL) {
+            v++;
+            vlen = p + len - v;
+            while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n')) {
+                vlen--;
+            }
+
+            nixcache_s3_copy(req->reason, sizeof(req->reason), v, vlen);
+        }
+
+        return len;
+    }
+
+    v = memchr(p, ':', len);
+    if (v == NULL) {
+        return len;
+    }
+
+    v++;
+    while (v < p + len && (*v == ' ' || *v == '\t')) {
+        v++;
+    }
+
+    vlen = p + len - v;
+    while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'
+                        || v[vlen - 1] == ' '))
+    {
+        vlen--;
+    }
+
+    if (v - p >= 5 && strncasecmp(p, "etag:", 5) == 0) {
+        if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
+            v++;
+            vlen -= 2;
+        }
+
+        nixcache_s3_copy(req->etag, sizeof(req->etag), v, vlen);
+
+    } else if (v - p >= 15 && strncasecmp(p, "content-length:", 15) == 0) {
+        req->content_length = strtoull(v, NULL, 10);
+    }
+
+    return len;
+}
+
+
+/* The <Code> of an S3 error document, if any. */
+
+static void
+nixcache_s3_xml_code(const char *body, size_t len, char *dst, size_t cap)
+{
+    const char  *s, *e;
+
+    dst[0] = '\0';
+
+    if (len == 0) {
+        return;
+    }
+
+    s = strstr(body, "<Code>");
+    if (s == NULL) {
+        return;
+    }
+
+    s += sizeof("<Code>") - 1;
+
+    e = strstr(s, "</Code>");
+    if (e == NULL) {
+        return;
+    }
+
+    nixcache_s3_copy(dst, cap, s, e - s);
+}
+
+
+static void
+nixcache_s3_copy(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t  i, n;
+
+    n = (len < cap - 1) ? len : cap - 1;
+
+    for (i = 0; i < n; i++) {
+        dst[i] = isprint((unsigned char) src[i]) ? src[i] : '?';
+    }
+
+    dst[n] = '\0';
+}
+
+
+static double
+nixcache_s3_now(void)
+{
+    struct timeval  tv;
+
+    gettimeofday(&tv, NULL);
+
+    return tv.tv_sec + tv.tv_usec / 1e6;
+}

@@ -1,0 +1,120 @@
+/*
+ * A small S3 client for the CLI: PUT, HEAD and GET of objects over
+ * libcurl's multi interface, many requests in flight at once, each signed
+ * with the core's SigV4 (src/nixcache_sigv4.h).
+ *
+ * A request is submitted and completes later: its done handler runs from
+ * nixcache_s3_submit(), nixcache_s3_wait() or nixcache_s3_run_one(), never
+ * from another thread.  Failures that may pass (connection errors,
+ * timeouts, 5xx, 408, 429) are retried with exponential backoff and full
+ * jitter; other statuses are final.  The caller keeps a PUT body and a GET
+ * buffer alive until the request is done.
+ */
+
+#ifndef NIXCACHE_S3_H
+#define NIXCACHE_S3_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nixcache_format.h"
+
+
+#define NIXCACHE_S3_REGION_DEFAULT      "us-east-1"
+#define NIXCACHE_S3_INFLIGHT_DEFAULT    16
+#define NIXCACHE_S3_ATTEMPTS_DEFAULT    5
+#define NIXCACHE_S3_TIMEOUT_DEFAULT     60      /* seconds per attempt */
+
+#define NIXCACHE_S3_KEY_MAX             1024
+#define NIXCACHE_S3_ERROR_MAX           512
+
+
+typedef struct nixcache_s3_s      nixcache_s3_t;
+typedef struct nixcache_s3_req_s  nixcache_s3_req_t;
+
+typedef void (*nixcache_s3_done_pt)(nixcache_s3_req_t *req);
+
+
+/* What the options give; strings must outlive the client. */
+typedef struct {
+    const char                *endpoint;     /* http(s)://host[:port] */
+    const char                *bucket;
+    const char                *region;       /* NULL: us-east-1 */
+    const char                *prefix;       /* NULL: "chunks/" */
+    const char                *credentials;  /* file, or NULL: env */
+    unsigned                   inflight;     /* 0: default */
+    unsigned                   attempts;     /* 0: default */
+    unsigned                   timeout;      /* 0: default */
+    int                        path_style;   /* 1, 0, or -1: by host */
+} nixcache_s3_conf_t;
+
+
+struct nixcache_s3_req_s {
+    /* set by the caller */
+    const char                *method;       /* "PUT", "HEAD", "GET" */
+    char                       key[NIXCACHE_S3_KEY_MAX];
+    const unsigned char       *body;         /* PUT */
+    size_t                     body_len;
+    unsigned char             *out;          /* GET: room for the body */
+    size_t                     out_cap;
+    nixcache_s3_done_pt        done;
+    void                      *data;
+
+    /* results, valid in done */
+    long                       status;       /* HTTP status, 0: none */
+    int                        failed;       /* not 2xx after retries
+                                                (HEAD/GET: 404 is not a
+                                                failure, status says it) */
+    size_t                     out_len;
+    uint64_t                   content_length;
+    char                       etag[80];     /* without quotes */
+    unsigned                   attempts;
+    char                       error[NIXCACHE_S3_ERROR_MAX];
+
+    /* private */
+    void                      *easy;
+    void                      *headers;
+    nixcache_s3_req_t         *next;
+    double                     not_before;
+    char                      *url;
+    char                       errbody[1024];
+    char                       reason[64];
+    size_t                     errbody_len;
+    unsigned                   overflow:1;
+    unsigned                   finished:1;
+};
+
+
+/*
+ * Reads credentials (environment or file), checks the endpoint; NULL and
+ * an error printed on failure.
+ */
+nixcache_s3_t *nixcache_s3_open(const nixcache_s3_conf_t *conf);
+void nixcache_s3_close(nixcache_s3_t *s3);
+
+/* The object key of a chunk: <prefix><last 2 chars of CID>/<CID>. */
+int nixcache_s3_chunk_key(nixcache_s3_t *s3, char *dst, size_t cap,
+    const unsigned char *digest);
+
+/* Starts req; first waits while the configured number is in flight. */
+int nixcache_s3_submit(nixcache_s3_t *s3, nixcache_s3_req_t *req);
+
+/* Runs until every submitted request is done. */
+int nixcache_s3_wait(nixcache_s3_t *s3);
+
+/* Runs until at least one request in flight is done (if any). */
+int nixcache_s3_wait_room(nixcache_s3_t *s3);
+
+/* Submits req and runs until it is done. */
+int nixcache_s3_run_one(nixcache_s3_t *s3, nixcache_s3_req_t *req);
+
+unsigned nixcache_s3_inflight(nixcache_s3_t *s3);
+unsigned nixcache_s3_max_inflight(nixcache_s3_t *s3);
+const char *nixcache_s3_describe(nixcache_s3_t *s3);
+
+/* Counters for the summary line. */
+uint64_t nixcache_s3_requests(nixcache_s3_t *s3);
+uint64_t nixcache_s3_retries(nixcache_s3_t *s3);
+
+
+#endif /* NIXCACHE_S3_H */
