@@ -34,7 +34,7 @@ UNIT_BINS   := $(UNIT_SRCS:t/unit/%.c=$(BUILD)/unit/%)
 MODULE      := $(BUILD)/ngx_http_nixcache_module.so
 CLI         := $(BUILD)/nixcache
 
-.PHONY: all module cli deps unit test test-hup test-valgrind run clean bench-tools
+.PHONY: all module cli deps unit test test-hup test-valgrind run clean bench-tools FORCE
 
 all: module cli
 
@@ -45,7 +45,14 @@ module: $(MODULE)
 
 cli: $(CLI)
 
-$(BUILD)/nginx/Makefile: config
+# config lists src/*.c when nginx is configured: configure again when a
+# source file is added or removed
+$(BUILD)/nginx-srcs: FORCE
+	@mkdir -p $(dir $@)
+	@ls src/*.c src/*.h > $@.new
+	@cmp -s $@.new $@ && rm -f $@.new || mv $@.new $@
+
+$(BUILD)/nginx/Makefile: config $(BUILD)/nginx-srcs
 	@mkdir -p $(BUILD)/nginx
 	cd $(NGINX_SRC) && . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
 	    --builddir=$(abspath $(BUILD)/nginx) \

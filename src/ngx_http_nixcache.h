@@ -9,6 +9,9 @@
  *                                connection per worker
  *   ngx_http_nixcache_nar.c      /nar/: manifest windows, Range, .nar.zst
  *                                by sendfile, .nar decompressed on the fly
+ *   ngx_http_nixcache_upload.c   PUT/HEAD of `nix copy --to`: NARs ingested
+ *                                in a thread pool, narinfos checked and
+ *                                rewritten
  */
 
 #ifndef NGX_HTTP_NIXCACHE_H
@@ -51,6 +54,13 @@ typedef struct {
                                                   slash, NUL-terminated */
     ngx_uint_t                 priority;
     ngx_uint_t                 compression;    /* what narinfo advertises */
+
+    /* uploads (ngx_http_nixcache_upload.c) */
+    ngx_flag_t                 upload;
+    ngx_str_t                  upload_thread_pool;
+#if (NGX_THREADS)
+    ngx_thread_pool_t         *upload_pool;
+#endif
 } ngx_http_nixcache_loc_conf_t;
 
 
@@ -98,6 +108,27 @@ void ngx_http_nixcache_redis_exit_process(ngx_cycle_t *cycle);
  */
 ngx_int_t ngx_http_nixcache_nar_handler(ngx_http_request_t *r,
     ngx_str_t *hash, ngx_http_nixcache_route_e route);
+
+
+/*
+ * The part of the URI the routes match: the location's prefix stripped
+ * (see ngx_http_nixcache_route()).  NGX_OK, or NGX_DECLINED when the URI
+ * is not under the location (404).
+ */
+ngx_int_t ngx_http_nixcache_route_rel(ngx_http_request_t *r, ngx_str_t *rel);
+
+
+/*
+ * PUT, and HEAD of uploaded NAR names, when nixcache_upload is on.
+ * Returns NGX_DECLINED when the request is not one it handles (uploads
+ * off, or a HEAD for the ordinary routes); otherwise what a content
+ * handler returns.
+ */
+ngx_int_t ngx_http_nixcache_upload_handler(ngx_http_request_t *r);
+
+/* Merges the upload directives; resolves the thread pool. */
+char *ngx_http_nixcache_upload_merge_conf(ngx_conf_t *cf,
+    ngx_http_nixcache_loc_conf_t *prev, ngx_http_nixcache_loc_conf_t *conf);
 
 
 extern ngx_module_t  ngx_http_nixcache_module;

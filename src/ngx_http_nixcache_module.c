@@ -124,6 +124,22 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
       offsetof(ngx_http_nixcache_loc_conf_t, compression),
       &ngx_http_nixcache_compressions },
 
+    /* uploads: ngx_http_nixcache_upload.c */
+
+    { ngx_string("nixcache_upload"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, upload),
+      NULL },
+
+    { ngx_string("nixcache_upload_thread_pool"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, upload_thread_pool),
+      NULL },
+
       ngx_null_command
 };
 
@@ -170,6 +186,14 @@ ngx_http_nixcache_handler(ngx_http_request_t *r)
 {
     ngx_int_t   rc, route;
     ngx_str_t   hash;
+
+    if (r->method & (NGX_HTTP_PUT|NGX_HTTP_HEAD)) {
+        rc = ngx_http_nixcache_upload_handler(r);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return ngx_http_nixcache_not_allowed(r);
@@ -221,11 +245,23 @@ ngx_http_nixcache_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_nixcache_route(ngx_http_request_t *r, ngx_str_t *hash)
 {
-    u_char                    *p, *last;
-    ngx_str_t                  rel;
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_str_t  rel;
 
     ngx_str_null(hash);
+
+    if (ngx_http_nixcache_route_rel(r, &rel) != NGX_OK) {
+        return NGX_HTTP_NIXCACHE_NO_ROUTE;
+    }
+
+    return ngx_http_nixcache_route_match(&rel, hash);
+}
+
+
+ngx_int_t
+ngx_http_nixcache_route_rel(ngx_http_request_t *r, ngx_str_t *rel)
+{
+    u_char                    *p, *last;
+    ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
@@ -238,22 +274,22 @@ ngx_http_nixcache_route(ngx_http_request_t *r, ngx_str_t *hash)
         && r->uri.len >= clcf->name.len
         && ngx_strncmp(r->uri.data, clcf->name.data, clcf->name.len) == 0)
     {
-        rel.data = r->uri.data + clcf->name.len;
-        rel.len = r->uri.len - clcf->name.len;
+        rel->data = r->uri.data + clcf->name.len;
+        rel->len = r->uri.len - clcf->name.len;
 
         if (clcf->name.data[clcf->name.len - 1] != '/') {
 
             /* "location /cache" serves "/cache/...", not "/cachefoo" */
 
-            if (rel.len == 0 || rel.data[0] != '/') {
-                return NGX_HTTP_NIXCACHE_NO_ROUTE;
+            if (rel->len == 0 || rel->data[0] != '/') {
+                return NGX_DECLINED;
             }
 
-            rel.data++;
-            rel.len--;
+            rel->data++;
+            rel->len--;
         }
 
-        return ngx_http_nixcache_route_match(&rel, hash);
+        return NGX_OK;
     }
 
     last = r->uri.data + r->uri.len;
@@ -270,10 +306,10 @@ ngx_http_nixcache_route(ngx_http_request_t *r, ngx_str_t *hash)
         p -= sizeof("nar/") - 1;
     }
 
-    rel.data = p;
-    rel.len = last - p;
+    rel->data = p;
+    rel->len = last - p;
 
-    return ngx_http_nixcache_route_match(&rel, hash);
+    return NGX_OK;
 }
 
 
@@ -838,6 +874,7 @@ ngx_http_nixcache_create_loc_conf(ngx_conf_t *cf)
     nlcf->enable = NGX_CONF_UNSET;
     nlcf->priority = NGX_CONF_UNSET_UINT;
     nlcf->compression = NGX_CONF_UNSET_UINT;
+    nlcf->upload = NGX_CONF_UNSET;
 
     return nlcf;
 }
@@ -860,6 +897,10 @@ ngx_http_nixcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->chunks.data == NULL) {
         conf->chunks = prev->chunks;
+    }
+
+    if (ngx_http_nixcache_upload_merge_conf(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
     }
 
     if (!conf->enable) {
