@@ -66,7 +66,7 @@ typedef struct {
 #endif
 
     /* access and signing (ngx_http_nixcache_auth.c) */
-    ngx_array_t               *sign_keys;      /* nixcache_sign_secret_t */
+    ngx_array_t               *sign_keys;      /* nixcache_sign_secret_t * */
     ngx_array_t               *push_tokens;    /* token digests */
     ngx_array_t               *read_tokens;    /* token digests */
 } ngx_http_nixcache_loc_conf_t;
