@@ -127,7 +127,8 @@ ngx_http_nixcache_auth_check(ngx_http_request_t *r, ngx_uint_t level)
 static ngx_int_t
 ngx_http_nixcache_auth_token(ngx_http_request_t *r, ngx_str_t *token)
 {
-    ngx_str_t  *auth;
+    u_char     *colon;
+    ngx_str_t  *auth, encoded, decoded;
 
     if (r->headers_in.authorization == NULL) {
         return NGX_DECLINED;
@@ -140,34 +141,56 @@ ngx_http_nixcache_auth_token(ngx_http_request_t *r, ngx_str_t *token)
                            sizeof("Bearer ") - 1)
            == 0)
     {
-        token->data = auth->data + sizeof("Bearer ") - 1;
-        token->len = auth->len - (sizeof("Bearer ") - 1);
+        *token = *auth;
+        token->data += sizeof("Bearer ") - 1;
+        token->len -= sizeof("Bearer ") - 1;
 
-        while (token->len > 0 && token->data[0] == ' ') {
-            token->data++;
-            token->len--;
+    } else if (auth->len > sizeof("Basic ") - 1
+               && ngx_strncasecmp(auth->data, (u_char *) "Basic ",
+                                  sizeof("Basic ") - 1)
+                  == 0)
+    {
+        encoded = *auth;
+        encoded.data += sizeof("Basic ") - 1;
+        encoded.len -= sizeof("Basic ") - 1;
+
+        while (encoded.len > 0 && encoded.data[0] == ' ') {
+            encoded.data++;
+            encoded.len--;
         }
 
-        while (token->len > 0 && token->data[token->len - 1] == ' ') {
-            token->len--;
+        decoded.data = ngx_pnalloc(r->pool,
+                                   ngx_base64_decoded_length(encoded.len));
+        if (decoded.data == NULL) {
+            return NGX_ERROR;
         }
 
-        return token->len > 0 ? NGX_OK : NGX_DECLINED;
-    }
+        if (ngx_decode_base64(&decoded, &encoded) != NGX_OK) {
+            return NGX_DECLINED;
+        }
 
-    switch (ngx_http_auth_basic_user(r)) {
+        /* "user:token": the user (Nix's netrc login) is not checked */
 
-    case NGX_OK:
-        break;
+        colon = ngx_strlchr(decoded.data, decoded.data + decoded.len, ':');
+        if (colon == NULL) {
+            return NGX_DECLINED;
+        }
 
-    case NGX_DECLINED:
+        token->data = colon + 1;
+        token->len = decoded.data + decoded.len - token->data;
+
+    } else {
         return NGX_DECLINED;
-
-    default:
-        return NGX_ERROR;
     }
 
-    *token = r->headers_in.passwd;
+    while (token->len > 0 && token->data[0] == ' ') {
+        token->data++;
+        token->len--;
+    }
+
+    while (token->len > 0 && token->data[token->len - 1] == ' ') {
+        token->len--;
+    }
 
     return token->len > 0 ? NGX_OK : NGX_DECLINED;
 }

@@ -127,21 +127,24 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
     /* access and signing: ngx_http_nixcache_auth.c */
 
     { ngx_string("nixcache_sign_key"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+      |NGX_CONF_TAKE1,
       ngx_http_nixcache_sign_key,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("nixcache_push_tokens"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+      |NGX_CONF_TAKE1,
       ngx_http_nixcache_tokens,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_nixcache_loc_conf_t, push_tokens),
       NULL },
 
     { ngx_string("nixcache_read_tokens"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+      |NGX_CONF_TAKE1,
       ngx_http_nixcache_tokens,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_nixcache_loc_conf_t, read_tokens),
