@@ -36,6 +36,7 @@ CLI         := $(BUILD)/nixcache
 
 .PHONY: all module cli deps unit test test-hup test-valgrind test-sendfile-off \
         run clean bench-tools FORCE
+.PHONY: fuzz fuzz-build fuzz-smoke
 
 all: module cli
 
@@ -94,6 +95,40 @@ bench-tools: $(BENCH_BINS)
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libnixcache.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -o $@ $< $(BUILD)/libnixcache.a -lzstd -lcrypto
+
+# libFuzzer targets (fuzz/README.md): the core compiled again by clang
+# with ASan+UBSan, one binary per parser fed from outside.
+#   make fuzz-build                    build them
+#   make fuzz FUZZ_SECONDS=3600        build, run each for that long
+#   make fuzz-smoke                    build, run each for 20 s (make test)
+FUZZ_CC      ?= clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) $(WARN) \
+                -Isrc -D_GNU_SOURCE
+FUZZ_LIBS    := -lzstd -llzma -lbz2 -lsodium -lcrypto
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS    := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BINS    := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_OBJS    := $(CORE_SRCS:src/%.c=$(BUILD)/fuzz/core/%.o)
+
+$(BUILD)/fuzz/core/%.o: src/%.c $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) \
+	    $(FUZZ_LIBS)
+
+.SECONDARY: $(FUZZ_OBJS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=$(BUILD) fuzz/run $(FUZZ_BINS)
+
+fuzz-smoke: fuzz-build
+	@FUZZ_SECONDS=$${FUZZ_SMOKE_SECONDS:-20} BUILD=$(BUILD) fuzz/run $(FUZZ_BINS)
 
 test: deps
 	@$(MAKE) --no-print-directory all
