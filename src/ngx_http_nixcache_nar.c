@@ -698,6 +698,10 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
                 goto cut;
             }
 
+            /* the flush may have freed slots of frames sent: refill them */
+
+            ngx_http_nixcache_nar_prefetch(r, ctx, &e);
+
             ctx->s3_waiting = 1;
 
             if (rc == NGX_AGAIN
@@ -1233,6 +1237,7 @@ ngx_http_nixcache_nar_s3_start(ngx_http_request_t *r,
  * Starts GETs for the chunks after ctx->index that the body needs and the
  * disk tier lacks, up to K entries ahead, as long as a fetch slot is free
  * and the current manifest window reaches.  Each entry is looked at once.
+ * cur is the entry at ctx->index (NULL when it was already handled).
  */
 
 static void
@@ -1244,7 +1249,15 @@ ngx_http_nixcache_nar_prefetch(ngx_http_request_t *r,
     ngx_http_nixcache_nar_fetch_t  *fs;
     nixcache_manifest_entry_t       e;
 
+    if (ctx->fetches == NULL) {
+        return;
+    }
+
     if (ctx->probed <= ctx->index) {
+        if (cur == NULL) {
+            return;
+        }
+
         ctx->probed = ctx->index + 1;
         ctx->probe_offset = ctx->offset + (ctx->zst ? cur->csize : cur->usize);
     }
@@ -1689,6 +1702,10 @@ ngx_http_nixcache_nar_write_handler(ngx_http_request_t *r)
         if (rc == NGX_ERROR) {
             ngx_http_finalize_request(r, NGX_ERROR);
             return;
+        }
+
+        if (ctx->s3_waiting) {
+            ngx_http_nixcache_nar_prefetch(r, ctx, NULL);
         }
 
         if (rc == NGX_AGAIN
