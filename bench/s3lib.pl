@@ -83,12 +83,16 @@ sub s3_put_many {
 # chunks and the whole .nar.zst go to the bucket, the disk tier stays
 # empty.  Returns { narhash, narsize, filesize, chunks, zst }.
 sub make_nar {
-    my ($size, $chunk) = @_;
+    my ($size, $chunk, $with_nar) = @_;
     my $content = "$T/content";
     # base64 of random bytes: zstd makes it ~ 3/4 of its size
     run("head -c " . int($size * 3 / 4) . " /dev/urandom | base64 -w 0"
         . " | head -c $size > $content");
-    my $out = `perl $ROOT/bench/nar-fixture.pl --redis-port $PORT{redis} --chunks $T/src --content $content --chunk-size $chunk --zst-out $T/nar.zst`;
+    my $cmd = "perl $ROOT/bench/nar-fixture.pl --redis-port $PORT{redis}"
+              . " --chunks $T/src --content $content --chunk-size $chunk"
+              . " --zst-out $T/nar.zst"
+              . ($with_nar ? " --nar-out $T/nar" : '');
+    my $out = `$cmd`;
     my %f = $out =~ /(\w+)=(\S+)/g;
     die "nar-fixture: $out" unless $f{narhash};
     unlink $content;
@@ -103,6 +107,7 @@ sub make_nar {
            scalar @pairs, time - $t0;
     system('rm', '-rf', "$T/src");
     $f{zst} = "$T/nar.zst";
+    $f{nar} = "$T/nar" if $with_nar;
     return \%f;
 }
 

@@ -736,7 +736,7 @@ ngx_http_nixcache_s3_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_str_value(conf->prefix, prev->prefix,
                              NIXCACHE_S3_PREFIX_DEFAULT);
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 10000);
-    ngx_conf_merge_uint_value(conf->prefetch, prev->prefetch, 8);
+    ngx_conf_merge_uint_value(conf->prefetch, prev->prefetch, 16);
     ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
                              "default");
 
