@@ -88,6 +88,10 @@ check_copy "$SRC" "$T/dest2" "from the disk tier" "${PUSHED[@]}"
 
 is "$(grep -c 'nixcache: S3' "$T/nginx/error.log")" 0 \
    "no S3 error logged"
+
+# a graceful stop: S3 connections kept alive by curl are released (an
+# nginx connection left open would be an alert "open socket ... left")
+run_ok "nginx stops gracefully" nginx_stop
 nginx_log_ok
 
 done_testing
