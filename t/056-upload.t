@@ -668,3 +668,32 @@ uploaded "gone.nar.xz"
 --- no_error_log
 [error]
 [alert]
+
+
+
+=== TEST 24: nixcache_upload_max_nar_size: a NAR decompressing past it, 413
+--- fixture
+add_nar(name => 'a', prefix => 'fix:', content => "\0" x 3000000);
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+        nixcache_upload_max_nar_size 1m;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+xz -c $TEST_NIXCACHE_FIX_a_NAR > $TEST_NIXCACHE_DIR/a.xz
+[ $(stat -c %s $TEST_NIXCACHE_DIR/a.xz) -lt 10000 ]
+put nar/a.nar.xz $TEST_NIXCACHE_DIR/a.xz 413
+--- request
+GET /nix-cache-info
+--- post
+source t/lib/upload.sh
+no_keys 'nixcache:*'
+no_temp_files
+--- error_log
+the NAR is larger than nixcache_upload_max_nar_size
+--- no_error_log
+[error]
