@@ -124,6 +124,32 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
       offsetof(ngx_http_nixcache_loc_conf_t, compression),
       &ngx_http_nixcache_compressions },
 
+    /* access and signing: ngx_http_nixcache_auth.c */
+
+    { ngx_string("nixcache_sign_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+      |NGX_CONF_TAKE1,
+      ngx_http_nixcache_sign_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("nixcache_push_tokens"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+      |NGX_CONF_TAKE1,
+      ngx_http_nixcache_tokens,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, push_tokens),
+      NULL },
+
+    { ngx_string("nixcache_read_tokens"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+      |NGX_CONF_TAKE1,
+      ngx_http_nixcache_tokens,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, read_tokens),
+      NULL },
+
     /* uploads: ngx_http_nixcache_upload.c */
 
     { ngx_string("nixcache_upload"),
@@ -193,6 +219,20 @@ ngx_http_nixcache_handler(ngx_http_request_t *r)
 {
     ngx_int_t   rc, route;
     ngx_str_t   hash;
+
+    /*
+     * Credentials before anything else (Redis, the body): a PUT needs a
+     * push token when nixcache_push_tokens is set, everything else a read
+     * token when nixcache_read_tokens is (see ngx_http_nixcache_auth.c
+     * for why this is here and not in the access phase).
+     */
+
+    rc = ngx_http_nixcache_auth_check(r, (r->method & NGX_HTTP_PUT)
+                                         ? NGX_HTTP_NIXCACHE_AUTH_PUSH
+                                         : NGX_HTTP_NIXCACHE_AUTH_READ);
+    if (rc != NGX_OK) {
+        return rc;
+    }
 
     if (r->method & (NGX_HTTP_PUT|NGX_HTTP_HEAD)) {
         rc = ngx_http_nixcache_upload_handler(r);
@@ -615,6 +655,10 @@ ngx_http_nixcache_narinfo_send(ngx_http_request_t *r, ngx_str_t *key,
     ni.url.data = (const char *) url;
     ni.url.len = p - url;
 
+    if (ngx_http_nixcache_auth_sign(r, &ni) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     n = nixcache_narinfo_render(NULL, 0, &ni);
 
     body = ngx_pnalloc(r->pool, n);
@@ -876,6 +920,9 @@ ngx_http_nixcache_create_loc_conf(ngx_conf_t *cf)
      *
      *     nlcf->prefix = { 0, NULL };
      *     nlcf->chunks = { 0, NULL };
+     *     nlcf->sign_keys = NULL;
+     *     nlcf->push_tokens = NULL;
+     *     nlcf->read_tokens = NULL;
      */
 
     nlcf->enable = NGX_CONF_UNSET;
@@ -905,6 +952,18 @@ ngx_http_nixcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->chunks.data == NULL) {
         conf->chunks = prev->chunks;
+    }
+
+    if (conf->sign_keys == NULL) {
+        conf->sign_keys = prev->sign_keys;
+    }
+
+    if (conf->push_tokens == NULL) {
+        conf->push_tokens = prev->push_tokens;
+    }
+
+    if (conf->read_tokens == NULL) {
+        conf->read_tokens = prev->read_tokens;
     }
 
     if (ngx_http_nixcache_upload_merge_conf(cf, prev, conf) != NGX_CONF_OK) {

@@ -149,6 +149,7 @@ ngx_http_nixcache_upload_handler(ngx_http_request_t *r)
 {
     u_char                        *name;
     size_t                         len;
+    ngx_int_t                      rc;
     ngx_str_t                      rel, tail;
     ngx_http_nixcache_loc_conf_t  *nlcf;
 
@@ -185,6 +186,13 @@ ngx_http_nixcache_upload_handler(ngx_http_request_t *r)
                                    ".nar.bz2", sizeof(".nar.bz2") - 1)
                        == 0)))
         {
+            /* only a pusher asks this: it needs a push token */
+
+            rc = ngx_http_nixcache_auth_check(r, NGX_HTTP_NIXCACHE_AUTH_PUSH);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+
             return ngx_http_nixcache_upload_head(r, &tail);
         }
 
