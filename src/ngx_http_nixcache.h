@@ -9,6 +9,11 @@
  *                                connection per worker
  *   ngx_http_nixcache_nar.c      /nar/: manifest windows, Range, .nar.zst
  *                                by sendfile, .nar decompressed on the fly
+ *   ngx_http_nixcache_upload.c   PUT/HEAD of `nix copy --to`: NARs ingested
+ *                                in a thread pool, narinfos checked and
+ *                                rewritten
+ *   ngx_http_nixcache_auth.c     tokens (push, read) and narinfo signing
+ *                                keys
  */
 
 #ifndef NGX_HTTP_NIXCACHE_H
@@ -21,6 +26,7 @@
 #include <hiredis/hiredis.h>
 
 #include "nixcache_format.h"
+#include "nixcache_narinfo.h"
 
 
 #define NGX_HTTP_NIXCACHE_COMPRESSION_ZSTD  0
@@ -51,7 +57,23 @@ typedef struct {
                                                   slash, NUL-terminated */
     ngx_uint_t                 priority;
     ngx_uint_t                 compression;    /* what narinfo advertises */
+
+    /* uploads (ngx_http_nixcache_upload.c) */
+    ngx_flag_t                 upload;
+    ngx_str_t                  upload_thread_pool;
+#if (NGX_THREADS)
+    ngx_thread_pool_t         *upload_pool;
+#endif
+
+    /* access and signing (ngx_http_nixcache_auth.c) */
+    ngx_array_t               *sign_keys;      /* nixcache_sign_secret_t * */
+    ngx_array_t               *push_tokens;    /* token digests */
+    ngx_array_t               *read_tokens;    /* token digests */
 } ngx_http_nixcache_loc_conf_t;
+
+
+#define NGX_HTTP_NIXCACHE_AUTH_READ   1
+#define NGX_HTTP_NIXCACHE_AUTH_PUSH   2
 
 
 typedef enum {
@@ -98,6 +120,57 @@ void ngx_http_nixcache_redis_exit_process(ngx_cycle_t *cycle);
  */
 ngx_int_t ngx_http_nixcache_nar_handler(ngx_http_request_t *r,
     ngx_str_t *hash, ngx_http_nixcache_route_e route);
+
+
+/*
+ * The part of the URI the routes match: the location's prefix stripped
+ * (see ngx_http_nixcache_route()).  NGX_OK, or NGX_DECLINED when the URI
+ * is not under the location (404).
+ */
+ngx_int_t ngx_http_nixcache_route_rel(ngx_http_request_t *r, ngx_str_t *rel);
+
+
+/*
+ * PUT, and HEAD of uploaded NAR names, when nixcache_upload is on.
+ * Returns NGX_DECLINED when the request is not one it handles (uploads
+ * off, or a HEAD for the ordinary routes); otherwise what a content
+ * handler returns.
+ */
+ngx_int_t ngx_http_nixcache_upload_handler(ngx_http_request_t *r);
+
+/* Merges the upload directives; resolves the thread pool. */
+char *ngx_http_nixcache_upload_merge_conf(ngx_conf_t *cf,
+    ngx_http_nixcache_loc_conf_t *prev, ngx_http_nixcache_loc_conf_t *conf);
+
+
+/*
+ * Checks the request's credentials (Authorization: Bearer TOKEN, or
+ * Basic with the token as password) for NGX_HTTP_NIXCACHE_AUTH_READ or
+ * NGX_HTTP_NIXCACHE_AUTH_PUSH against the location's nixcache_read_tokens
+ * and nixcache_push_tokens; a push token also grants read.  Without
+ * tokens configured for that level the request passes.  Returns NGX_OK,
+ * NGX_HTTP_UNAUTHORIZED (no credentials; WWW-Authenticate is set),
+ * NGX_HTTP_FORBIDDEN (wrong ones) or NGX_HTTP_INTERNAL_SERVER_ERROR.
+ * Call it before anything else touches the request (Redis, the body).
+ */
+ngx_int_t ngx_http_nixcache_auth_check(ngx_http_request_t *r,
+    ngx_uint_t level);
+
+/* nixcache_sign_key; nixcache_push_tokens and nixcache_read_tokens */
+char *ngx_http_nixcache_sign_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_nixcache_tokens(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/*
+ * Adds a Sig: for each of the location's nixcache_sign_key to a narinfo
+ * about to be served, replacing a stored Sig of the same key name.  The
+ * signature texts are allocated from r->pool.  NGX_OK, or NGX_ERROR (no
+ * memory).  A narinfo that cannot be fingerprinted is logged and left
+ * unsigned.
+ */
+ngx_int_t ngx_http_nixcache_auth_sign(ngx_http_request_t *r,
+    nixcache_narinfo_t *ni);
 
 
 extern ngx_module_t  ngx_http_nixcache_module;

@@ -124,6 +124,48 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
       offsetof(ngx_http_nixcache_loc_conf_t, compression),
       &ngx_http_nixcache_compressions },
 
+    /* access and signing: ngx_http_nixcache_auth.c */
+
+    { ngx_string("nixcache_sign_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+      |NGX_CONF_TAKE1,
+      ngx_http_nixcache_sign_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("nixcache_push_tokens"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+      |NGX_CONF_TAKE1,
+      ngx_http_nixcache_tokens,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, push_tokens),
+      NULL },
+
+    { ngx_string("nixcache_read_tokens"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+      |NGX_CONF_TAKE1,
+      ngx_http_nixcache_tokens,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, read_tokens),
+      NULL },
+
+    /* uploads: ngx_http_nixcache_upload.c */
+
+    { ngx_string("nixcache_upload"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, upload),
+      NULL },
+
+    { ngx_string("nixcache_upload_thread_pool"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, upload_thread_pool),
+      NULL },
+
       ngx_null_command
 };
 
@@ -170,6 +212,28 @@ ngx_http_nixcache_handler(ngx_http_request_t *r)
 {
     ngx_int_t   rc, route;
     ngx_str_t   hash;
+
+    /*
+     * Credentials before anything else (Redis, the body): a PUT needs a
+     * push token when nixcache_push_tokens is set, everything else a read
+     * token when nixcache_read_tokens is (see ngx_http_nixcache_auth.c
+     * for why this is here and not in the access phase).
+     */
+
+    rc = ngx_http_nixcache_auth_check(r, (r->method & NGX_HTTP_PUT)
+                                         ? NGX_HTTP_NIXCACHE_AUTH_PUSH
+                                         : NGX_HTTP_NIXCACHE_AUTH_READ);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (r->method & (NGX_HTTP_PUT|NGX_HTTP_HEAD)) {
+        rc = ngx_http_nixcache_upload_handler(r);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return ngx_http_nixcache_not_allowed(r);
@@ -221,11 +285,23 @@ ngx_http_nixcache_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_nixcache_route(ngx_http_request_t *r, ngx_str_t *hash)
 {
-    u_char                    *p, *last;
-    ngx_str_t                  rel;
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_str_t  rel;
 
     ngx_str_null(hash);
+
+    if (ngx_http_nixcache_route_rel(r, &rel) != NGX_OK) {
+        return NGX_HTTP_NIXCACHE_NO_ROUTE;
+    }
+
+    return ngx_http_nixcache_route_match(&rel, hash);
+}
+
+
+ngx_int_t
+ngx_http_nixcache_route_rel(ngx_http_request_t *r, ngx_str_t *rel)
+{
+    u_char                    *p, *last;
+    ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
@@ -238,22 +314,22 @@ ngx_http_nixcache_route(ngx_http_request_t *r, ngx_str_t *hash)
         && r->uri.len >= clcf->name.len
         && ngx_strncmp(r->uri.data, clcf->name.data, clcf->name.len) == 0)
     {
-        rel.data = r->uri.data + clcf->name.len;
-        rel.len = r->uri.len - clcf->name.len;
+        rel->data = r->uri.data + clcf->name.len;
+        rel->len = r->uri.len - clcf->name.len;
 
         if (clcf->name.data[clcf->name.len - 1] != '/') {
 
             /* "location /cache" serves "/cache/...", not "/cachefoo" */
 
-            if (rel.len == 0 || rel.data[0] != '/') {
-                return NGX_HTTP_NIXCACHE_NO_ROUTE;
+            if (rel->len == 0 || rel->data[0] != '/') {
+                return NGX_DECLINED;
             }
 
-            rel.data++;
-            rel.len--;
+            rel->data++;
+            rel->len--;
         }
 
-        return ngx_http_nixcache_route_match(&rel, hash);
+        return NGX_OK;
     }
 
     last = r->uri.data + r->uri.len;
@@ -270,10 +346,10 @@ ngx_http_nixcache_route(ngx_http_request_t *r, ngx_str_t *hash)
         p -= sizeof("nar/") - 1;
     }
 
-    rel.data = p;
-    rel.len = last - p;
+    rel->data = p;
+    rel->len = last - p;
 
-    return ngx_http_nixcache_route_match(&rel, hash);
+    return NGX_OK;
 }
 
 
@@ -572,6 +648,10 @@ ngx_http_nixcache_narinfo_send(ngx_http_request_t *r, ngx_str_t *key,
     ni.url.data = (const char *) url;
     ni.url.len = p - url;
 
+    if (ngx_http_nixcache_auth_sign(r, &ni) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     n = nixcache_narinfo_render(NULL, 0, &ni);
 
     body = ngx_pnalloc(r->pool, n);
@@ -833,11 +913,15 @@ ngx_http_nixcache_create_loc_conf(ngx_conf_t *cf)
      *
      *     nlcf->prefix = { 0, NULL };
      *     nlcf->chunks = { 0, NULL };
+     *     nlcf->sign_keys = NULL;
+     *     nlcf->push_tokens = NULL;
+     *     nlcf->read_tokens = NULL;
      */
 
     nlcf->enable = NGX_CONF_UNSET;
     nlcf->priority = NGX_CONF_UNSET_UINT;
     nlcf->compression = NGX_CONF_UNSET_UINT;
+    nlcf->upload = NGX_CONF_UNSET;
 
     return nlcf;
 }
@@ -860,6 +944,22 @@ ngx_http_nixcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->chunks.data == NULL) {
         conf->chunks = prev->chunks;
+    }
+
+    if (conf->sign_keys == NULL) {
+        conf->sign_keys = prev->sign_keys;
+    }
+
+    if (conf->push_tokens == NULL) {
+        conf->push_tokens = prev->push_tokens;
+    }
+
+    if (conf->read_tokens == NULL) {
+        conf->read_tokens = prev->read_tokens;
+    }
+
+    if (ngx_http_nixcache_upload_merge_conf(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
     }
 
     if (!conf->enable) {

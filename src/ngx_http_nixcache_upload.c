@@ -1,0 +1,1548 @@
+/*
+ * Uploads through the binary cache protocol, as `nix copy --to
+ * http://...` sends them (nixcache_upload on):
+ *
+ *   PUT nar/<name>.nar[.xz|.zst|.bz2]  the body goes to a temporary file;
+ *       a thread-pool task decompresses, chunks, hashes and stores it
+ *       (the core's ingest pipeline) and writes the manifest to a second,
+ *       unlinked temporary file; back on the event loop the manifest is
+ *       streamed to Redis in windows under a temporary key, renamed to
+ *       <prefix>manifest:<NarHash> atomically, and <prefix>upload:<name>
+ *       records which NarHash that file name carried
+ *   HEAD nar/<name>.nar.xz|.bz2        200 when that name was uploaded
+ *   PUT <hash>.narinfo                 checked against the manifest of its
+ *       NarHash (there must be one, of NarSize bytes), rewritten to this
+ *       cache's NAR URL and stored: only now is the path visible
+ *   PUT <hash>.ls, PUT nix-cache-info  accepted and discarded
+ *
+ * Nothing is visible before the narinfo is stored, and the narinfo is only
+ * accepted when a NAR with its NarHash was ingested: a NAR whose bytes do
+ * not match the narinfo was stored under the hash it really has.
+ */
+
+#include "ngx_http_nixcache.h"
+
+#include "nixcache_chunkstore.h"
+#include "nixcache_decompress.h"
+#include "nixcache_hash.h"
+#include "nixcache_ingest.h"
+#include "nixcache_manifest.h"
+#include "nixcache_narinfo.h"
+#include "nixcache_nix32.h"
+
+
+#define NGX_HTTP_NIXCACHE_UPLOAD_NAME_MAX   128
+#define NGX_HTTP_NIXCACHE_UPLOAD_KEY_TTL    "86400"
+#define NGX_HTTP_NIXCACHE_UPLOAD_TMP_TTL    "3600"
+#define NGX_HTTP_NIXCACHE_UPLOAD_ERR_LEN    (NIXCACHE_INGEST_ERR_LEN + 128)
+
+/* "\x0d\0\0\0\0\0\0\0nix-archive-1\0\0\0": every NAR starts so */
+#define NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN     24
+
+
+/* what the thread-pool task gets and gives back */
+
+typedef struct {
+    u_char                    *body_path;      /* NUL-terminated */
+    u_char                    *manifest_path;  /* NUL-terminated */
+    u_char                    *chunks;         /* NUL-terminated */
+    nixcache_decomp_e          kind;
+
+    ngx_uint_t                 status;         /* 0, or the HTTP status */
+    ngx_fd_t                   manifest_fd;
+    uint64_t                   body_size;
+    nixcache_nar_t             nar;            /* nar.manifest unused */
+    u_char                     head[NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN];
+    size_t                     head_len;
+    nixcache_ingest_t         *ingest;
+    u_char                     err[NGX_HTTP_NIXCACHE_UPLOAD_ERR_LEN];
+    size_t                     err_len;
+} ngx_http_nixcache_upload_job_t;
+
+
+typedef struct {
+    ngx_str_t                  name;           /* "<x>.nar[.ext]" */
+    ngx_str_t                  hash;           /* narinfo: store hash */
+    ngx_http_nixcache_upload_job_t  *job;
+
+    u_char                     nar32[NIXCACHE_SHA256_NIX32_LEN];
+    ngx_str_t                  tmp_key;
+    ngx_str_t                  manifest_key;
+    ngx_str_t                  upload_key;
+    ngx_str_t                  narinfo_key;
+
+    u_char                    *window;
+    size_t                     window_size;
+    uint64_t                   sent;           /* manifest bytes in Redis */
+
+    u_char                    *text;           /* narinfo body */
+    size_t                     text_len;
+    nixcache_narinfo_t         ni;
+    u_char                    *rendered;
+    size_t                     rendered_len;
+
+    unsigned                   done:1;         /* the answer is decided */
+} ngx_http_nixcache_upload_ctx_t;
+
+
+static ngx_int_t ngx_http_nixcache_upload_nar(ngx_http_request_t *r,
+    ngx_str_t *name);
+static ngx_int_t ngx_http_nixcache_upload_nar_name(ngx_str_t *name,
+    nixcache_decomp_e *kind);
+static void ngx_http_nixcache_upload_nar_body(ngx_http_request_t *r);
+static void ngx_http_nixcache_upload_thread(void *data, ngx_log_t *log);
+static int ngx_http_nixcache_upload_out(void *data, const void *p,
+    size_t n);
+static void ngx_http_nixcache_upload_fail(ngx_http_nixcache_upload_job_t *job,
+    ngx_uint_t status, ngx_err_t err, const char *fmt, const char *arg);
+static void ngx_http_nixcache_upload_ingested(ngx_event_t *ev);
+static void ngx_http_nixcache_upload_cleanup(void *data);
+static void ngx_http_nixcache_upload_exists(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static ngx_int_t ngx_http_nixcache_upload_window(ngx_http_request_t *r,
+    ngx_http_nixcache_upload_ctx_t *ctx);
+static void ngx_http_nixcache_upload_appended(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static void ngx_http_nixcache_upload_renamed(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static void ngx_http_nixcache_upload_recorded(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static ngx_int_t ngx_http_nixcache_upload_head(ngx_http_request_t *r,
+    ngx_str_t *name);
+static void ngx_http_nixcache_upload_head_reply(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static ngx_int_t ngx_http_nixcache_upload_narinfo(ngx_http_request_t *r,
+    ngx_str_t *hash);
+static void ngx_http_nixcache_upload_narinfo_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_nixcache_upload_narinfo_check(
+    ngx_http_request_t *r, ngx_http_nixcache_upload_ctx_t *ctx);
+static void ngx_http_nixcache_upload_narinfo_manifest(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static void ngx_http_nixcache_upload_narinfo_stored(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static ngx_int_t ngx_http_nixcache_upload_discard(ngx_http_request_t *r);
+static ngx_int_t ngx_http_nixcache_upload_command(ngx_http_request_t *r,
+    ngx_http_nixcache_redis_pt handler, int argc, const char **argv,
+    const size_t *argvlen);
+static ngx_int_t ngx_http_nixcache_upload_key(ngx_http_request_t *r,
+    ngx_str_t *key, const char *kind, size_t kind_len, u_char *name,
+    size_t len);
+static ngx_int_t ngx_http_nixcache_upload_reply(ngx_http_request_t *r,
+    ngx_uint_t status);
+static void ngx_http_nixcache_upload_finalize(ngx_http_request_t *r,
+    ngx_int_t rc);
+static ngx_int_t ngx_http_nixcache_upload_rename(ngx_http_request_t *r,
+    ngx_http_nixcache_upload_ctx_t *ctx);
+
+
+static ngx_uint_t  ngx_http_nixcache_upload_counter;
+
+
+static const u_char  ngx_http_nixcache_nar_magic[] =
+    "\x0d\0\0\0\0\0\0\0nix-archive-1\0\0\0";
+
+
+ngx_int_t
+ngx_http_nixcache_upload_handler(ngx_http_request_t *r)
+{
+    u_char                        *name;
+    size_t                         len;
+    ngx_int_t                      rc;
+    ngx_str_t                      rel, tail;
+    ngx_http_nixcache_loc_conf_t  *nlcf;
+
+    nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
+
+    if (!nlcf->upload) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_nixcache_route_rel(r, &rel) != NGX_OK) {
+        return (r->method & NGX_HTTP_PUT) ? NGX_HTTP_NOT_FOUND
+                                          : NGX_DECLINED;
+    }
+
+    if (rel.len > sizeof("nar/") - 1
+        && ngx_strncmp(rel.data, "nar/", sizeof("nar/") - 1) == 0)
+    {
+        tail.data = rel.data + sizeof("nar/") - 1;
+        tail.len = rel.len - (sizeof("nar/") - 1);
+
+        if (r->method & NGX_HTTP_PUT) {
+            return ngx_http_nixcache_upload_nar(r, &tail);
+        }
+
+        /* HEAD: the names the ordinary /nar/ routes do not serve */
+
+        if (tail.len > sizeof(".nar.xz") - 1
+            && (ngx_strncmp(tail.data + tail.len - (sizeof(".nar.xz") - 1),
+                            ".nar.xz", sizeof(".nar.xz") - 1)
+                == 0
+                || (tail.len > sizeof(".nar.bz2") - 1
+                    && ngx_strncmp(tail.data + tail.len
+                                   - (sizeof(".nar.bz2") - 1),
+                                   ".nar.bz2", sizeof(".nar.bz2") - 1)
+                       == 0)))
+        {
+            /* only a pusher asks this: it needs a push token */
+
+            rc = ngx_http_nixcache_auth_check(r, NGX_HTTP_NIXCACHE_AUTH_PUSH);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+
+            return ngx_http_nixcache_upload_head(r, &tail);
+        }
+
+        return NGX_DECLINED;
+    }
+
+    if (!(r->method & NGX_HTTP_PUT)) {
+        return NGX_DECLINED;
+    }
+
+    if (rel.len == sizeof("nix-cache-info") - 1
+        && ngx_strncmp(rel.data, "nix-cache-info", rel.len) == 0)
+    {
+        return ngx_http_nixcache_upload_discard(r);
+    }
+
+    name = rel.data;
+    len = rel.len;
+
+    if (len == NIXCACHE_STORE_HASH_NIX32_LEN + sizeof(".ls") - 1
+        && ngx_strncmp(name + NIXCACHE_STORE_HASH_NIX32_LEN, ".ls",
+                       sizeof(".ls") - 1)
+           == 0
+        && nixcache_nix32_valid((const char *) name,
+                                NIXCACHE_STORE_HASH_NIX32_LEN))
+    {
+        return ngx_http_nixcache_upload_discard(r);
+    }
+
+    if (len > sizeof(".narinfo") - 1
+        && ngx_strncmp(name + len - (sizeof(".narinfo") - 1), ".narinfo",
+                       sizeof(".narinfo") - 1)
+           == 0)
+    {
+        tail.data = name;
+        tail.len = len - (sizeof(".narinfo") - 1);
+
+        if (tail.len != NIXCACHE_STORE_HASH_NIX32_LEN
+            || !nixcache_nix32_valid((const char *) tail.data, tail.len))
+        {
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        return ngx_http_nixcache_upload_narinfo(r, &tail);
+    }
+
+    return NGX_HTTP_NOT_FOUND;
+}
+
+
+/* NAR uploads ------------------------------------------------------------ */
+
+
+static ngx_int_t
+ngx_http_nixcache_upload_nar(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_int_t                        rc;
+    nixcache_decomp_e                kind;
+    ngx_http_nixcache_upload_ctx_t  *ctx;
+
+    if (ngx_http_nixcache_upload_nar_name(name, &kind) != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upload: \"nar/%V\" is not "
+                      "<name>.nar[.xz|.zst|.bz2]", name);
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_nixcache_upload_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->name = *name;
+
+    ctx->job = ngx_pcalloc(r->pool, sizeof(ngx_http_nixcache_upload_job_t));
+    if (ctx->job == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->job->kind = kind;
+    ctx->job->manifest_fd = NGX_INVALID_FILE;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_nixcache_module);
+
+    /* the body never stays in memory: a temporary file, removed at the end */
+
+    r->request_body_in_file_only = 1;
+    r->request_body_in_persistent_file = 1;
+    r->request_body_in_clean_file = 1;
+    r->request_body_file_log_level = 0;
+
+    rc = ngx_http_read_client_request_body(r,
+                                           ngx_http_nixcache_upload_nar_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/* "<1..128 of [0-9a-zA-Z_+-]>.nar" and ".xz", ".zst", ".bz2" or nothing */
+
+static ngx_int_t
+ngx_http_nixcache_upload_nar_name(ngx_str_t *name, nixcache_decomp_e *kind)
+{
+    u_char  *p, *last, *dot;
+
+    last = name->data + name->len;
+    dot = NULL;
+
+    for (p = name->data; p < last; p++) {
+        if (*p == '.') {
+            dot = p;
+            break;
+        }
+
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z')
+              || (*p >= 'A' && *p <= 'Z') || *p == '_' || *p == '-'
+              || *p == '+'))
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (dot == NULL || dot == name->data
+        || dot - name->data > NGX_HTTP_NIXCACHE_UPLOAD_NAME_MAX
+        || last - dot < (ssize_t) sizeof(".nar") - 1
+        || ngx_strncmp(dot, ".nar", sizeof(".nar") - 1) != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    p = dot + sizeof(".nar") - 1;
+
+    if (nixcache_decomp_kind_ext((const char *) p, last - p, kind) != 0) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* The body is in its temporary file: the ingest goes to the thread pool. */
+
+static void
+ngx_http_nixcache_upload_nar_body(ngx_http_request_t *r)
+{
+    u_char                          *p;
+    ngx_str_t                       *path;
+    ngx_thread_task_t               *task;
+    ngx_pool_cleanup_t              *cln;
+    ngx_http_request_body_t         *rb;
+    ngx_http_nixcache_upload_job_t  *job;
+    ngx_http_nixcache_upload_ctx_t  *ctx;
+    ngx_http_nixcache_loc_conf_t    *nlcf;
+
+    nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    job = ctx->job;
+    rb = r->request_body;
+
+    if (rb == NULL || rb->temp_file == NULL) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upload of \"%V\": empty body", &ctx->name);
+        ngx_http_finalize_request(r, NGX_HTTP_BAD_REQUEST);
+        return;
+    }
+
+    path = &rb->temp_file->file.name;
+
+    job->body_path = path->data;                /* NUL-terminated */
+    job->chunks = nlcf->chunks.data;
+
+    job->manifest_path = ngx_pnalloc(r->pool,
+                                     path->len + sizeof(".manifest"));
+    if (job->manifest_path == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    p = ngx_cpymem(job->manifest_path, path->data, path->len);
+    ngx_memcpy(p, ".manifest", sizeof(".manifest"));
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    cln->handler = ngx_http_nixcache_upload_cleanup;
+    cln->data = job;
+
+#if (NGX_THREADS)
+
+    task = ngx_thread_task_alloc(r->pool, 0);
+    if (task == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    task->ctx = job;
+    task->handler = ngx_http_nixcache_upload_thread;
+    task->event.data = r;
+    task->event.handler = ngx_http_nixcache_upload_ingested;
+
+    if (ngx_thread_task_post(nlcf->upload_pool, task) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "nixcache: upload of \"%V\": the thread pool's queue "
+                      "is full", &ctx->name);
+        ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return;
+    }
+
+    /* the request waits for the task: it cannot be freed before */
+
+    r->main->blocked++;
+    r->aio = 1;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "nixcache upload: ingest of \"%V\" posted", &ctx->name);
+
+#else
+
+    (void) task;
+    ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+
+#endif
+}
+
+
+/*
+ * In a thread-pool thread: no request, no pool, no log; everything it
+ * needs is in the job, and what it found goes back there.
+ */
+
+static void
+ngx_http_nixcache_upload_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_nixcache_upload_job_t *job = data;
+
+    int                      rc;
+    ngx_fd_t                 fd;
+    nixcache_decomp_t       *d;
+    nixcache_ingest_t        ing;
+    nixcache_chunk_sink_t    sink;
+    nixcache_ingest_conf_t   conf;
+
+    d = NULL;
+    fd = NGX_INVALID_FILE;
+
+    ngx_memzero(&ing, sizeof(nixcache_ingest_t));
+    job->ingest = &ing;
+
+    fd = ngx_open_file(job->body_path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_http_nixcache_upload_fail(job, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                      ngx_errno, "cannot open the body %s",
+                                      (const char *) job->body_path);
+        goto done;
+    }
+
+    /* the manifest file is unlinked at once: nothing left behind, ever */
+
+    job->manifest_fd = open((const char *) job->manifest_path,
+                            O_RDWR|O_CREAT|O_EXCL|O_CLOEXEC, 0600);
+    if (job->manifest_fd == NGX_INVALID_FILE) {
+        ngx_http_nixcache_upload_fail(job, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                      ngx_errno, "cannot create %s",
+                                      (const char *) job->manifest_path);
+        goto done;
+    }
+
+    (void) ngx_delete_file(job->manifest_path);
+
+    nixcache_chunkstore_sink(&sink, (const char *) job->chunks);
+
+    conf.chunk_min = NIXCACHE_CHUNK_MIN_DEFAULT;
+    conf.chunk_avg = NIXCACHE_CHUNK_AVG_DEFAULT;
+    conf.chunk_max = NIXCACHE_CHUNK_MAX_DEFAULT;
+    conf.level = NIXCACHE_ZSTD_LEVEL_DEFAULT;
+    conf.sink = &sink;
+
+    if (nixcache_ingest_init(&ing, &conf) != 0
+        || nixcache_ingest_begin(&ing, job->manifest_fd) != 0)
+    {
+        ngx_http_nixcache_upload_fail(job, NGX_HTTP_INTERNAL_SERVER_ERROR, 0,
+                                      "ingest: %s", ing.errmsg);
+        goto done;
+    }
+
+    d = nixcache_decomp_create(job->kind, UINT64_MAX,
+                               ngx_http_nixcache_upload_out, job);
+    if (d == NULL) {
+        ngx_http_nixcache_upload_fail(job, NGX_HTTP_INTERNAL_SERVER_ERROR, 0,
+                                      "%s", "out of memory");
+        goto done;
+    }
+
+    rc = nixcache_decomp_fd(d, fd, NULL, &job->body_size);
+
+    if (rc != 0) {
+        switch (nixcache_decomp_error(d)) {
+
+        case NIXCACHE_DECOMP_ERR_INPUT:
+            ngx_http_nixcache_upload_fail(job, NGX_HTTP_BAD_REQUEST, 0,
+                                          "%s", nixcache_decomp_strerror(d));
+            break;
+
+        case NIXCACHE_DECOMP_ERR_OUTPUT:
+            if (job->status == 0) {
+                ngx_http_nixcache_upload_fail(job,
+                                              NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                              0, "%s", ing.errmsg);
+            }
+
+            break;
+
+        default:
+            ngx_http_nixcache_upload_fail(job, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                          0, "%s",
+                                          nixcache_decomp_strerror(d));
+            break;
+        }
+
+        goto done;
+    }
+
+    if (job->head_len < NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN
+        || ngx_memcmp(job->head, ngx_http_nixcache_nar_magic,
+                      NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN)
+           != 0)
+    {
+        ngx_http_nixcache_upload_fail(job, NGX_HTTP_BAD_REQUEST, 0, "%s",
+                                      "not a NAR (no nix-archive-1 header)");
+        goto done;
+    }
+
+    if (nixcache_ingest_finish(&ing) != 0 || nixcache_ingest_sync(&ing) != 0)
+    {
+        ngx_http_nixcache_upload_fail(job, NGX_HTTP_INTERNAL_SERVER_ERROR, 0,
+                                      "%s", ing.errmsg);
+        goto done;
+    }
+
+    job->nar = ing.nar;
+    job->nar.manifest = NULL;
+
+done:
+
+    nixcache_decomp_destroy(d);
+    nixcache_ingest_free(&ing);
+    job->ingest = NULL;
+
+    if (fd != NGX_INVALID_FILE) {
+        (void) ngx_close_file(fd);
+    }
+}
+
+
+/* Decompressed bytes: the NAR's first bytes are kept for the magic check. */
+
+static int
+ngx_http_nixcache_upload_out(void *data, const void *p, size_t n)
+{
+    ngx_http_nixcache_upload_job_t *job = data;
+
+    size_t  k;
+
+    if (job->head_len < NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN) {
+        k = ngx_min(n, NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN - job->head_len);
+        ngx_memcpy(job->head + job->head_len, p, k);
+        job->head_len += k;
+
+        /* garbage is refused before any of it is stored */
+
+        if (ngx_memcmp(job->head, ngx_http_nixcache_nar_magic, job->head_len)
+            != 0)
+        {
+            ngx_http_nixcache_upload_fail(job, NGX_HTTP_BAD_REQUEST, 0,
+                                          "%s", "not a NAR (no "
+                                          "nix-archive-1 header)");
+            return -1;
+        }
+    }
+
+    return nixcache_ingest_write(job->ingest, p, n);
+}
+
+
+static void
+ngx_http_nixcache_upload_fail(ngx_http_nixcache_upload_job_t *job,
+    ngx_uint_t status, ngx_err_t err, const char *fmt, const char *arg)
+{
+    u_char  *p, *last;
+
+    job->status = status;
+
+    last = job->err + NGX_HTTP_NIXCACHE_UPLOAD_ERR_LEN;
+
+    /* fmt is one of the few literal formats above: "%s" or "... %s" */
+
+    p = ngx_snprintf(job->err, last - job->err, fmt, arg);
+
+    if (err != 0 && p < last - 2) {
+        *p++ = ':';
+        *p++ = ' ';
+        p = ngx_strerror(err, p, last - p);
+    }
+
+    job->err_len = p - job->err;
+}
+
+
+static void
+ngx_http_nixcache_upload_cleanup(void *data)
+{
+    ngx_http_nixcache_upload_job_t *job = data;
+
+    if (job->manifest_fd != NGX_INVALID_FILE) {
+        (void) ngx_close_file(job->manifest_fd);
+        job->manifest_fd = NGX_INVALID_FILE;
+    }
+}
+
+
+/* Back on the event loop with the task's result. */
+
+static void
+ngx_http_nixcache_upload_ingested(ngx_event_t *ev)
+{
+    u_char                          *p;
+    size_t                           argvlen[2];
+    ngx_int_t                        rc;
+    const char                      *argv[2];
+    ngx_connection_t                *c;
+    ngx_http_request_t              *r;
+    ngx_http_nixcache_upload_job_t  *job;
+    ngx_http_nixcache_upload_ctx_t  *ctx;
+    ngx_http_nixcache_main_conf_t   *nmcf;
+
+    r = ev->data;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    r->main->blocked--;
+    r->aio = 0;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    job = ctx->job;
+
+    if (job->status != 0) {
+        if (job->status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "nixcache: upload of \"%V\" failed: %*s",
+                          &ctx->name, job->err_len, job->err);
+
+        } else {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "nixcache: upload of \"%V\" refused (%ui): %*s",
+                          &ctx->name, job->status, job->err_len, job->err);
+        }
+        rc = job->status;
+        goto finalize;
+    }
+
+    nixcache_nix32_encode((char *) ctx->nar32, job->nar.nar_hash,
+                          NIXCACHE_SHA256_LEN);
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "nixcache upload: \"%V\" is NAR %*s, %uL bytes",
+                   &ctx->name, (size_t) NIXCACHE_SHA256_NIX32_LEN,
+                   ctx->nar32, job->nar.nar_size);
+
+    nmcf = ngx_http_get_module_main_conf(r, ngx_http_nixcache_module);
+
+    ctx->window_size = nmcf->manifest_window * NIXCACHE_MANIFEST_ENTRY_LEN;
+    ctx->window = ngx_pnalloc(r->pool, ctx->window_size);
+
+    if (ctx->window == NULL
+        || ngx_http_nixcache_upload_key(r, &ctx->manifest_key,
+                                        NIXCACHE_KEY_MANIFEST,
+                                        sizeof(NIXCACHE_KEY_MANIFEST) - 1,
+                                        ctx->nar32,
+                                        NIXCACHE_SHA256_NIX32_LEN)
+           != NGX_OK
+        || ngx_http_nixcache_upload_key(r, &ctx->upload_key,
+                                        NIXCACHE_KEY_UPLOAD,
+                                        sizeof(NIXCACHE_KEY_UPLOAD) - 1,
+                                        ctx->name.data, ctx->name.len)
+           != NGX_OK)
+    {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto finalize;
+    }
+
+    /* a unique temporary key: "<manifest key>.tmp.<pid>.<n>" */
+
+    ctx->tmp_key.data = ngx_pnalloc(r->pool, ctx->manifest_key.len
+                                             + sizeof(".tmp..")
+                                             + 2 * NGX_INT_T_LEN);
+    if (ctx->tmp_key.data == NULL) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto finalize;
+    }
+
+    p = ngx_sprintf(ctx->tmp_key.data, "%V.tmp.%P.%ui", &ctx->manifest_key,
+                    ngx_pid, ngx_http_nixcache_upload_counter++);
+    ctx->tmp_key.len = p - ctx->tmp_key.data;
+
+    /* a manifest of that NarHash is content-addressed: one is enough */
+
+    argv[0] = "EXISTS";
+    argvlen[0] = sizeof("EXISTS") - 1;
+    argv[1] = (const char *) ctx->manifest_key.data;
+    argvlen[1] = ctx->manifest_key.len;
+
+    rc = ngx_http_nixcache_upload_command(r, ngx_http_nixcache_upload_exists,
+                                          2, argv, argvlen);
+    if (rc == NGX_OK) {
+
+        /* the body handler's hold ends; the command holds the request */
+
+        ngx_http_finalize_request(r, NGX_DONE);
+        goto done;
+    }
+
+finalize:
+
+    ngx_http_nixcache_upload_finalize(r, rc);
+
+done:
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_nixcache_upload_exists(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    ngx_int_t                        rc;
+    ngx_http_nixcache_upload_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+
+    if (ctx->done) {
+        ngx_http_finalize_request(r, NGX_DONE);
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        ngx_http_nixcache_upload_finalize(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return;
+    }
+
+    if (reply->integer == 1) {
+        ctx->sent = ctx->job->nar.manifest_len;
+    }
+
+    rc = ngx_http_nixcache_upload_window(r, ctx);
+
+    if (rc != NGX_OK) {
+        ngx_http_nixcache_upload_finalize(r, rc);
+        return;
+    }
+
+    ngx_http_finalize_request(r, NGX_DONE);
+}
+
+
+/*
+ * The next manifest window to the temporary key (SET with a TTL for the
+ * first, so an abandoned upload's key expires, APPEND for the others);
+ * after the last one, the atomic rename; once the manifest is in place,
+ * the upload record.
+ */
+
+static ngx_int_t
+ngx_http_nixcache_upload_window(ngx_http_request_t *r,
+    ngx_http_nixcache_upload_ctx_t *ctx)
+{
+    size_t                           n, argvlen[5];
+    ssize_t                          got;
+    const char                      *argv[5];
+    ngx_http_nixcache_upload_job_t  *job;
+
+    job = ctx->job;
+
+    if (ctx->sent == job->nar.manifest_len) {
+
+        /* in place: "upload:<name>" says which NAR that file was */
+
+        argv[0] = "SET";
+        argv[1] = (const char *) ctx->upload_key.data;
+        argv[2] = (const char *) ctx->nar32;
+        argv[3] = "EX";
+        argv[4] = NGX_HTTP_NIXCACHE_UPLOAD_KEY_TTL;
+
+        argvlen[0] = sizeof("SET") - 1;
+        argvlen[1] = ctx->upload_key.len;
+        argvlen[2] = NIXCACHE_SHA256_NIX32_LEN;
+        argvlen[3] = sizeof("EX") - 1;
+        argvlen[4] = sizeof(NGX_HTTP_NIXCACHE_UPLOAD_KEY_TTL) - 1;
+
+        ctx->sent++;        /* past the end: the next reply is the last */
+
+        return ngx_http_nixcache_upload_command(r,
+                                        ngx_http_nixcache_upload_recorded,
+                                        5, argv, argvlen);
+    }
+
+    n = job->nar.manifest_len - ctx->sent;
+
+    if (n == 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (n > ctx->window_size) {
+        n = ctx->window_size;
+    }
+
+    got = pread(job->manifest_fd, ctx->window, n, (off_t) ctx->sent);
+
+    if (got != (ssize_t) n) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log,
+                      got == -1 ? ngx_errno : 0,
+                      "nixcache: upload of \"%V\": cannot read the manifest "
+                      "file", &ctx->name);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->sent == 0) {
+        argv[0] = "SET";
+        argv[1] = (const char *) ctx->tmp_key.data;
+        argv[2] = (const char *) ctx->window;
+        argv[3] = "EX";
+        argv[4] = NGX_HTTP_NIXCACHE_UPLOAD_TMP_TTL;
+
+        argvlen[0] = sizeof("SET") - 1;
+        argvlen[1] = ctx->tmp_key.len;
+        argvlen[2] = n;
+        argvlen[3] = sizeof("EX") - 1;
+        argvlen[4] = sizeof(NGX_HTTP_NIXCACHE_UPLOAD_TMP_TTL) - 1;
+
+        ctx->sent = n;
+
+        if (ngx_http_nixcache_upload_command(r,
+                                        ngx_http_nixcache_upload_appended,
+                                        5, argv, argvlen)
+            != NGX_OK)
+        {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+    } else {
+        argv[0] = "APPEND";
+        argv[1] = (const char *) ctx->tmp_key.data;
+        argv[2] = (const char *) ctx->window;
+
+        argvlen[0] = sizeof("APPEND") - 1;
+        argvlen[1] = ctx->tmp_key.len;
+        argvlen[2] = n;
+
+        ctx->sent += n;
+
+        if (ngx_http_nixcache_upload_command(r,
+                                        ngx_http_nixcache_upload_appended,
+                                        3, argv, argvlen)
+            != NGX_OK)
+        {
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+    }
+
+    if (ctx->sent < job->nar.manifest_len) {
+        return NGX_OK;
+    }
+
+    /* after the last window the rename, pipelined: replies come in order */
+
+    return ngx_http_nixcache_upload_rename(r, ctx);
+}
+
+
+/*
+ * The temporary key becomes the manifest unless one is there already
+ * (written by a concurrent upload of the same NAR, or by the CLI: it
+ * describes the same stored frames), and loses its TTL; atomically.
+ */
+
+static ngx_int_t
+ngx_http_nixcache_upload_rename(ngx_http_request_t *r,
+    ngx_http_nixcache_upload_ctx_t *ctx)
+{
+    size_t       argvlen[5];
+    const char  *argv[5];
+
+    static const char  rename_script[] =
+        "local ok = redis.call('RENAMENX', KEYS[1], KEYS[2]) "
+        "redis.call('PERSIST', KEYS[2]) "
+        "redis.call('DEL', KEYS[1]) "
+        "return ok";
+
+    argv[0] = "EVAL";
+    argv[1] = rename_script;
+    argv[2] = "2";
+    argv[3] = (const char *) ctx->tmp_key.data;
+    argv[4] = (const char *) ctx->manifest_key.data;
+
+    argvlen[0] = sizeof("EVAL") - 1;
+    argvlen[1] = sizeof(rename_script) - 1;
+    argvlen[2] = 1;
+    argvlen[3] = ctx->tmp_key.len;
+    argvlen[4] = ctx->manifest_key.len;
+
+    /* on failure the window command is queued: its handler sees "done" */
+
+    return ngx_http_nixcache_upload_command(r,
+                                            ngx_http_nixcache_upload_renamed,
+                                            5, argv, argvlen);
+}
+
+
+static void
+ngx_http_nixcache_upload_appended(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    ngx_int_t                        rc;
+    ngx_http_nixcache_upload_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+
+    if (ctx->done) {
+        ngx_http_finalize_request(r, NGX_DONE);
+        return;
+    }
+
+    if (reply == NULL) {
+        ngx_http_nixcache_upload_finalize(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return;
+    }
+
+    if (ctx->sent < ctx->job->nar.manifest_len) {
+        rc = ngx_http_nixcache_upload_window(r, ctx);
+
+        if (rc != NGX_OK) {
+            ngx_http_nixcache_upload_finalize(r, rc);
+            return;
+        }
+    }
+
+    /* else the rename is queued behind this APPEND already */
+
+    ngx_http_finalize_request(r, NGX_DONE);
+}
+
+
+static void
+ngx_http_nixcache_upload_renamed(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    ngx_int_t                        rc;
+    ngx_http_nixcache_upload_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+
+    if (ctx->done) {
+        ngx_http_finalize_request(r, NGX_DONE);
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        ngx_http_nixcache_upload_finalize(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "nixcache upload: manifest \"%V\" %s", &ctx->manifest_key,
+                   reply->integer ? "stored" : "was there already");
+
+    rc = ngx_http_nixcache_upload_window(r, ctx);
+
+    if (rc != NGX_OK) {
+        ngx_http_nixcache_upload_finalize(r, rc);
+        return;
+    }
+
+    ngx_http_finalize_request(r, NGX_DONE);
+}
+
+
+static void
+ngx_http_nixcache_upload_recorded(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    ngx_http_nixcache_upload_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+
+    if (ctx->done) {
+        ngx_http_finalize_request(r, NGX_DONE);
+        return;
+    }
+
+    if (reply == NULL) {
+        ngx_http_nixcache_upload_finalize(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "nixcache: uploaded \"%V\": NAR %*s, %uL bytes, "
+                  "%uD chunks", &ctx->name,
+                  (size_t) NIXCACHE_SHA256_NIX32_LEN, ctx->nar32,
+                  ctx->job->nar.nar_size, ctx->job->nar.chunk_count);
+
+    ngx_http_nixcache_upload_finalize(r,
+                                ngx_http_nixcache_upload_reply(r,
+                                                         NGX_HTTP_CREATED));
+}
+
+
+/* HEAD nar/<name>: was that file name uploaded? */
+
+static ngx_int_t
+ngx_http_nixcache_upload_head(ngx_http_request_t *r, ngx_str_t *name)
+{
+    size_t                           argvlen[2];
+    nixcache_decomp_e                kind;
+    const char                      *argv[2];
+    ngx_http_nixcache_upload_ctx_t  *ctx;
+
+    if (ngx_http_nixcache_upload_nar_name(name, &kind) != NGX_OK) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_nixcache_upload_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_nixcache_module);
+
+    if (ngx_http_nixcache_upload_key(r, &ctx->upload_key,
+                                     NIXCACHE_KEY_UPLOAD,
+                                     sizeof(NIXCACHE_KEY_UPLOAD) - 1,
+                                     name->data, name->len)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    argv[0] = "EXISTS";
+    argvlen[0] = sizeof("EXISTS") - 1;
+    argv[1] = (const char *) ctx->upload_key.data;
+    argvlen[1] = ctx->upload_key.len;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (ngx_http_nixcache_upload_command(r,
+                                         ngx_http_nixcache_upload_head_reply,
+                                         2, argv, argvlen)
+        != NGX_OK)
+    {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_nixcache_upload_head_reply(ngx_http_request_t *r,
+    redisReply *reply, void *data)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return;
+    }
+
+    if (reply->integer != 1) {
+        ngx_http_finalize_request(r, NGX_HTTP_NOT_FOUND);
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_nixcache_upload_reply(r,
+                                                              NGX_HTTP_OK));
+}
+
+
+/* narinfo uploads -------------------------------------------------------- */
+
+
+static ngx_int_t
+ngx_http_nixcache_upload_narinfo(ngx_http_request_t *r, ngx_str_t *hash)
+{
+    ngx_int_t                        rc;
+    ngx_http_nixcache_upload_ctx_t  *ctx;
+
+    if (r->headers_in.content_length_n > NIXCACHE_NARINFO_MAX_LEN) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upload of \"%V.narinfo\": larger than %d "
+                      "bytes", hash, NIXCACHE_NARINFO_MAX_LEN);
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_nixcache_upload_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->hash = *hash;
+    ctx->name.data = hash->data;
+    ctx->name.len = hash->len + sizeof(".narinfo") - 1;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_nixcache_module);
+
+    rc = ngx_http_read_client_request_body(r,
+                                       ngx_http_nixcache_upload_narinfo_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_nixcache_upload_narinfo_body(ngx_http_request_t *r)
+{
+    off_t                            len;
+    u_char                          *p;
+    ssize_t                          n;
+    ngx_int_t                        rc;
+    ngx_buf_t                       *b;
+    ngx_chain_t                     *cl;
+    ngx_http_nixcache_upload_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upload of \"%V\": empty body", &ctx->name);
+        ngx_http_finalize_request(r, NGX_HTTP_BAD_REQUEST);
+        return;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl != NULL; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len > NIXCACHE_NARINFO_MAX_LEN) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upload of \"%V\": larger than %d bytes",
+                      &ctx->name, NIXCACHE_NARINFO_MAX_LEN);
+        ngx_http_finalize_request(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE);
+        return;
+    }
+
+    ctx->text = ngx_pnalloc(r->pool, len + 1);
+    if (ctx->text == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    p = ctx->text;
+
+    /* small (at most 64 KiB): memory, or a file the body spilled to */
+
+    for (cl = r->request_body->bufs; cl != NULL; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+
+            p += n;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    /* a last line without its newline is taken as it is meant */
+
+    if (p > ctx->text && p[-1] != '\n') {
+        *p++ = '\n';
+    }
+
+    ctx->text_len = p - ctx->text;
+
+    rc = ngx_http_nixcache_upload_narinfo_check(r, ctx);
+
+    /* NGX_DONE: the body handler's hold ends, the command holds it */
+
+    ngx_http_finalize_request(r, rc == NGX_OK ? NGX_DONE : rc);
+}
+
+
+static ngx_int_t
+ngx_http_nixcache_upload_narinfo_check(ngx_http_request_t *r,
+    ngx_http_nixcache_upload_ctx_t *ctx)
+{
+    size_t               n, argvlen[4];
+    const char          *err, *base, *argv[4];
+    unsigned char        digest[NIXCACHE_SHA256_LEN];
+    nixcache_narinfo_t  *ni;
+
+    ni = &ctx->ni;
+
+    if (nixcache_narinfo_parse(ni, (const char *) ctx->text, ctx->text_len,
+                               &err)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upload of \"%V\" refused: %s", &ctx->name,
+                      err);
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    base = ni->store_path.data + ni->store_path.len;
+
+    while (base > ni->store_path.data && base[-1] != '/') {
+        base--;
+    }
+
+    n = ni->store_path.data + ni->store_path.len - base;
+
+    if (n <= ctx->hash.len
+        || ngx_strncmp(base, ctx->hash.data, ctx->hash.len) != 0
+        || base[ctx->hash.len] != '-')
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upload of \"%V\" refused: StorePath "
+                      "\"%*s\" is not that path", &ctx->name,
+                      ni->store_path.len, ni->store_path.data);
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (nixcache_hash_parse(digest, ni->nar_hash.data, ni->nar_hash.len)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upload of \"%V\" refused: NarHash is not "
+                      "sha256", &ctx->name);
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    nixcache_nix32_encode((char *) ctx->nar32, digest, NIXCACHE_SHA256_LEN);
+
+    if (ngx_http_nixcache_upload_key(r, &ctx->manifest_key,
+                                     NIXCACHE_KEY_MANIFEST,
+                                     sizeof(NIXCACHE_KEY_MANIFEST) - 1,
+                                     ctx->nar32, NIXCACHE_SHA256_NIX32_LEN)
+        != NGX_OK
+        || ngx_http_nixcache_upload_key(r, &ctx->narinfo_key,
+                                        NIXCACHE_KEY_NARINFO,
+                                        sizeof(NIXCACHE_KEY_NARINFO) - 1,
+                                        ctx->hash.data, ctx->hash.len)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    argv[0] = "GETRANGE";
+    argv[1] = (const char *) ctx->manifest_key.data;
+    argv[2] = "0";
+    argv[3] = "95";
+
+    argvlen[0] = sizeof("GETRANGE") - 1;
+    argvlen[1] = ctx->manifest_key.len;
+    argvlen[2] = 1;
+    argvlen[3] = 2;
+
+    if (ngx_http_nixcache_upload_command(r,
+                                 ngx_http_nixcache_upload_narinfo_manifest,
+                                 4, argv, argvlen)
+        != NGX_OK)
+    {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_nixcache_upload_narinfo_manifest(ngx_http_request_t *r,
+    redisReply *reply, void *data)
+{
+    size_t                           n, argvlen[3];
+    u_char                          *p;
+    const char                      *argv[3];
+    unsigned char                    digest[NIXCACHE_SHA256_LEN];
+    nixcache_narinfo_t              *ni;
+    nixcache_manifest_header_t       h;
+    ngx_http_nixcache_upload_ctx_t  *ctx;
+
+    char  nar_hash[NIXCACHE_HASH_STR_LEN];
+    char  file_hash[NIXCACHE_HASH_STR_LEN];
+    char  url[sizeof("nar/.nar.zst") - 1 + NIXCACHE_SHA256_NIX32_LEN];
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    ni = &ctx->ni;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
+        ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return;
+    }
+
+    nixcache_hash_parse(digest, ni->nar_hash.data, ni->nar_hash.len);
+
+    if (nixcache_manifest_header_decode(&h, (unsigned char *) reply->str,
+                                        reply->len)
+        != 0
+        || h.nar_size != ni->nar_size
+        || ngx_memcmp(h.nar_hash, digest, NIXCACHE_SHA256_LEN) != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upload of \"%V\" refused: NAR not uploaded "
+                      "or NarHash mismatch (no NAR of %uL bytes with "
+                      "NarHash %*s here)", &ctx->name, ni->nar_size,
+                      ni->nar_hash.len, ni->nar_hash.data);
+
+        ngx_http_finalize_request(r, NGX_HTTP_BAD_REQUEST);
+        return;
+    }
+
+    /* the cache's own URL and compression, the stored frames' hash */
+
+    nixcache_hash_format(nar_hash, h.nar_hash);
+    nixcache_hash_format(file_hash, h.file_hash);
+
+    p = ngx_cpymem(url, "nar/", sizeof("nar/") - 1);
+    p = ngx_cpymem(p, ctx->nar32, NIXCACHE_SHA256_NIX32_LEN);
+    p = ngx_cpymem(p, ".nar.zst", sizeof(".nar.zst") - 1);
+
+    ni->url.data = url;
+    ni->url.len = p - (u_char *) url;
+    ni->compression.data = "zstd";
+    ni->compression.len = sizeof("zstd") - 1;
+    ni->file_hash.data = file_hash;
+    ni->file_hash.len = NIXCACHE_HASH_STR_LEN;
+    ni->file_size = h.file_size;
+    ni->nar_hash.data = nar_hash;
+    ni->nar_hash.len = NIXCACHE_HASH_STR_LEN;
+
+    n = nixcache_narinfo_render(NULL, 0, ni);
+
+    ctx->rendered = ngx_pnalloc(r->pool, n + 1);
+    if (ctx->rendered == NULL
+        || nixcache_narinfo_render((char *) ctx->rendered, n + 1, ni) != n)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ctx->rendered_len = n;
+
+    argv[0] = "SET";
+    argv[1] = (const char *) ctx->narinfo_key.data;
+    argv[2] = (const char *) ctx->rendered;
+
+    argvlen[0] = sizeof("SET") - 1;
+    argvlen[1] = ctx->narinfo_key.len;
+    argvlen[2] = ctx->rendered_len;
+
+    if (ngx_http_nixcache_upload_command(r,
+                                    ngx_http_nixcache_upload_narinfo_stored,
+                                    3, argv, argvlen)
+        != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return;
+    }
+
+    ngx_http_finalize_request(r, NGX_DONE);
+}
+
+
+static void
+ngx_http_nixcache_upload_narinfo_stored(ngx_http_request_t *r,
+    redisReply *reply, void *data)
+{
+    ngx_http_nixcache_upload_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+
+    if (reply == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "nixcache: uploaded \"%V\": %*s", &ctx->name,
+                  ctx->ni.store_path.len, ctx->ni.store_path.data);
+
+    ngx_http_finalize_request(r, ngx_http_nixcache_upload_reply(r,
+                                                         NGX_HTTP_CREATED));
+}
+
+
+/* helpers ---------------------------------------------------------------- */
+
+
+/* PUT of what this cache does not keep: the body is read and dropped. */
+
+static ngx_int_t
+ngx_http_nixcache_upload_discard(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_nixcache_upload_reply(r, NGX_HTTP_NO_CONTENT);
+}
+
+
+/*
+ * Queues a command for this request and holds the request for its reply:
+ * each reply handler ends with one ngx_http_finalize_request().
+ */
+
+static ngx_int_t
+ngx_http_nixcache_upload_command(ngx_http_request_t *r,
+    ngx_http_nixcache_redis_pt handler, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    if (ngx_http_nixcache_redis_command(r, handler, NULL, argc, argv,
+                                        argvlen)
+        != NGX_OK)
+    {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    r->main->count++;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_nixcache_upload_key(ngx_http_request_t *r, ngx_str_t *key,
+    const char *kind, size_t kind_len, u_char *name, size_t len)
+{
+    u_char                        *p;
+    ngx_http_nixcache_loc_conf_t  *nlcf;
+
+    nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
+
+    key->len = nlcf->prefix.len + kind_len + len;
+    key->data = ngx_pnalloc(r->pool, key->len + 1);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(key->data, nlcf->prefix.data, nlcf->prefix.len);
+    p = ngx_cpymem(p, kind, kind_len);
+    p = ngx_cpymem(p, name, len);
+    *p = '\0';
+
+    return NGX_OK;
+}
+
+
+/* A response without a body. */
+
+static ngx_int_t
+ngx_http_nixcache_upload_reply(ngx_http_request_t *r, ngx_uint_t status)
+{
+    ngx_int_t  rc;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = 0;
+    r->header_only = 1;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_send_special(r, NGX_HTTP_LAST);
+}
+
+
+/*
+ * The end of a NAR upload, from the task's event handler or a reply
+ * handler: one finalization for the body's hold on the request.
+ */
+
+static void
+ngx_http_nixcache_upload_finalize(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_http_nixcache_upload_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+
+    if (ctx->done) {
+        ngx_http_finalize_request(r, NGX_DONE);
+        return;
+    }
+
+    ctx->done = 1;
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+char *
+ngx_http_nixcache_upload_merge_conf(ngx_conf_t *cf,
+    ngx_http_nixcache_loc_conf_t *prev, ngx_http_nixcache_loc_conf_t *conf)
+{
+    ngx_conf_merge_value(conf->upload, prev->upload, 0);
+    ngx_conf_merge_str_value(conf->upload_thread_pool,
+                             prev->upload_thread_pool, "default");
+
+    if (!conf->upload || !conf->enable) {
+        return NGX_CONF_OK;
+    }
+
+#if (NGX_THREADS)
+
+    conf->upload_pool = ngx_thread_pool_add(cf, &conf->upload_thread_pool);
+
+    if (conf->upload_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+
+#else
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"nixcache_upload on\" requires nginx built with "
+                       "threads (--with-threads)");
+    return NGX_CONF_ERROR;
+
+#endif
+}

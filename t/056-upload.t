@@ -1,0 +1,623 @@
+# Uploads through the module (nixcache_upload on), request by request as
+# `nix copy --to http://...` sends them, and every way they can go wrong:
+# the NAR in each compression, NarHash or NarSize mismatch, a StorePath
+# for another URL, oversized or malformed narinfos, unknown compression,
+# garbage, truncated bodies and wrong Content-Length, uploads off, Redis
+# down, an unwritable chunk directory, concurrent uploads of one NAR.
+#
+# Fixture NARs are written under the prefix "fix:" (their chunks in the
+# harness's chunk dir); the cache under test uses "up:" and its own chunk
+# directory, so whatever it serves came through the upload.
+
+use lib 't/lib';
+use Nixcache::Test;
+run_tests();
+__DATA__
+
+=== TEST 1: a NAR uploaded as .nar.xz, then its narinfo: served back
+--- fixture
+add_nar(name => 'a', prefix => 'fix:',
+        content => join('', map { "line $_ " . ('x' x ($_ % 97)) . "\n" }
+                               1 .. 20000));
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+        client_max_body_size 0;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+xz -c $TEST_NIXCACHE_FIX_a_NAR > $TEST_NIXCACHE_DIR/a.nar.xz
+status HEAD nar/someupload.nar.xz 404
+put nar/someupload.nar.xz $TEST_NIXCACHE_DIR/a.nar.xz 201
+status HEAD nar/someupload.nar.xz 200
+no_keys 'up:narinfo:*'
+narinfo a
+put $TEST_NIXCACHE_FIX_a_HASH.narinfo $TEST_NIXCACHE_DIR/a.narinfo 201
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_a_NARHASH.nar
+--- response_body_file: $TEST_NIXCACHE_FIX_a_NAR
+--- post
+source t/lib/upload.sh
+curl -s $U/$TEST_NIXCACHE_FIX_a_HASH.narinfo > $TEST_NIXCACHE_DIR/got
+grep -qx "URL: nar/$TEST_NIXCACHE_FIX_a_NARHASH.nar.zst" $TEST_NIXCACHE_DIR/got
+grep -qx "Compression: zstd" $TEST_NIXCACHE_DIR/got
+grep -qx "StorePath: $TEST_NIXCACHE_FIX_a_STOREPATH" $TEST_NIXCACHE_DIR/got
+grep -qx "NarSize: $TEST_NIXCACHE_FIX_a_NARSIZE" $TEST_NIXCACHE_DIR/got
+curl -s $U/nar/$TEST_NIXCACHE_FIX_a_NARHASH.nar.zst | zstd -dc \
+    | cmp - $TEST_NIXCACHE_FIX_a_NAR
+no_keys 'up:manifest:*.tmp.*'
+[ "$(rcli GET up:upload:someupload.nar.xz)" = $TEST_NIXCACHE_FIX_a_NARHASH ]
+[ "$(rcli TTL up:manifest:$TEST_NIXCACHE_FIX_a_NARHASH)" = -1 ]
+no_temp_files
+--- error_log
+nixcache: uploaded "someupload.nar.xz": NAR
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: .nar (none), .nar.zst and .nar.bz2 of the same NAR: one copy
+--- fixture
+add_nar(name => 'a', prefix => 'fix:',
+        content => join('', map { "row $_ " . ('y' x ($_ % 89)) . "\n" }
+                               1 .. 20000));
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+        client_max_body_size 0;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+d=$TEST_NIXCACHE_DIR
+zstd -q -19 -c $TEST_NIXCACHE_FIX_a_NAR > $d/a.nar.zst
+bzip2 -c $TEST_NIXCACHE_FIX_a_NAR > $d/a.nar.bz2
+put nar/plain.nar $TEST_NIXCACHE_FIX_a_NAR 201
+n=$(find $d/up -type f | wc -l)
+[ "$n" -gt 3 ] || { echo "only $n chunks"; exit 1; }
+put nar/z.nar.zst $d/a.nar.zst 201
+put nar/b.nar.bz2 $d/a.nar.bz2 201
+[ "$(find $d/up -type f | wc -l)" = $n ] || { echo "new chunks"; exit 1; }
+narinfo a
+put $TEST_NIXCACHE_FIX_a_HASH.narinfo $d/a.narinfo 201
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_a_NARHASH.nar
+--- response_body_file: $TEST_NIXCACHE_FIX_a_NAR
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: the narinfo claims another NarHash: 400, nothing visible
+--- fixture
+add_nar(name => 'a', prefix => 'fix:', content => "the real one\n" x 5000);
+add_nar(name => 'b', prefix => 'fix:', content => "another one\n" x 5000);
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+        client_max_body_size 0;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+put nar/x.nar $TEST_NIXCACHE_FIX_b_NAR 201
+--- request
+PUT /$TEST_NIXCACHE_FIX_a_HASH.narinfo
+StorePath: $TEST_NIXCACHE_FIX_a_STOREPATH
+URL: nar/x.nar
+Compression: none
+NarHash: sha256:$TEST_NIXCACHE_FIX_a_NARHASH
+NarSize: $TEST_NIXCACHE_FIX_a_NARSIZE
+References: 
+--- error_code: 400
+--- post
+source t/lib/upload.sh
+no_keys 'up:narinfo:*'
+status GET $TEST_NIXCACHE_FIX_a_HASH.narinfo 404
+--- error_log
+NAR not uploaded or NarHash mismatch
+--- no_error_log
+[error]
+
+
+
+=== TEST 4: the right NarHash with a wrong NarSize: 400
+--- fixture
+add_nar(name => 'a', prefix => 'fix:', content => "sized\n" x 5000);
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+put nar/x.nar $TEST_NIXCACHE_FIX_a_NAR 201
+narinfo a '' 12345
+put $TEST_NIXCACHE_FIX_a_HASH.narinfo $TEST_NIXCACHE_DIR/a.narinfo 400
+--- request
+GET /$TEST_NIXCACHE_FIX_a_HASH.narinfo
+--- error_code: 404
+--- error_log
+NAR not uploaded or NarHash mismatch
+--- no_error_log
+[error]
+
+
+
+=== TEST 5: a narinfo whose NAR was never uploaded: 400
+--- fixture
+add_nar(name => 'a', prefix => 'fix:', content => "never sent\n");
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+    }
+--- init
+source t/lib/upload.sh
+narinfo a
+--- request
+PUT /$TEST_NIXCACHE_FIX_a_HASH.narinfo
+StorePath: $TEST_NIXCACHE_FIX_a_STOREPATH
+URL: nar/x.nar
+Compression: none
+NarHash: sha256:$TEST_NIXCACHE_FIX_a_NARHASH
+NarSize: $TEST_NIXCACHE_FIX_a_NARSIZE
+References: 
+--- error_code: 400
+--- post
+source t/lib/upload.sh
+no_keys 'up:*'
+--- no_error_log
+[error]
+
+
+
+=== TEST 6: StorePath of another path than the URL's hash: 400
+--- fixture
+add_nar(name => 'a', prefix => 'fix:', content => "a\n" x 100);
+add_nar(name => 'b', prefix => 'fix:', content => "b\n" x 100);
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+put nar/a.nar $TEST_NIXCACHE_FIX_a_NAR 201
+--- request
+PUT /$TEST_NIXCACHE_FIX_b_HASH.narinfo
+StorePath: $TEST_NIXCACHE_FIX_a_STOREPATH
+URL: nar/a.nar
+Compression: none
+NarHash: sha256:$TEST_NIXCACHE_FIX_a_NARHASH
+NarSize: $TEST_NIXCACHE_FIX_a_NARSIZE
+References: 
+--- error_code: 400
+--- post
+source t/lib/upload.sh
+no_keys 'up:narinfo:*'
+--- error_log
+is not that path
+--- no_error_log
+[error]
+
+
+
+=== TEST 7: a narinfo that does not parse: 400
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+    }
+--- request
+PUT /0123456789abcdfghijklmnpqrsvwxyz.narinfo
+StorePath: /nix/store/0123456789abcdfghijklmnpqrsvwxyz-x
+--- error_code: 400
+--- error_log
+refused
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: an oversized narinfo (Content-Length over 64 KiB): 413
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+        client_max_body_size 1m;
+    }
+--- request eval
+"PUT /0123456789abcdfghijklmnpqrsvwxyz.narinfo\n" . ("Sig: x\n" x 10000)
+--- error_code: 413
+--- error_log
+larger than 65536 bytes
+--- no_error_log
+[error]
+
+
+
+=== TEST 9: an oversized narinfo in chunked encoding: 413 after reading
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+        client_max_body_size 1m;
+    }
+--- raw_request eval
+"PUT /0123456789abcdfghijklmnpqrsvwxyz.narinfo HTTP/1.1\r\nHost: x\r\n"
+. "Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+. "11170\r\n" . ("Sig: x\n" x 10000) . "\r\n0\r\n\r\n"
+--- error_code: 413
+--- no_error_log
+[error]
+
+
+
+=== TEST 10: unknown compression or a name that is not <x>.nar[.ext]: 400
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+    }
+--- init
+source t/lib/upload.sh
+echo data > $TEST_NIXCACHE_DIR/f
+put nar/abc.nar.br $TEST_NIXCACHE_DIR/f 400
+put nar/abc.tar $TEST_NIXCACHE_DIR/f 400
+put nar/.nar $TEST_NIXCACHE_DIR/f 400
+put nar/a%20b.nar $TEST_NIXCACHE_DIR/f 400
+put nar/sub/abc.nar $TEST_NIXCACHE_DIR/f 400
+--- request
+PUT /nar/abc.nar.gz
+data
+--- error_code: 400
+--- post
+source t/lib/upload.sh
+no_keys '*'
+no_temp_files
+--- error_log
+is not <name>.nar[.xz|.zst|.bz2]
+--- no_error_log
+[error]
+
+
+
+=== TEST 11: garbage as .nar.xz, .nar.zst, .nar.bz2 and .nar: 400
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+head -c 100000 /dev/urandom > $TEST_NIXCACHE_DIR/g
+put nar/g.nar.zst $TEST_NIXCACHE_DIR/g 400
+put nar/g.nar.bz2 $TEST_NIXCACHE_DIR/g 400
+put nar/g.nar $TEST_NIXCACHE_DIR/g 400
+--- request
+PUT /nar/g.nar.xz
+this is not xz
+--- error_code: 400
+--- post
+source t/lib/upload.sh
+no_keys '*'
+no_temp_files
+--- error_log
+corrupt xz stream
+corrupt zstd stream
+corrupt bzip2 stream
+not a NAR
+--- no_error_log
+[error]
+
+
+
+=== TEST 12: a truncated .nar.xz (complete request, stream cut): 400
+--- fixture
+add_nar(name => 'a', prefix => 'fix:', content => "cut me\n" x 50000);
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+        client_max_body_size 0;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+xz -c $TEST_NIXCACHE_FIX_a_NAR > $TEST_NIXCACHE_DIR/full.xz
+head -c $(( $(stat -c %s $TEST_NIXCACHE_DIR/full.xz) - 100 )) \
+    $TEST_NIXCACHE_DIR/full.xz > $TEST_NIXCACHE_DIR/cut.xz
+put nar/cut.nar.xz $TEST_NIXCACHE_DIR/cut.xz 400
+--- request
+GET /nix-cache-info
+--- post
+source t/lib/upload.sh
+no_keys 'nixcache:*'
+no_temp_files
+--- error_log
+truncated xz stream
+--- no_error_log
+[error]
+
+
+
+=== TEST 13: the client sends less than its Content-Length and waits
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+        client_body_timeout 1s;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+perl -MIO::Socket::INET -e '
+    my $s = IO::Socket::INET->new("127.0.0.1:$ENV{TEST_NIXCACHE_PORT}")
+        or die;
+    print $s "PUT /nar/short.nar HTTP/1.1\r\nHost: x\r\n",
+             "Content-Length: 100000\r\n\r\n",
+             "\x0d\0\0\0\0\0\0\0nix-archive-1\0\0\0", "x" x 1000;
+    local $/; my $answer = <$s>;      # nginx gives up after 1 s
+    exit 0;'
+--- request
+GET /nix-cache-info
+--- post
+source t/lib/upload.sh
+no_keys '*'
+no_temp_files
+grep -q '"PUT /nar/short.nar HTTP/1.1" 408 ' $TEST_NIXCACHE_LOGS/access.log
+--- no_error_log
+[error]
+
+
+
+=== TEST 14: the client closes before its Content-Length: nothing stored
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+perl -MIO::Socket::INET -e '
+    my $s = IO::Socket::INET->new("127.0.0.1:$ENV{TEST_NIXCACHE_PORT}")
+        or die;
+    print $s "PUT /nar/closed.nar HTTP/1.1\r\nHost: x\r\n",
+             "Content-Length: 1000000\r\n\r\n", "x" x 300000;
+    close $s;'
+sleep 0.5
+--- request
+GET /nix-cache-info
+--- post
+source t/lib/upload.sh
+no_keys '*'
+no_temp_files
+[ -z "$(find $TEST_NIXCACHE_DIR/up -type f)" ]
+--- error_log
+client prematurely closed connection
+--- no_error_log
+[error]
+
+
+
+=== TEST 15: Content-Length shorter than the body: the NAR is cut, 400
+--- fixture
+add_nar(name => 'a', prefix => 'fix:', content => "longer\n" x 5000);
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+zstd -q -c $TEST_NIXCACHE_FIX_a_NAR > $TEST_NIXCACHE_DIR/a.zst
+put nar/a.nar.zst $TEST_NIXCACHE_DIR/a.zst 400 -H 'Content-Length: 100'
+--- request
+GET /nix-cache-info
+--- post
+source t/lib/upload.sh
+no_keys 'nixcache:*'
+no_temp_files
+--- error_log
+truncated zstd stream
+--- no_error_log
+[error]
+
+
+
+=== TEST 16: uploads off (the default): PUT is 405 as before
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+    }
+--- request
+PUT /nar/x.nar.xz
+data
+--- error_code: 405
+--- response_headers
+Allow: GET, HEAD
+--- no_error_log
+[error]
+
+
+
+=== TEST 17: nix-cache-info and .ls uploads are accepted and dropped
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+    }
+--- init
+source t/lib/upload.sh
+echo '{"version":1}' > $TEST_NIXCACHE_DIR/ls
+put 0123456789abcdfghijklmnpqrsvwxyz.ls $TEST_NIXCACHE_DIR/ls 204
+put nosuchthing $TEST_NIXCACHE_DIR/ls 404
+--- request
+PUT /nix-cache-info
+StoreDir: /nix/store
+--- error_code: 204
+--- post
+source t/lib/upload.sh
+no_keys '*'
+[ "$(curl -s $U/nix-cache-info | grep -c Priority)" = 1 ]
+
+
+
+=== TEST 18: four concurrent uploads of the same NAR, then the narinfo
+--- fixture
+add_nar(name => 'a', prefix => 'fix:',
+        content => join('', map { "c $_ " . ('z' x ($_ % 113)) . "\n" }
+                               1 .. 30000));
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+        client_max_body_size 0;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+xz -0 -c $TEST_NIXCACHE_FIX_a_NAR > $TEST_NIXCACHE_DIR/a.xz
+for i in 1 2 3 4; do
+    (put nar/same.nar.xz $TEST_NIXCACHE_DIR/a.xz 201 > $TEST_NIXCACHE_DIR/r$i
+     echo ok >> $TEST_NIXCACHE_DIR/r$i) &
+done
+wait
+for i in 1 2 3 4; do
+    grep -qx ok $TEST_NIXCACHE_DIR/r$i || { cat $TEST_NIXCACHE_DIR/r$i; exit 1; }
+done
+narinfo a
+put $TEST_NIXCACHE_FIX_a_HASH.narinfo $TEST_NIXCACHE_DIR/a.narinfo 201
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_a_NARHASH.nar
+--- response_body_file: $TEST_NIXCACHE_FIX_a_NAR
+--- post
+source t/lib/upload.sh
+no_keys 'up:manifest:*.tmp.*'
+[ -z "$(find $TEST_NIXCACHE_DIR/up -name '*.tmp.*')" ]
+--- no_error_log
+[error]
+
+
+
+=== TEST 19: Redis down: the NAR upload and the narinfo upload get 503
+--- fixture
+add_nar(name => 'a', prefix => 'fix:', content => "redis\n" x 1000);
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+narinfo a
+$TEST_NIXCACHE_REDIS_CTL stop
+put nar/a.nar $TEST_NIXCACHE_FIX_a_NAR 503
+--- request
+PUT /$TEST_NIXCACHE_FIX_a_HASH.narinfo
+StorePath: $TEST_NIXCACHE_FIX_a_STOREPATH
+URL: nar/x.nar
+Compression: none
+NarHash: sha256:$TEST_NIXCACHE_FIX_a_NARHASH
+NarSize: $TEST_NIXCACHE_FIX_a_NARSIZE
+References: 
+--- error_code: 503
+--- no_error_log
+[alert]
+
+
+
+=== TEST 20: an unwritable chunk directory: 500 and a clear error
+--- fixture
+add_nar(name => 'a', prefix => 'fix:', content => "nowhere\n" x 1000);
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/file/chunks;
+        nixcache_upload on;
+    }
+--- init
+source t/lib/upload.sh
+echo > $TEST_NIXCACHE_DIR/file
+put nar/a.nar $TEST_NIXCACHE_FIX_a_NAR 500
+no_keys 'nixcache:*'
+--- request
+GET /nix-cache-info
+--- error_log eval
+[qr/\[error\].*upload of "a.nar" failed: cannot (?:open|write) chunk bafkrei\w+: Not a directory/]
+
+
+
+=== TEST 21: nixcache_upload_thread_pool names a pool thread_pool defines
+--- main_config
+thread_pool uploads threads=2;
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+        nixcache_upload_thread_pool uploads;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+--- request
+PUT /nar/x.nar
+x
+--- error_code: 400
+--- error_log
+not a NAR
+--- no_error_log
+[error]
+
+
+
+=== TEST 22: an unknown thread pool fails nginx -t
+--- must_die
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks /tmp;
+        nixcache_upload on;
+        nixcache_upload_thread_pool nosuchpool;
+    }
+--- error_log
+unknown thread pool "nosuchpool"
