@@ -140,6 +140,8 @@ ok "$([ $((all * 100)) -lt $((flat_sum * MAX_TOTAL_PCT)) ]; echo $?)" \
 
 chmod -R a+rX "$CHUNKS"
 nginx_start "
+    sendfile on;
+
     server {
         listen 127.0.0.1:@PORT@;
         location / {
