@@ -36,12 +36,15 @@ CLI         := $(BUILD)/nixcache
 
 .PHONY: all module cli deps unit test test-hup test-valgrind test-sendfile-off \
         readme run clean bench-tools FORCE
-.PHONY: fuzz fuzz-build fuzz-smoke
+.PHONY: fuzz fuzz-build fuzz-smoke bench-deps
 
 all: module cli
 
 deps:
 	@tools/deps.sh
+
+bench-deps:
+	@tools/deps.sh --bench
 
 module: $(MODULE)
 
