@@ -18,6 +18,9 @@
  *                                rewritten
  *   ngx_http_nixcache_auth.c     tokens (push, read) and narinfo signing
  *                                keys
+ *   ngx_http_nixcache_evict.c    the disk tier's size limit: least
+ *                                recently used chunks removed by a
+ *                                thread pool task of worker 0
  */
 
 #ifndef NGX_HTTP_NIXCACHE_H
@@ -78,6 +81,8 @@ typedef struct {
     ngx_uint_t                 s3_max_connections;     /* per worker */
     size_t                     s3_write_bytes; /* write-through in flight */
     ngx_http_nixcache_s3_worker_t *s3_worker;  /* per-worker state */
+
+    ngx_array_t               *evict;  /* one evictor per chunk directory */
 } ngx_http_nixcache_main_conf_t;
 
 
@@ -105,6 +110,10 @@ typedef struct {
 
     /* the S3 tier (ngx_http_nixcache_s3.c) */
     ngx_http_nixcache_s3_conf_t  s3;
+
+    /* the disk tier's size limit (ngx_http_nixcache_evict.c) */
+    off_t                      chunks_max_size;        /* 0: no limit */
+    ngx_msec_t                 chunks_evict_interval;
 } ngx_http_nixcache_loc_conf_t;
 
 
@@ -216,6 +225,22 @@ char *ngx_http_nixcache_s3_merge_conf(ngx_conf_t *cf,
     ngx_http_nixcache_s3_conf_t *prev, ngx_http_nixcache_s3_conf_t *conf);
 ngx_int_t ngx_http_nixcache_s3_init_process(ngx_cycle_t *cycle);
 void ngx_http_nixcache_s3_exit_process(ngx_cycle_t *cycle);
+
+
+/*
+ * The disk tier's size limit (nixcache_chunks_max_size): directives,
+ * merge (registers one evictor per chunk directory), the evictor's timer
+ * in worker 0, and the serving path's note that a chunk was used (bumps
+ * its mtime through the open fd at most once a minute).
+ */
+char *ngx_http_nixcache_evict_max_size(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_nixcache_evict_create_conf(ngx_http_nixcache_loc_conf_t *conf);
+char *ngx_http_nixcache_evict_merge_conf(ngx_conf_t *cf,
+    ngx_http_nixcache_loc_conf_t *prev, ngx_http_nixcache_loc_conf_t *conf);
+ngx_int_t ngx_http_nixcache_evict_init_process(ngx_cycle_t *cycle);
+void ngx_http_nixcache_evict_touch(ngx_http_request_t *r, ngx_fd_t fd,
+    ngx_file_info_t *fi);
 
 
 /*

@@ -196,6 +196,22 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
       offsetof(ngx_http_nixcache_main_conf_t, s3_max_connections),
       NULL },
 
+    /* the disk tier's size limit: ngx_http_nixcache_evict.c */
+
+    { ngx_string("nixcache_chunks_max_size"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_nixcache_evict_max_size,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("nixcache_chunks_evict_interval"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, chunks_evict_interval),
+      NULL },
+
     /* access and signing: ngx_http_nixcache_auth.c */
 
     { ngx_string("nixcache_sign_key"),
@@ -1006,6 +1022,7 @@ ngx_http_nixcache_create_loc_conf(ngx_conf_t *cf)
     nlcf->upload_max_nar_size = NGX_CONF_UNSET;
 
     ngx_http_nixcache_s3_create_conf(&nlcf->s3);
+    ngx_http_nixcache_evict_create_conf(nlcf);
 
     return nlcf;
 }
@@ -1033,6 +1050,10 @@ ngx_http_nixcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (ngx_http_nixcache_s3_merge_conf(cf, &prev->s3, &conf->s3)
         != NGX_CONF_OK)
     {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_nixcache_evict_merge_conf(cf, prev, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -1078,7 +1099,11 @@ ngx_http_nixcache_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_http_nixcache_s3_init_process(cycle);
+    if (ngx_http_nixcache_s3_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_nixcache_evict_init_process(cycle);
 }
 
 

@@ -968,6 +968,8 @@ ngx_http_nixcache_nar_open(ngx_http_request_t *r,
 
     file->offset = 0;
 
+    ngx_http_nixcache_evict_touch(r, file->fd, &fi);
+
     return NGX_OK;
 
 failed:
