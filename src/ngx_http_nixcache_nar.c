@@ -1418,10 +1418,8 @@ ngx_http_nixcache_nar_s3_stop(ngx_http_nixcache_nar_ctx_t *ctx)
  * copies in flight are bounded per worker; beyond, and without threads,
  * the chunk is simply not kept (it is fetched again next time).
  *
- * The disk tier's size limit (LRU eviction) is not enforced here yet: an
- * evictor would account the bytes written here and remove the least
- * recently used files; a NAR being served survives it (an open file stays
- * readable, a missing one comes from S3).
+ * The disk tier's size limit is kept by ngx_http_nixcache_evict.c, which
+ * walks the directory: nothing to account here.
  */
 
 static void
