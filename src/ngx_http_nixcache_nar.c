@@ -1151,8 +1151,9 @@ ngx_http_nixcache_nar_s3_get(ngx_http_request_t *r,
 
     if (ctx->fetches == NULL) {
         ctx->nfetches = ctx->s3->prefetch;
-        ctx->fetches = ngx_pcalloc(r->pool, ctx->nfetches
-                                         * sizeof(ngx_http_nixcache_nar_fetch_t));
+        ctx->fetches = ngx_pcalloc(r->pool,
+                                   ctx->nfetches
+                                   * sizeof(ngx_http_nixcache_nar_fetch_t));
         if (ctx->fetches == NULL) {
             return NGX_ERROR;
         }
