@@ -215,7 +215,7 @@ to_s3();
         nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
         nixcache_chunks_max_size 16m;
         nixcache_chunks_evict_interval 1s;
-        limit_rate 1m;
+        limit_rate 512k;
     }
 --- request
 GET /nar/$TEST_NIXCACHE_FIX_A_NARHASH.nar.zst
