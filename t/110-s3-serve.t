@@ -22,9 +22,17 @@ BEGIN {
 }
 
 my $S3DIR = File::Temp::tempdir('nixcache-s3-XXXXXX',
-                                DIR => $ENV{TMPDIR} // '/tmp',
-                                CLEANUP => 1);
+                                DIR => $ENV{TMPDIR} // '/tmp');
 my $s3 = start_s3rver("$S3DIR/s3", 'nixcache');
+
+# Stopped here, first of the END blocks (defined last): s3rver-ctl needs
+# the pid file in $S3DIR, which a File::Temp clean-up would remove first.
+END {
+    my $status = $?;
+    stop_s3rver($s3) if $s3;
+    system('rm', '-rf', $S3DIR) if $S3DIR;
+    $? = $status;
+}
 
 sub creds {
     my ($name, $text) = @_;
