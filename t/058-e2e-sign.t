@@ -34,7 +34,7 @@ K=$T/keys
 mkdir -p "$K"
 nix-store --generate-binary-cache-key team-a-1 "$K/a.sk" "$K/a.pk"
 ok $? "nix-store --generate-binary-cache-key team-a-1"
-"$NIXCACHE" keygen team-b-1 "$K/b.sk" "$K/b.pk"
+"$NIXCACHE" keygen team-b-1 "$K/b.sk" "$K/b.pk" > /dev/null
 ok $? "nixcache keygen team-b-1"
 nix-store --generate-binary-cache-key team-a-1 "$K/w.sk" "$K/w.pk"
 ok $? "a wrong key of the same name"
