@@ -1,4 +1,3 @@
-
 /*
  * ngx_http_nixcache_module: access tokens and narinfo signing keys.
  *
