@@ -626,7 +626,6 @@ ngx_http_nixcache_upload_ingested(ngx_event_t *ev)
     u_char                          *p;
     size_t                           argvlen[2];
     ngx_int_t                        rc;
-    ngx_uint_t                       level;
     const char                      *argv[2];
     ngx_connection_t                *c;
     ngx_http_request_t              *r;
@@ -646,12 +645,16 @@ ngx_http_nixcache_upload_ingested(ngx_event_t *ev)
     job = ctx->job;
 
     if (job->status != 0) {
-        level = (job->status >= NGX_HTTP_INTERNAL_SERVER_ERROR)
-                ? NGX_LOG_ERR : NGX_LOG_INFO;
+        if (job->status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "nixcache: upload of \"%V\" failed: %*s",
+                          &ctx->name, job->err_len, job->err);
 
-        ngx_log_error(level, c->log, 0,
-                      "nixcache: upload of \"%V\" refused (%ui): %*s",
-                      &ctx->name, job->status, job->err_len, job->err);
+        } else {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "nixcache: upload of \"%V\" refused (%ui): %*s",
+                          &ctx->name, job->status, job->err_len, job->err);
+        }
         rc = job->status;
         goto finalize;
     }
@@ -676,8 +679,9 @@ ngx_http_nixcache_upload_ingested(ngx_event_t *ev)
                                         ctx->nar32,
                                         NIXCACHE_SHA256_NIX32_LEN)
            != NGX_OK
-        || ngx_http_nixcache_upload_key(r, &ctx->upload_key, "upload:",
-                                        sizeof("upload:") - 1,
+        || ngx_http_nixcache_upload_key(r, &ctx->upload_key,
+                                        NIXCACHE_KEY_UPLOAD,
+                                        sizeof(NIXCACHE_KEY_UPLOAD) - 1,
                                         ctx->name.data, ctx->name.len)
            != NGX_OK)
     {
@@ -1032,9 +1036,10 @@ ngx_http_nixcache_upload_head(ngx_http_request_t *r, ngx_str_t *name)
 
     ngx_http_set_ctx(r, ctx, ngx_http_nixcache_module);
 
-    if (ngx_http_nixcache_upload_key(r, &ctx->upload_key, "upload:",
-                                     sizeof("upload:") - 1, name->data,
-                                     name->len)
+    if (ngx_http_nixcache_upload_key(r, &ctx->upload_key,
+                                     NIXCACHE_KEY_UPLOAD,
+                                     sizeof(NIXCACHE_KEY_UPLOAD) - 1,
+                                     name->data, name->len)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

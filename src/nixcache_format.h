@@ -25,6 +25,8 @@
  *
  *   <prefix>narinfo:<store hash, 32 nix32 chars>   narinfo text (string)
  *   <prefix>manifest:<NarHash, 52 nix32 chars>     manifest (binary string)
+ *   <prefix>upload:<NAR file name>                 NarHash of an uploaded
+ *                                                  file (module, 1 day TTL)
  *
  * The narinfo text is stored as the cache serves it with
  * "Compression: zstd" and "URL: nar/<NarHash nix32>.nar.zst"; FileHash and
@@ -33,6 +35,7 @@
 #define NIXCACHE_DEFAULT_PREFIX          "nixcache:"
 #define NIXCACHE_KEY_NARINFO             "narinfo:"
 #define NIXCACHE_KEY_MANIFEST            "manifest:"
+#define NIXCACHE_KEY_UPLOAD              "upload:"
 
 /*
  * Write order is the durability contract: every chunk file is durable

@@ -320,7 +320,8 @@ nixcache_narinfo_fingerprint_out(nixcache_out_t *o,
      * (a narinfo has few references, and Nix writes them sorted anyway).
      */
 
-    refs = ni->references.data;
+    /* an absent References line leaves data NULL: no arithmetic on it */
+    refs = ni->references.len ? ni->references.data : "";
     end = refs + ni->references.len;
     last = NULL;
     llen = 0;

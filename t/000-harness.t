@@ -44,7 +44,7 @@ Server: ^nginx
 
 
 
-=== TEST 3: response_body_file and a byte range of it
+=== TEST 3: response_body_file and a byte range of it (sendfile on by default)
 --- no_module
 --- init
 head -c 100000 /dev/urandom > $TEST_NIXCACHE_DIR/blob
@@ -61,6 +61,8 @@ Range: bytes=1000-1999
 Content-Range: bytes 1000-1999/100000
 --- response_body_file: $TEST_NIXCACHE_DIR/blob
 --- response_body_file_range: 1000-1999
+--- error_log
+sendfile: @1000 1000
 
 
 

@@ -1,6 +1,7 @@
 # The harness must be able to fail: a block file where every check is
 # wrong on purpose is run, and each of those checks must come out "not ok"
-# (while its neighbours still pass).  Also runs t/000-harness.t in the
+# (while its neighbours still pass).  Also: a port taken between blocks, a
+# test file killed by SIGKILL (nothing may survive it), and t/000 in the
 # HUP-reload mode.
 
 use strict;
@@ -15,6 +16,20 @@ my $root = abs_path(dirname(__FILE__) . '/..');
 chdir $root or die "chdir $root: $!";
 
 my $dir = tempdir('nixcache-fails-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+
+sub slurp_pid {
+    my ($path) = @_;
+    open my $fh, '<', $path or return ();
+    my ($pid) = (<$fh> // '') =~ /^(\d+)/;
+    return $pid // ();
+}
+
+# alive and not a zombie
+sub running {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/stat" or return 0;
+    return (<$fh> // '') !~ /^\d+ \(.*\) [ZX]/s;
+}
 
 sub tap_of {
     my ($file, %env) = @_;
@@ -252,6 +267,62 @@ EOF
                             HELD_PORT => $port);
     is($rc, 0, 'a block whose port is taken moves to a free one')
         or diag($out);
+}
+
+# A test file killed by SIGKILL leaves nothing running: its watchdog stops
+# nginx, redis-server and what init started.
+{
+    require POSIX;
+    my $tmp = tempdir('nixcache-kill-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    chmod 0755, $tmp;
+    open my $fh, '>', "$dir/slow.t" or die;
+    print {$fh} <<'EOF';
+use lib 't/lib';
+use Nixcache::Test;
+run_tests();
+__DATA__
+
+=== TEST 1: init that takes long
+--- no_module
+--- config
+    location / { return 204; }
+--- init
+sleep 60 &
+echo $! > $TEST_NIXCACHE_TMP/bg.pid
+sleep 60
+--- request
+GET /
+EOF
+    close $fh;
+
+    my $pid = fork // die;
+    if ($pid == 0) {
+        $ENV{TMPDIR} = $tmp;
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>&', \*STDOUT;
+        exec($^X, "-I$root/t/lib", "$dir/slow.t") or POSIX::_exit(127);
+    }
+
+    my ($t, @pids);
+    for (1 .. 200) {
+        ($t) = glob "$tmp/nixcache-t-*";
+        @pids = map { slurp_pid($_) } "$t/logs/nginx.pid",
+                                      "$t/redis/redis.pid", "$t/bg.pid"
+            if $t;
+        last if @pids == 3;
+        select undef, undef, undef, 0.05;
+    }
+    is(scalar @pids, 3, 'nginx, redis-server and an init child run');
+    ok(!grep({ !running($_) } @pids), '... all alive');
+
+    kill 'KILL', $pid;
+    waitpid $pid, 0;
+    my $until = time + 10;
+    select undef, undef, undef, 0.1 while grep({ running($_) } @pids)
+                                          && time < $until;
+    ok(!grep({ running($_) } @pids),
+       'after SIGKILL of the test file they are all gone')
+        or diag('still running: ' . join ' ', grep { running($_) } @pids);
 }
 
 # t/000 again, with one nginx reloaded by HUP between blocks

@@ -9,6 +9,8 @@ use warnings;
 
 use Digest::SHA qw(sha256);
 use File::Path qw(make_path);
+use IO::Socket::INET;
+use POSIX ();
 use IPC::Run ();
 use Test::More;
 
@@ -247,6 +249,48 @@ like($err, qr/ 1 narinfos/, 'prefix "x*:": one narinfo');
 ($rc, $out, $err) = verify('--prefix', 'xy:');
 is($rc, 1, 'prefix "xy:" has the junk');
 redis_cmd('DEL', 'xy:narinfo:' . hash_of($small));
+
+
+# Redis failing after the connection: exit 2 ------------------------------
+
+# A fake Redis that answers PING, then does $after to the next command.
+# Its process leaves by _exit: END blocks would stop the real Redis.
+sub fake_redis {
+    my ($after) = @_;
+    my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                    Listen => 1, ReuseAddr => 1)
+        or die "listen: $!";
+    my $port = $srv->sockport;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        alarm 10;
+        my $c = $srv->accept or POSIX::_exit(0);
+        my $buf = '';
+        sysread($c, $buf, 65536) or POSIX::_exit(0);
+        syswrite($c, "+PONG\r\n");
+        sysread($c, $buf, 65536) or POSIX::_exit(0);
+        syswrite($c, $after) if $after ne '';
+        close $c;
+        POSIX::_exit(0);
+    }
+    close $srv;
+    return ("127.0.0.1:$port", $pid);
+}
+
+for my $case ([ 'an error reply to SCAN', "-ERR boom\r\n",
+                qr/SCAN: unexpected reply/ ],
+              [ 'the connection closed', '',
+                qr/Redis at 127\.0\.0\.1:\d+: / ])
+{
+    my ($what, $reply, $msg) = @$case;
+    my ($addr, $pid) = fake_redis($reply);
+    ($rc, $out, $err) = nixcache('verify', '--redis', $addr, '--chunks',
+                                 $chunks);
+    waitpid($pid, 0);
+    is($rc, 2, "Redis failing ($what): exit 2");
+    like($err, $msg, "Redis failing ($what): message");
+    like($err, qr/verify stopped: /, "Redis failing ($what): summary says so");
+}
 
 
 # Chunks --------------------------------------------------------------------

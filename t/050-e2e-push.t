@@ -6,7 +6,11 @@
 # none).  Nix checks every NarHash; we also compare the trees with the
 # originals and check from the access log which URLs were fetched.
 #
-# Also, with the real client: signatures handed on by push (require-sigs),
+# nginx runs with sendfile on (as deployed); .nar.zst is also fetched
+# through a location with sendfile off.
+#
+# Also, with the real client: signatures handed on by push and made by
+# push --sign-key (require-sigs),
 # `nix-store --realise` with the cache as a substituter, FileHash/FileSize
 # against the bytes served, a reload, Redis dropping the connections, a
 # missing or damaged chunk (the copy fails, nothing registered), a path
@@ -100,6 +104,18 @@ nginx_start "
             nixcache_nar_compression none;
         }
 
+        location /nosendfile/ {
+            nixcache on;
+            nixcache_chunks $CHUNKS;
+            sendfile off;
+        }
+
+        location /signed/ {
+            nixcache on;
+            nixcache_chunks $CHUNKS;
+            nixcache_redis_prefix signed:;
+        }
+
         location /fault/ {
             nixcache on;
             nixcache_chunks $T/chunks-fault;
@@ -142,6 +158,15 @@ is "$(access_count "\"GET /nar/$H52\.nar\.zst HTTP/1\.1\" 200 ")" 6 \
 is "$(access_count "\"GET /(plain/)?nar/$H52\.nar HTTP")" 0 \
    "no .nar fetched in zst mode"
 
+# --- the same with sendfile off (chunk files read into memory buffers) -------
+
+DST=$T/dst-nosendfile
+run_ok "nix copy --from the cache (.nar.zst, sendfile off)" \
+    substitute "$URL/nosendfile" "$DST" "${PUSHED[@]}"
+check_copy "$SRC" "$DST" ".nar.zst, sendfile off" "${PUSHED[@]}"
+is "$(access_count "\"GET /nosendfile/nar/$H52\.nar\.zst HTTP/1\.1\" 200 ")" 6 \
+   "6 .nar.zst fetched with 200 under /nosendfile/"
+
 # --- substitution through .nar (decompressed by the module) ------------------
 
 DST=$T/dst-plain
@@ -172,6 +197,20 @@ run_ok "signatures required: the content-addressed paths need none" \
     nix_fresh nix copy --option require-sigs true \
         --option trusted-public-keys "$(cat "$T/pk2")" \
         --from "$URL" --to "$T/dst-ca" "${FIX[text]}" "${FIX[tree]}"
+
+# push --sign-key: the cache's own signature, next to the one from the store.
+run_ok "nixcache push --sign-key (another key) e2e-top" \
+    "$NIXCACHE" push --redis "$REDIS_ADDR" --chunks "$CHUNKS" \
+        --prefix signed: --sign-key "$T/sk2" --store "$SRC" -r "${FIX[top]}"
+chmod -R a+rX "$CHUNKS"
+ni=$(curl -s "$URL/signed/$(basename "${FIX[top]}" | cut -c1-32).narinfo")
+like "$ni" "Sig: e2e-other-1:" "the narinfo has the push key's signature"
+like "$ni" "Sig: e2e-test-1:" "... and keeps the store's"
+run_ok "signatures required, only the push key trusted: nix copy e2e-top" \
+    nix_fresh nix copy --option require-sigs true \
+        --option trusted-public-keys "$(cat "$T/pk2")" \
+        --from "$URL/signed" --to "$T/dst-signed2" "${FIX[top]}"
+check_copy "$SRC" "$T/dst-signed2" "signed by push" "${FIX[top]}"
 
 # --- realisation through substituters, as a user would ----------------------
 

@@ -78,6 +78,12 @@ nginx_start "
     server {
         listen 127.0.0.1:@PORT@;
         $locations
+
+        location /resigned/ {
+            nixcache on;
+            nixcache_chunks $CHUNKS;
+            nixcache_redis_prefix e2e-resigned:;
+        }
     }"
 ok $? "nginx with the module started" || bail_out "no nginx"
 URL=http://127.0.0.1:$NGINX_PORT
@@ -100,8 +106,20 @@ for c in $COMPRESSIONS; do
     check_copy "$SRC" "$DST" "$c" "${PATHS[@]}"
 done
 
+# import --sign-key: the cache signs what it imports with its own key.
+nix-store --generate-binary-cache-key e2e-cache-1 "$T/sk-cache" "$T/pk-cache"
+run_ok "nixcache import --sign-key of the xz cache" \
+    "$NIXCACHE" import --redis "$REDIS_ADDR" --chunks "$CHUNKS" \
+        --prefix "e2e-resigned:" --sign-key "$T/sk-cache" "$T/flat-xz"
+chmod -R a+rX "$CHUNKS"
+run_ok "signatures required, only the cache's key trusted: nix copy" \
+    nix_fresh nix copy --option require-sigs true \
+        --option trusted-public-keys "$(cat "$T/pk-cache")" \
+        --from "$URL/resigned" --to "$T/dst-resigned" "${PATHS[@]}"
+check_copy "$SRC" "$T/dst-resigned" "re-signed" "${PATHS[@]}"
+
 is "$(access_count "\"GET /[a-z0-9]+/nar/$H52\.nar\.zst HTTP/1\.1\" 200 ")" \
-   $((N * 4)) "every NAR came from the module as .nar.zst with 200"
+   $((N * 5)) "every NAR came from the module as .nar.zst with 200"
 
 # The four imports hold the same NARs: their chunks are stored once.
 bytes=$(find "$CHUNKS" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')

@@ -34,7 +34,8 @@ for v in $VERSIONS; do
     tgz=$NPM_CACHE/typescript-$v.tgz
     if [ ! -s "$tgz" ]; then
         command -v npm > /dev/null || skip_all "npm not installed"
-        (cd "$NPM_CACHE" && npm pack --silent "typescript@$v" \
+        (cd "$NPM_CACHE" && npm pack --silent --fetch-timeout=30000 \
+             --fetch-retries=1 "typescript@$v" \
             > /dev/null 2>&1) \
             || { rm -f "$tgz"; skip_all "npm registry unreachable"; }
     fi
@@ -67,6 +68,15 @@ chmod 0755 "$CHUNKS"
 
 chunk_bytes() {
     find "$CHUNKS" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# Redis holds the rest: manifests (40 bytes per chunk) and narinfos.
+redis_bytes() {
+    local k n=0
+    for k in $(redis --scan --pattern 'nixcache:*'); do
+        n=$((n + $(redis STRLEN "$k")))
+    done
+    echo $n
 }
 
 pct() {
@@ -107,14 +117,17 @@ for v in $VERSIONS; do
     flat_sum=$((flat_sum + flat)) nar_sum=$((nar_sum + nar))
 done
 
-note "sum of NAR sizes:            $nar_sum"
-note "sum of zstd flat NAR files:  $flat_sum"
-note "chunk directory (all):       $stored"
-note "ratio chunks / flat:         $(pct $stored $flat_sum)%"
-note "ratio chunks / NAR:          $(pct $stored $nar_sum)%"
-ok "$([ $((stored * 100)) -lt $((flat_sum * MAX_TOTAL_PCT)) ]; echo $?)" \
-   "all versions take $(pct $stored $flat_sum)% of the flat caches" \
-   "(< $MAX_TOTAL_PCT%)"
+note "sum of NAR sizes:              $nar_sum"
+note "sum of zstd flat NAR files:    $flat_sum"
+note "chunk directory (all):         $stored"
+meta=$(redis_bytes)
+note "manifests + narinfos (Redis):  $meta"
+note "ratio chunks / flat:           $(pct $stored $flat_sum)%"
+note "ratio chunks / NAR:            $(pct $stored $nar_sum)%"
+all=$((stored + meta))
+ok "$([ $((all * 100)) -lt $((flat_sum * MAX_TOTAL_PCT)) ]; echo $?)" \
+   "all versions, chunks and Redis, take $(pct $all $flat_sum)% of the" \
+   "flat caches (< $MAX_TOTAL_PCT%)"
 
 # --- and they still come back intact -----------------------------------------
 

@@ -582,7 +582,7 @@ no_keys 'nixcache:*'
 --- request
 GET /nix-cache-info
 --- error_log eval
-[qr/\[error\].*upload of "a.nar" refused \(500\): cannot (?:open|write) chunk bafkrei\w+: Not a directory/]
+[qr/\[error\].*upload of "a.nar" failed: cannot (?:open|write) chunk bafkrei\w+: Not a directory/]
 
 
 

@@ -353,8 +353,7 @@ while ($mid < $kills && time < $budget) {
         open STDIN, '<', '/dev/null';
         open STDOUT, '>', '/dev/null';
         open STDERR, '>', "$T/push.err";
-        exec $Nixcache::Cli::CLI, @push;
-        exit 127;
+        exec($Nixcache::Cli::CLI, @push) or POSIX::_exit(127);
     }
 
     my $start = time;

@@ -348,17 +348,17 @@ block('Range header of 9 KB: nginx refuses it',
 
 block('100 headers: served',
       raw => qq{"GET /$H.narinfo HTTP/1.1\\r\\nHost: x\\r\\n"}
-             . qq{ . join('', map { "X-H-\$_: v\\r\\n" } 1 .. 100)}
+             . qq{ . CORE::join('', map { "X-H-\$_: v\\r\\n" } 1 .. 100)}
              . qq{ . "Connection: close\\r\\n\\r\\n"},
       code => 200, body_file => $NARINFO);
 block('1000 headers: nginx refuses them (400)',
       raw => qq{"GET /$H.narinfo HTTP/1.1\\r\\nHost: x\\r\\n"}
-             . qq{ . join('', map { "X-H-\$_: v\\r\\n" } 1 .. 1000)}
+             . qq{ . CORE::join('', map { "X-H-\$_: v\\r\\n" } 1 .. 1000)}
              . qq{ . "Connection: close\\r\\n\\r\\n"},
       code => 400);
 block('5000 headers: nginx refuses them (400)',
       raw => qq{"GET /$H.narinfo HTTP/1.1\\r\\nHost: x\\r\\n"}
-             . qq{ . join('', map { "X-Header-\$_: value\\r\\n" } 1 .. 5000)}
+             . qq{ . CORE::join('', map { "X-Header-\$_: value\\r\\n" } 1 .. 5000)}
              . qq{ . "Connection: close\\r\\n\\r\\n"},
       code => 400);
 block('one 10 KB header: 400',

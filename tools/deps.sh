@@ -17,6 +17,8 @@ packages=(
     libtest-base-perl libtest-longstring-perl liblist-moreutils-perl
     libtext-diff-perl libipc-run-perl libhttp-message-perl liburi-perl
     curl wrk time python3 python3-botocore valgrind
+    # fuzzing (make fuzz, t/095): clang and its libFuzzer runtime
+    clang libclang-rt-14-dev
 )
 
 missing=()

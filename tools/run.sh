@@ -85,6 +85,7 @@ http {
         location / {
             nixcache on;
             nixcache_chunks $DATA/chunks;
+            client_max_body_size 0;     # NAR uploads, if nixcache_upload on
         }
     }
 }

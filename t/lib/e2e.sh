@@ -239,6 +239,7 @@ http {
     uwsgi_temp_path $n/uwsgi;
     scgi_temp_path $n/scgi;
     default_type application/octet-stream;
+    sendfile on;
 
     nixcache_redis $REDIS_ADDR;
 

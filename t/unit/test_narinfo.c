@@ -285,6 +285,21 @@ main(void)
            "/gnu/st/xi3f2pz4v48y7ixc8ziasr88svp006jj-a",
            "references take StorePath's directory");
 
+    /* no References line at all (found by fuzz/fuzz_narinfo.c: the
+     * fingerprint did arithmetic on its NULL data, which UBSan flags) */
+
+    ok(parse(&ni,
+           "StorePath: /nix/store/xi3f2pz4v48y7ixc8ziasr88svp006jj-a\n"
+           "URL: x\n"
+           "NarHash: sha256:1c174hx52y9pmql9903b83ri2jgvpbir4bw"
+           "h36r21j5d45ng6hcc\n"
+           "NarSize: 1\n", &err) == 0,
+       "parse without a References line (%s)", err);
+    n = nixcache_narinfo_fingerprint(fp, sizeof(fp), &ni);
+    is_str(fp, n, "1;/nix/store/xi3f2pz4v48y7ixc8ziasr88svp006jj-a;"
+           "sha256:1c174hx52y9pmql9903b83ri2jgvpbir4bwh36r21j5d45ng6hcc;1;",
+           "fingerprint without a References line");
+
     /* a real CA path: empty References, Sig, CA */
 
     ok(nixcache_narinfo_parse(&ni, DEP_TXT, strlen(DEP_TXT), &err) == 0,

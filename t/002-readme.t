@@ -1,0 +1,83 @@
+# README.md stays true: its directive table is DESIGN.md's, every directive
+# the module defines is documented, every CLI command is described, its
+# nginx example is accepted by nginx, and its links resolve.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Temp qw(tempdir);
+use Test::More;
+
+my $root = abs_path(dirname(__FILE__) . '/..');
+chdir $root or die "chdir $root: $!";
+
+sub slurp {
+    my ($path) = @_;
+    open my $fh, '<', $path or die "$path: $!";
+    local $/;
+    return <$fh>;
+}
+
+sub directive_table {
+    my ($text) = @_;
+    my ($t) = $text =~ /(\| directive \| context \| default \| meaning \|\n(?:\|.*\|\n)+)/;
+    return $t;
+}
+
+my $readme = slurp('README.md');
+my $design = slurp('docs/DESIGN.md');
+
+my $table = directive_table($readme);
+ok(defined $table, 'README has a directive table');
+is($table, directive_table($design),
+   'README directive table is the one in docs/DESIGN.md');
+
+my %documented = map { $_ => 1 } ($table // '') =~ /^\| `(nixcache\w*)/mg;
+my %defined;
+for my $src (glob 'src/ngx_http_nixcache*.c') {
+    $defined{$_} = 1 for slurp($src) =~ /ngx_string\("(nixcache\w*)"\)/g;
+}
+ok(%defined, 'the module defines directives');
+for my $d (sort keys %defined) {
+    ok($documented{$d}, "directive $d is documented");
+}
+for my $d (sort keys %documented) {
+    ok($defined{$d}, "documented directive $d exists");
+}
+
+SKIP: {
+    skip 'CLI not built', 1 unless -x 'build/nixcache';
+    my $help = `build/nixcache --help 2>&1`;
+    my @cmds = $help =~ /^  (\w+)\s{2,}/mg;
+    ok(@cmds >= 2, 'nixcache --help lists commands');
+    for my $c (@cmds) {
+        like($readme, qr/nixcache $c\b/, "README describes nixcache $c");
+    }
+}
+
+# The nginx example is a configuration nginx accepts, with our module.
+SKIP: {
+    my $module = "$root/build/ngx_http_nixcache_module.so";
+    skip 'module not built', 1 unless -f $module;
+    my ($example) = $readme =~ /```nginx\n(.*?)```/s;
+    my $dir = tempdir('nixcache-readme-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    mkdir "$dir/logs";
+    $example =~ s{/path/to/build/}{$root/build/}g;
+    $example =~ s{/var/lib/nixcache}{$dir}g;
+    $example =~ s{/etc/nixcache/}{$root/t/auth/}g;    # test keys, tokens
+    open my $fh, '>', "$dir/nginx.conf" or die;
+    print {$fh} "pid $dir/nginx.pid;\nerror_log $dir/logs/error.log;\n",
+                $example;
+    close $fh;
+    my $out = `nginx -t -p $dir/ -c $dir/nginx.conf -e $dir/logs/error.log 2>&1`;
+    is($?, 0, 'the README nginx example passes nginx -t') or diag($out);
+}
+
+my %seen;
+for my $link (grep { !$seen{$_}++ } $readme =~ /\]\(((?:docs|t)\/[^)#]+)/g) {
+    ok(-e $link, "README link $link exists");
+}
+
+done_testing();
