@@ -35,13 +35,16 @@ MODULE      := $(BUILD)/ngx_http_nixcache_module.so
 CLI         := $(BUILD)/nixcache
 
 .PHONY: all module cli deps unit test test-hup test-valgrind test-sendfile-off \
-        run clean bench-tools FORCE
-.PHONY: fuzz fuzz-build fuzz-smoke
+        readme run clean bench-tools FORCE
+.PHONY: fuzz fuzz-build fuzz-smoke bench-deps
 
 all: module cli
 
 deps:
 	@tools/deps.sh
+
+bench-deps:
+	@tools/deps.sh --bench
 
 module: $(MODULE)
 
@@ -149,6 +152,10 @@ test-valgrind: deps
 test-sendfile-off: deps
 	@$(MAKE) --no-print-directory all
 	@TEST_NIXCACHE_SENDFILE=off t/run-all $(MODULE_TESTS)
+
+# README's directive table is a copy of docs/DESIGN.md's (t/002 checks)
+readme:
+	@tools/readme-sync.pl
 
 run: deps
 	@$(MAKE) --no-print-directory all

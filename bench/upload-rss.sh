@@ -141,8 +141,8 @@ got=$(curl -sf "$U/nar/$NARHASH.nar.zst" | zstd -dc | sha256sum | cut -d' ' -f1)
 
 chunks=$(find "$T/chunks" -type f | wc -l)
 stored=$(du -sk "$T/chunks" | cut -f1)
-secs=$(echo "$end - $start" | bc)
-echo "upload of $SIZE_MIB MiB: ${secs%???????} s, $chunks chunks," \
+secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
+echo "upload of $SIZE_MIB MiB: $secs s, $chunks chunks," \
      "$stored KiB stored"
 echo "worker RSS: before $before KiB, max during $max KiB, after $after KiB;" \
      "VmHWM $(hwm) KiB"

@@ -60,6 +60,7 @@ typedef struct {
 
     /* uploads (ngx_http_nixcache_upload.c) */
     ngx_flag_t                 upload;
+    off_t                      upload_max_nar_size;    /* 0: no limit */
     ngx_str_t                  upload_thread_pool;
 #if (NGX_THREADS)
     ngx_thread_pool_t         *upload_pool;

@@ -159,6 +159,13 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
       offsetof(ngx_http_nixcache_loc_conf_t, upload),
       NULL },
 
+    { ngx_string("nixcache_upload_max_nar_size"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_off_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, upload_max_nar_size),
+      NULL },
+
     { ngx_string("nixcache_upload_thread_pool"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -922,6 +929,7 @@ ngx_http_nixcache_create_loc_conf(ngx_conf_t *cf)
     nlcf->priority = NGX_CONF_UNSET_UINT;
     nlcf->compression = NGX_CONF_UNSET_UINT;
     nlcf->upload = NGX_CONF_UNSET;
+    nlcf->upload_max_nar_size = NGX_CONF_UNSET;
 
     return nlcf;
 }

@@ -23,6 +23,9 @@
 #include <hiredis/async.h>
 
 
+#define NGX_HTTP_NIXCACHE_REDIS_READS  64     /* x 16 KB per read event */
+
+
 typedef struct ngx_http_nixcache_redis_cmd_s  ngx_http_nixcache_redis_cmd_t;
 
 
@@ -33,6 +36,7 @@ struct ngx_http_nixcache_redis_s {
     ngx_pool_t                       *pool;
     ngx_http_nixcache_redis_cmd_t    *free;
     redisAsyncContext                *timed_out;  /* being torn down */
+    ngx_uint_t                        released;   /* contexts freed */
     unsigned                          timed_out_connecting:1;
     unsigned                          exiting:1;
 };
@@ -496,14 +500,43 @@ ngx_http_nixcache_redis_timeout(ngx_event_t *ev)
 }
 
 
+/*
+ * hiredis reads at most 16 KB per call.  Behind busy event-loop turns (many
+ * NAR streams) one read per turn leaves replies unread until they time
+ * out, so the socket is drained, within a bound, while it holds data.
+ * c and the context may be freed inside a call: the cleanup hook counts
+ * releases, and nothing of theirs is touched after one.
+ */
+
 static void
 ngx_http_nixcache_redis_read_handler(ngx_event_t *ev)
 {
-    ngx_connection_t  *c = ev->data;
+    int                         avail;
+    ngx_uint_t                  i, released;
+    ngx_socket_t                fd;
+    ngx_connection_t           *c = ev->data;
+    redisAsyncContext          *ac;
+    ngx_http_nixcache_redis_t  *redis;
 
-    /* c may be freed inside: the context's cleanup hook releases it */
+    ac = c->data;
+    redis = ac->data;
+    fd = c->fd;
+    released = redis->released;
 
-    redisAsyncHandleRead(c->data);
+    for (i = 0; i < NGX_HTTP_NIXCACHE_REDIS_READS; i++) {
+        redisAsyncHandleRead(ac);
+
+        if (redis->released != released
+            || redis->ac != ac
+            || (ac->c.flags & (REDIS_DISCONNECTING|REDIS_FREEING)))
+        {
+            return;
+        }
+
+        if (ioctl(fd, FIONREAD, &avail) == -1 || avail <= 0) {
+            return;
+        }
+    }
 }
 
 
@@ -646,6 +679,8 @@ ngx_http_nixcache_redis_cleanup(void *privdata)
     /* hiredis closes the socket itself, right after this hook */
 
     c->fd = (ngx_socket_t) -1;
+
+    redis->released++;
 
     if (redis->ac == ac) {
         redis->ac = NULL;

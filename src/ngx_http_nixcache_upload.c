@@ -47,6 +47,8 @@ typedef struct {
     u_char                    *manifest_path;  /* NUL-terminated */
     u_char                    *chunks;         /* NUL-terminated */
     nixcache_decomp_e          kind;
+    uint64_t                   max_nar_size;   /* 0: no limit */
+    uint64_t                   nar_size;       /* decompressed so far */
 
     ngx_uint_t                 status;         /* 0, or the HTTP status */
     ngx_fd_t                   manifest_fd;
@@ -365,6 +367,7 @@ ngx_http_nixcache_upload_nar_body(ngx_http_request_t *r)
 
     job->body_path = path->data;                /* NUL-terminated */
     job->chunks = nlcf->chunks.data;
+    job->max_nar_size = nlcf->upload_max_nar_size;
 
     job->manifest_path = ngx_pnalloc(r->pool,
                                      path->len + sizeof(".manifest"));
@@ -560,6 +563,18 @@ ngx_http_nixcache_upload_out(void *data, const void *p, size_t n)
     ngx_http_nixcache_upload_job_t *job = data;
 
     size_t  k;
+
+    /* a small stream may decompress to anything: the limit is here */
+
+    job->nar_size += n;
+
+    if (job->max_nar_size != 0 && job->nar_size > job->max_nar_size) {
+        ngx_http_nixcache_upload_fail(job,
+                                      NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, 0,
+                                      "%s", "the NAR is larger than "
+                                      "nixcache_upload_max_nar_size");
+        return -1;
+    }
 
     if (job->head_len < NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN) {
         k = ngx_min(n, NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN - job->head_len);
@@ -1520,6 +1535,8 @@ ngx_http_nixcache_upload_merge_conf(ngx_conf_t *cf,
     ngx_http_nixcache_loc_conf_t *prev, ngx_http_nixcache_loc_conf_t *conf)
 {
     ngx_conf_merge_value(conf->upload, prev->upload, 0);
+    ngx_conf_merge_off_value(conf->upload_max_nar_size,
+                             prev->upload_max_nar_size, 0);
     ngx_conf_merge_str_value(conf->upload_thread_pool,
                              prev->upload_thread_pool, "default");
 

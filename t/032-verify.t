@@ -177,8 +177,11 @@ is($rc, 2, 'an argument exits 2');
 
 ($rc, $out, $err) = nixcache('verify', '--redis', $sock, '--chunks',
                              "$T/nonexistent");
-is($rc, 2, 'missing chunk directory exits 2');
-like($err, qr/chunk directory \Q$T\E\/nonexistent/, 'missing chunk dir: message');
+is($rc, 0, 'no narinfo and no chunk directory yet (a push killed before '
+   . 'its first chunk) is consistent: exits 0');
+like($err, qr/chunk directory \Q$T\E\/nonexistent does not exist/,
+     'missing chunk dir: said on stderr');
+is($out, '', 'missing chunk dir, empty cache: no problem reported');
 
 my $down = '127.0.0.1:' . free_port();
 ($rc, $out, $err) = nixcache('verify', '--redis', $down, '--chunks', $T);

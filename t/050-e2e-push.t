@@ -88,6 +88,8 @@ is "$(du -sb "$CHUNKS" | cut -f1)" "$stored_before" \
 # --- nginx ------------------------------------------------------------------
 
 nginx_start "
+    sendfile on;
+
     nixcache_redis_timeout 1s;
 
     server {

@@ -75,6 +75,8 @@ is "$(redis --scan --pattern "e2e-br:*" | wc -l)" 0 \
    "... and publishes nothing under its prefix"
 
 nginx_start "
+    sendfile on;
+
     server {
         listen 127.0.0.1:@PORT@;
         $locations

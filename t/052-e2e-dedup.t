@@ -34,10 +34,17 @@ for v in $VERSIONS; do
     tgz=$NPM_CACHE/typescript-$v.tgz
     if [ ! -s "$tgz" ]; then
         command -v npm > /dev/null || skip_all "npm not installed"
-        (cd "$NPM_CACHE" && npm pack --silent --fetch-timeout=30000 \
-             --fetch-retries=1 "typescript@$v" \
-            > /dev/null 2>&1) \
-            || { rm -f "$tgz"; skip_all "npm registry unreachable"; }
+        # into a private directory first: a concurrent run never sees a
+        # partial tarball
+        dl=$NPM_CACHE/dl.$$
+        mkdir -p "$dl"
+        if (cd "$dl" && npm pack --silent --fetch-timeout=30000 \
+                --fetch-retries=1 "typescript@$v" > /dev/null 2>&1)
+        then
+            mv "$dl/typescript-$v.tgz" "$tgz"
+        fi
+        rm -rf "$dl"
+        [ -s "$tgz" ] || skip_all "npm registry unreachable"
     fi
     sum=$(sha256sum "$tgz" | cut -d' ' -f1)
     if [ "$sum" != "${SHA256[$v]}" ]; then
@@ -133,6 +140,8 @@ ok "$([ $((all * 100)) -lt $((flat_sum * MAX_TOTAL_PCT)) ]; echo $?)" \
 
 chmod -R a+rX "$CHUNKS"
 nginx_start "
+    sendfile on;
+
     server {
         listen 127.0.0.1:@PORT@;
         location / {

@@ -15,6 +15,11 @@ SRC=$T/store
 make_fixtures "$SRC" "$T/w"
 ok $? "fixture store paths built" || bail_out "no fixtures"
 
+# input-addressed paths with a signature: the upload must keep it
+nix-store --generate-binary-cache-key e2e-upload-1 "$T/sk" "$T/pk"
+run_ok "e2e-top and e2e-dep signed in the source store" \
+    nix store sign --store "$SRC" --key-file "$T/sk" -r "${FIX[top]}"
+
 PATHS=("${FIX[text]}" "${FIX[empty]}" "${FIX[tree]}" "${FIX[top]}")
 ALL=$(closure "$SRC" "${PATHS[@]}")
 is "$(echo "$ALL" | wc -l)" 5 "closure of the uploaded paths has 5 members"
@@ -86,6 +91,9 @@ for comp in xz zstd bzip2 none; do
        "URL: nar/H.nar.zst
 Compression: zstd" "$comp: narinfo rewritten to this cache's URL"
 
+    is "$(redis GET "$comp:narinfo:$(basename "${FIX[top]}" | cut -c1-32)" \
+          | grep -c '^Sig: e2e-upload-1:')" 1 "$comp: the path's signature kept"
+
     DEST=$T/dest-$comp
     run_ok "$comp: nix copy --from the cache into a fresh store" \
         substitute "$URL/$comp/" "$DEST" "${PATHS[@]}"
@@ -99,6 +107,17 @@ Compression: zstd" "$comp: narinfo rewritten to this cache's URL"
            200 "$comp: HEAD of the uploaded $name answers 200"
     fi
 done
+
+# signatures checked by the client (require-sigs on, the default)
+run_ok "signed paths substitute with require-sigs and the right key" \
+    nix_fresh nix copy --option trusted-public-keys "$(cat "$T/pk")" \
+        --from "$URL/xz/" --to "$T/dest-signed" "${FIX[top]}"
+run_fails "... and not with another key" \
+    nix_fresh nix copy --option trusted-public-keys \
+        "other-1:$(head -c 32 /dev/zero | base64)" \
+        --from "$URL/xz/" --to "$T/dest-unsigned" "${FIX[top]}"
+like "$(cat "$T/log/$E2E_NTESTS.log")" "signature" \
+     "... refused for its signature"
 
 # a path already in the cache is not uploaded again
 puts=$(access_count '"PUT ')

@@ -414,7 +414,10 @@ perl -MIO::Socket::INET -e '
     print $s "PUT /nar/closed.nar HTTP/1.1\r\nHost: x\r\n",
              "Content-Length: 1000000\r\n\r\n", "x" x 300000;
     close $s;'
-sleep 0.5
+for i in $(seq 100); do     # until nginx has seen the close (slow: valgrind)
+    grep -q 'client prematurely closed' $TEST_NIXCACHE_LOGS/error.log && break
+    sleep 0.1
+done
 --- request
 GET /nix-cache-info
 --- post
@@ -621,3 +624,76 @@ not a NAR
     }
 --- error_log
 unknown thread pool "nosuchpool"
+
+
+
+=== TEST 23: the client leaves while the ingest runs: it finishes, once
+--- fixture
+add_nar(name => 'a', prefix => 'fix:',
+        content => join('', map { "gone $_ " . ('q' x ($_ % 71)) . "\n" }
+                               1 .. 40000));
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+        client_max_body_size 0;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+xz -c $TEST_NIXCACHE_FIX_a_NAR > $TEST_NIXCACHE_DIR/a.xz
+perl -MIO::Socket::INET -e '
+    local $/; open my $f, "<", $ARGV[0] or die; my $b = <$f>;
+    my $s = IO::Socket::INET->new("127.0.0.1:$ENV{TEST_NIXCACHE_PORT}")
+        or die;
+    print $s "PUT /nar/gone.nar.xz HTTP/1.1\r\nHost: x\r\n",
+             "Content-Length: ", length($b), "\r\n\r\n", $b;
+    close $s;' $TEST_NIXCACHE_DIR/a.xz
+for i in $(seq 200); do     # the upload completes without its client
+    grep -q 'uploaded "gone.nar.xz"' $TEST_NIXCACHE_LOGS/error.log && break
+    sleep 0.1
+done
+narinfo a
+put $TEST_NIXCACHE_FIX_a_HASH.narinfo $TEST_NIXCACHE_DIR/a.narinfo 201
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_a_NARHASH.nar
+--- response_body_file: $TEST_NIXCACHE_FIX_a_NAR
+--- post
+source t/lib/upload.sh
+no_temp_files
+--- error_log
+uploaded "gone.nar.xz"
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 24: nixcache_upload_max_nar_size: a NAR decompressing past it, 413
+--- fixture
+add_nar(name => 'a', prefix => 'fix:', content => "\0" x 3000000);
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+        nixcache_upload_max_nar_size 1m;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+xz -c $TEST_NIXCACHE_FIX_a_NAR > $TEST_NIXCACHE_DIR/a.xz
+[ $(stat -c %s $TEST_NIXCACHE_DIR/a.xz) -lt 10000 ]
+put nar/a.nar.xz $TEST_NIXCACHE_DIR/a.xz 413
+--- request
+GET /nix-cache-info
+--- post
+source t/lib/upload.sh
+no_keys 'nixcache:*'
+no_temp_files
+--- error_log
+the NAR is larger than nixcache_upload_max_nar_size
+--- no_error_log
+[error]

@@ -2,6 +2,7 @@
 # Installs the Debian packages ngx_nixcache needs to build, run and test.
 # Idempotent: asks dpkg which packages are missing and touches apt only
 # then.  Silent when everything is present.  Needs root for installing.
+# tools/deps.sh --bench adds the benchmarks' peers (make bench-deps).
 
 set -euo pipefail
 
@@ -20,6 +21,12 @@ packages=(
     # fuzzing (make fuzz, t/095): clang and its libFuzzer runtime
     clang libclang-rt-14-dev
 )
+
+# The peers the benchmarks compare against (bench/*), only with --bench:
+# make test does not need them.
+if [ "${1:-}" = --bench ]; then
+    packages+=(casync borgbackup restic hyperfine linux-perf)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

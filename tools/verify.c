@@ -272,12 +272,23 @@ nixcache_cmd_verify(int argc, char **argv)
 
     errno = 0;
 
+    /*
+     * A chunk directory that does not exist yet is consistent with a cache
+     * that references no chunk (a push killed before its first chunk): any
+     * chunk a manifest names is then reported missing, one by one.
+     */
+
     if (v.s3 == NULL
         && (stat(v.chunks, &sb) == -1 || !S_ISDIR(sb.st_mode)))
     {
-        nixcache_error("verify: chunk directory %s: %s", v.chunks,
-                       errno != 0 ? strerror(errno) : "not a directory");
-        return 2;
+        if (errno != ENOENT) {
+            nixcache_error("verify: chunk directory %s: %s", v.chunks,
+                           errno != 0 ? strerror(errno) : "not a directory");
+            return 2;
+        }
+
+        nixcache_error("verify: chunk directory %s does not exist",
+                       v.chunks);
     }
 
     len = strlen(v.chunks);

@@ -213,7 +213,8 @@ redis() {
 
 # nginx_start HTTP_BODY: NGINX_PORT, a private nginx loading our module.
 # HTTP_BODY is placed inside http {} and may use @PORT@ for the port
-# (listen 127.0.0.1:@PORT@).  Logs: $T/nginx/{error,access}.log.
+# (listen 127.0.0.1:@PORT@).  sendfile is nginx's default (off) unless the
+# body sets it.  Logs: $T/nginx/{error,access}.log.
 nginx_start() {
     local body=$1 try n=$T/nginx
     mkdir -p "$n"
@@ -239,7 +240,6 @@ http {
     uwsgi_temp_path $n/uwsgi;
     scgi_temp_path $n/scgi;
     default_type application/octet-stream;
-    sendfile on;
 
     nixcache_redis $REDIS_ADDR;
 
