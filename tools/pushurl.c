@@ -256,7 +256,8 @@ nixcache_pushurl_has(nixcache_pushurl_t *h, const char *store_hash)
                              + sizeof(".narinfo")];
     struct curl_slist  *hdrs;
 
-    snprintf(name, sizeof(name), "%s.narinfo", store_hash);
+    snprintf(name, sizeof(name), "%.*s.narinfo",
+             NIXCACHE_STORE_HASH_NIX32_LEN, store_hash);
 
     hdrs = nixcache_pushurl_headers(h, NULL, 0);
     if (hdrs == NULL) {
@@ -354,11 +355,13 @@ nixcache_pushurl_nar(nixcache_pushurl_t *h, int fd,
         goto done;
     }
 
-    if (b->failed || !b->done) {
+    if (b->failed || nixcache_pushurl_check(h, name, "PUT", status) != 0) {
         goto done;
     }
 
-    if (nixcache_pushurl_check(h, name, "PUT", status) != 0) {
+    if (!b->done) {
+        nixcache_error("PUT %s%s: HTTP %ld before the whole NAR was sent",
+                       h->base, name, status);
         goto done;
     }
 
@@ -392,7 +395,8 @@ nixcache_pushurl_narinfo(nixcache_pushurl_t *h, const char *store_hash,
     nixcache_str_t       body;
     struct curl_slist   *hdrs;
 
-    snprintf(name, sizeof(name), "%s.narinfo", store_hash);
+    snprintf(name, sizeof(name), "%.*s.narinfo",
+             NIXCACHE_STORE_HASH_NIX32_LEN, store_hash);
 
     hdrs = nixcache_pushurl_headers(h, "text/x-nix-narinfo", 0);
     if (hdrs == NULL) {
