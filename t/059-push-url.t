@@ -93,6 +93,9 @@ out=$(NIXCACHE_TOKEN=push-secret-1 "$NIXCACHE" push -v --url "$URL/c/" \
       --store "$SRC" -r --sign-key "$K/ci.sk" "${PATHS[@]}" 2>&1)
 is "$?" 0 "push --url -r with the token (\$NIXCACHE_TOKEN) succeeds"
 [ -n "$out" ] && note "$out"
+like "$out" "push done: 6/6 paths \\(0 skipped, 0 failed\\), .* NAR in, .* sent" \
+     "... with push's summary line"
+is "$(echo "$out" | grep -c push-secret-1)" 0 "... not showing the token"
 
 missing=""
 for p in $ALL; do

@@ -78,6 +78,7 @@ typedef struct {
     uint64_t                   new_csize;
     unsigned                   quiet:1;
     unsigned                   verbose:1;
+    unsigned                   http:1;      /* push --url: new_csize sent */
 } nixcache_stats_t;
 
 

@@ -612,6 +612,19 @@ nixcache_progress(nixcache_stats_t *st, int final)
         snprintf(rss, sizeof(rss), ", max RSS %ld KiB", ru.ru_maxrss);
     }
 
+    if (st->http) {
+        fprintf(stderr,
+                "nixcache: %s%s: %llu/%llu paths (%llu skipped, %llu "
+                "failed), %s NAR in, %s sent, %s/s, %.1f s%s\n",
+                st->command, final ? " done" : "",
+                (unsigned long long) st->paths_done,
+                (unsigned long long) st->paths_total,
+                (unsigned long long) st->paths_skipped,
+                (unsigned long long) st->paths_failed,
+                in, stored, rate, elapsed, rss);
+        return;
+    }
+
     fprintf(stderr,
             "nixcache: %s%s: %llu/%llu paths (%llu skipped, %llu failed), "
             "%s NAR in, %s new stored, %llu/%llu chunks new "

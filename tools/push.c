@@ -99,6 +99,7 @@ nixcache_push(nixcache_opts_t *o, int argc, char **argv)
     rc = 1;
 
     if (o->url != NULL) {
+        pu.stats.http = 1;
         pu.http = nixcache_pushurl_open(o);
         if (pu.http == NULL
             || (o->sign_key != NULL
@@ -764,7 +765,6 @@ nixcache_push_one_url(nixcache_push_t *pu, nixcache_path_t *pi)
     }
 
     pu->stats.nar_bytes += got_size;
-    pu->stats.new_usize += got_size;
     pu->stats.new_csize += sent;
 
     if (got_size != pi->nar_size
