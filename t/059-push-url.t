@@ -51,6 +51,14 @@ nginx_start "
             nixcache_push_tokens $K/push.tokens;
             client_max_body_size 0;
         }
+        location /small/ {
+            nixcache on;
+            nixcache_chunks $CHUNKS;
+            nixcache_redis_prefix s:;
+            nixcache_upload on;
+            nixcache_upload_max_nar_size 64k;
+            client_max_body_size 0;
+        }
     }"
 ok $? "nginx started" || bail_out "no nginx"
 
@@ -86,6 +94,12 @@ out=$("$NIXCACHE" push --url "http://127.0.0.1:$port/c/" --token x \
       --store "$SRC" "${FIX[text]}" 2>&1)
 is "$?" 1 "nothing listening: exit 1"
 like "$out" "127.0.0.1:$port/c/.*(onnect|refused)" "... naming the URL"
+
+out=$("$NIXCACHE" push --url "$URL/small/" --store "$SRC" "$MED" 2>&1)
+is "$?" 1 "a NAR the server refuses (upload_max_nar_size): exit 1"
+like "$out" "PUT $URL/small/nar/[0-9a-z]{52}\\.nar\\.zst: HTTP 413 Request Entity Too Large" \
+     "... with the status"
+is "$(redis --scan --pattern 's:*' | wc -l)" 0 "... nothing stored"
 
 # --- the push ---------------------------------------------------------------
 

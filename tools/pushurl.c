@@ -517,7 +517,8 @@ static int
 nixcache_pushurl_check(nixcache_pushurl_t *h, const char *name,
     const char *method, long status)
 {
-    size_t  n;
+    char    *p, *e;
+    size_t   n;
 
     if (status >= 200 && status < 300) {
         return 0;
@@ -532,6 +533,26 @@ nixcache_pushurl_check(nixcache_pushurl_t *h, const char *name,
     if (status == 403) {
         nixcache_error("%s: 403: token refused", h->base);
         return -1;
+    }
+
+    /* nginx's own error pages: their title ("413 Request Entity ...") */
+
+    p = NULL;
+
+    if (h->body_len > 0 && h->body[0] == '<') {
+        p = memmem(h->body, h->body_len, "<title>", 7);
+    }
+
+    if (p != NULL) {
+        p += 7;
+        e = memmem(p, h->body + h->body_len - p, "</title>", 8);
+
+        if (e != NULL) {
+            nixcache_error("%s %s%s: HTTP %.*s (the server's error log "
+                           "says why)", method, h->base, name,
+                           (int) (e - p), p);
+            return -1;
+        }
     }
 
     for (n = 0; n < h->body_len; n++) {
