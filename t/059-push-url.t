@@ -137,6 +137,19 @@ run_fails "... and not with another key" \
         --option trusted-public-keys "other-1:$(head -c 32 /dev/zero | base64)" \
         --from "$URL/c/" --to "$T/dest-other" "${FIX[top]}"
 
+# a store whose file no longer matches its recorded NarHash: the NAR may
+# reach the server (under the hash it really has) but no narinfo is sent
+echo "will be corrupted" > "$T/w/bad.txt"
+BAD=$(nix-store --store "$SRC" --add "$T/w/bad.txt")
+chmod u+w "$SRC$BAD" && echo "corrupted" > "$SRC$BAD"
+out=$("$NIXCACHE" push --url "$URL/c/" --token push-secret-1 --store "$SRC" \
+      "$BAD" 2>&1)
+is "$?" 1 "a corrupt store path: exit 1"
+like "$out" "NAR hash or size mismatch.*narinfo not sent" "... saying why"
+is "$(curl -s -o /dev/null -w '%{http_code}' \
+      "$URL/c/$(basename "$BAD" | cut -c1-32).narinfo")" 404 \
+   "... and the path is not in the cache"
+
 # --- again: everything present ----------------------------------------------
 
 puts=$(access_count '"PUT ')

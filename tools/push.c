@@ -756,10 +756,18 @@ nixcache_push_one_url(nixcache_push_t *pu, nixcache_path_t *pi)
     close(fd);
 
     if (rc != 0) {
+        /* the reason is printed; the dump's end by SIGTERM is no news */
         kill(pid, SIGTERM);
+
+        while (waitpid(pid, NULL, 0) == -1 && errno == EINTR) {
+            /* void */
+        }
+
+        nixcache_error("%s: not pushed", pi->path);
+        return -1;
     }
 
-    if (nixcache_wait(pid, "nix store dump-path") != 0 || rc != 0) {
+    if (nixcache_wait(pid, "nix store dump-path") != 0) {
         nixcache_error("%s: not pushed", pi->path);
         return -1;
     }
