@@ -8,7 +8,11 @@
  *                                an nginx event adapter), one persistent
  *                                connection per worker
  *   ngx_http_nixcache_nar.c      /nar/: manifest windows, Range, .nar.zst
- *                                by sendfile, .nar decompressed on the fly
+ *                                by sendfile, .nar decompressed on the fly,
+ *                                chunks missing on disk fetched from S3
+ *   ngx_http_nixcache_s3.c       S3 GETs with libcurl's multi interface
+ *                                on nginx events, one CURLM per worker;
+ *                                the S3 directives
  *   ngx_http_nixcache_upload.c   PUT/HEAD of `nix copy --to`: NARs ingested
  *                                in a thread pool, narinfos checked and
  *                                rewritten
@@ -34,6 +38,30 @@
 
 
 typedef struct ngx_http_nixcache_redis_s  ngx_http_nixcache_redis_t;
+typedef struct ngx_http_nixcache_s3_worker_s  ngx_http_nixcache_s3_worker_t;
+typedef struct ngx_http_nixcache_s3_fetch_s  ngx_http_nixcache_s3_fetch_t;
+
+
+/* The S3 tier of a location: off unless nixcache_s3_endpoint is set. */
+typedef struct {
+    ngx_str_t                  endpoint;       /* http(s)://host[:port] */
+    ngx_str_t                  bucket;
+    ngx_str_t                  region;
+    ngx_str_t                  prefix;         /* key prefix, "chunks/" */
+    ngx_flag_t                 path_style;
+    ngx_str_t                  credentials;    /* file name */
+    ngx_msec_t                 timeout;
+    ngx_uint_t                 prefetch;       /* K: fetches in flight */
+    ngx_str_t                  thread_pool_name;
+
+    /* made at configuration time */
+    ngx_str_t                  url;            /* up to the key, NUL */
+    ngx_str_t                  uri;            /* the same, path only */
+    ngx_str_t                  host;           /* Host header value */
+    ngx_str_t                  key_id;
+    ngx_str_t                  secret;
+    void                      *thread_pool;    /* ngx_thread_pool_t */
+} ngx_http_nixcache_s3_conf_t;
 
 
 typedef struct {
@@ -46,6 +74,10 @@ typedef struct {
     ngx_int_t                  redis_port;     /* 0 for a unix socket */
 
     ngx_http_nixcache_redis_t *redis_worker;   /* per-worker state */
+
+    ngx_uint_t                 s3_max_connections;     /* per worker */
+    size_t                     s3_write_bytes; /* write-through in flight */
+    ngx_http_nixcache_s3_worker_t *s3_worker;  /* per-worker state */
 } ngx_http_nixcache_main_conf_t;
 
 
@@ -70,6 +102,9 @@ typedef struct {
     ngx_array_t               *sign_keys;      /* nixcache_sign_secret_t * */
     ngx_array_t               *push_tokens;    /* token digests */
     ngx_array_t               *read_tokens;    /* token digests */
+
+    /* the S3 tier (ngx_http_nixcache_s3.c) */
+    ngx_http_nixcache_s3_conf_t  s3;
 } ngx_http_nixcache_loc_conf_t;
 
 
@@ -121,6 +156,66 @@ void ngx_http_nixcache_redis_exit_process(ngx_cycle_t *cycle);
  */
 ngx_int_t ngx_http_nixcache_nar_handler(ngx_http_request_t *r,
     ngx_str_t *hash, ngx_http_nixcache_route_e route);
+
+
+/*
+ * One GET of a chunk object.  The caller owns the structure (it lives in
+ * the request) and fills conf, log, digest, csize, buf/cap, handler and
+ * data; ngx_http_nixcache_s3_start() sends it.  The handler is called
+ * exactly once, from the event loop, unless the fetch is cancelled first:
+ * then status is NGX_OK and len bytes are in buf (a 200 of exactly what
+ * fitted in cap; the caller checks the length and the content), or the
+ * HTTP status to answer (502 a bad answer, 503 unreachable, 504 timed
+ * out) with the cause in the fields below, for
+ * ngx_http_nixcache_s3_log_error().  One retry is made inside for a
+ * connection error or a 5xx.
+ */
+typedef void (*ngx_http_nixcache_s3_pt)(ngx_http_nixcache_s3_fetch_t *f);
+
+struct ngx_http_nixcache_s3_fetch_s {
+    ngx_http_nixcache_s3_conf_t   *conf;
+    ngx_log_t                     *log;
+    u_char                        *buf;
+    size_t                         cap;
+    size_t                         len;
+    size_t                         csize;          /* expected size */
+    u_char                         digest[32];
+    ngx_http_nixcache_s3_pt        handler;
+    void                          *data;
+
+    ngx_int_t                      status;
+    long                           http_status;
+    int                            curl_code;
+    u_char                         code[64];       /* S3 <Code>, NUL */
+    size_t                         code_len;
+    u_char                         errbody[512];   /* a non-200 body */
+    size_t                         errbody_len;
+    u_char                         errtext[256];   /* curl's, NUL */
+
+    void                          *easy;           /* CURL */
+    void                          *headers;        /* curl_slist */
+    ngx_http_nixcache_s3_worker_t *worker;
+    unsigned                       active:1;
+    unsigned                       retried:1;
+    unsigned                       overflow:1;
+};
+
+ngx_int_t ngx_http_nixcache_s3_start(ngx_http_nixcache_s3_fetch_t *f);
+void ngx_http_nixcache_s3_cancel(ngx_http_nixcache_s3_fetch_t *f);
+/* Writes the object key of a chunk (NUL-terminated) to dst. */
+size_t ngx_http_nixcache_s3_key(ngx_http_nixcache_s3_conf_t *s3, u_char *dst,
+    size_t cap, const u_char *digest);
+void ngx_http_nixcache_s3_log_error(ngx_http_nixcache_s3_fetch_t *f,
+    ngx_log_t *log, const char *what);
+
+/* Directives and configuration, called from the module's. */
+char *ngx_http_nixcache_s3_credentials(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_nixcache_s3_create_conf(ngx_http_nixcache_s3_conf_t *s3);
+char *ngx_http_nixcache_s3_merge_conf(ngx_conf_t *cf,
+    ngx_http_nixcache_s3_conf_t *prev, ngx_http_nixcache_s3_conf_t *conf);
+ngx_int_t ngx_http_nixcache_s3_init_process(ngx_cycle_t *cycle);
+void ngx_http_nixcache_s3_exit_process(ngx_cycle_t *cycle);
 
 
 /*

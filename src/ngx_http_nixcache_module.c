@@ -124,6 +124,78 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
       offsetof(ngx_http_nixcache_loc_conf_t, compression),
       &ngx_http_nixcache_compressions },
 
+    /* the S3 tier: ngx_http_nixcache_s3.c */
+
+    { ngx_string("nixcache_s3_endpoint"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, s3.endpoint),
+      NULL },
+
+    { ngx_string("nixcache_s3_bucket"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, s3.bucket),
+      NULL },
+
+    { ngx_string("nixcache_s3_region"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, s3.region),
+      NULL },
+
+    { ngx_string("nixcache_s3_prefix"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, s3.prefix),
+      NULL },
+
+    { ngx_string("nixcache_s3_path_style"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, s3.path_style),
+      NULL },
+
+    { ngx_string("nixcache_s3_credentials"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_nixcache_s3_credentials,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, s3.credentials),
+      NULL },
+
+    { ngx_string("nixcache_s3_timeout"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, s3.timeout),
+      NULL },
+
+    { ngx_string("nixcache_s3_prefetch"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, s3.prefetch),
+      NULL },
+
+    { ngx_string("nixcache_s3_thread_pool"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, s3.thread_pool_name),
+      NULL },
+
+    { ngx_string("nixcache_s3_max_connections"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_main_conf_t, s3_max_connections),
+      NULL },
+
     /* access and signing: ngx_http_nixcache_auth.c */
 
     { ngx_string("nixcache_sign_key"),
@@ -876,6 +948,7 @@ ngx_http_nixcache_create_main_conf(ngx_conf_t *cf)
 
     nmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     nmcf->manifest_window = NGX_CONF_UNSET_UINT;
+    nmcf->s3_max_connections = NGX_CONF_UNSET_UINT;
 
     return nmcf;
 }
@@ -894,6 +967,7 @@ ngx_http_nixcache_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_msec_value(nmcf->redis_timeout, 2000);
     ngx_conf_init_uint_value(nmcf->manifest_window, 1024);
+    ngx_conf_init_uint_value(nmcf->s3_max_connections, 64);
 
     if (nmcf->redis_timeout == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -931,6 +1005,8 @@ ngx_http_nixcache_create_loc_conf(ngx_conf_t *cf)
     nlcf->upload = NGX_CONF_UNSET;
     nlcf->upload_max_nar_size = NGX_CONF_UNSET;
 
+    ngx_http_nixcache_s3_create_conf(&nlcf->s3);
+
     return nlcf;
 }
 
@@ -952,6 +1028,12 @@ ngx_http_nixcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->chunks.data == NULL) {
         conf->chunks = prev->chunks;
+    }
+
+    if (ngx_http_nixcache_s3_merge_conf(cf, &prev->s3, &conf->s3)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
     }
 
     if (conf->sign_keys == NULL) {
@@ -992,7 +1074,11 @@ ngx_http_nixcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_http_nixcache_init_process(ngx_cycle_t *cycle)
 {
-    return ngx_http_nixcache_redis_init_process(cycle);
+    if (ngx_http_nixcache_redis_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_nixcache_s3_init_process(cycle);
 }
 
 
@@ -1000,4 +1086,5 @@ static void
 ngx_http_nixcache_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_nixcache_redis_exit_process(cycle);
+    ngx_http_nixcache_s3_exit_process(cycle);
 }

@@ -1,0 +1,1214 @@
+/*
+ * The S3 tier: GETs of chunk objects with libcurl's multi interface
+ * driven by nginx's event loop, and the nixcache_s3_* configuration.
+ *
+ * One CURLM per worker.  Its sockets are wrapped in nginx connections
+ * (level-triggered events calling curl_multi_socket_action), its single
+ * timer is an nginx timer, and finished transfers are collected with
+ * curl_multi_info_read after every action.  Easy handles are kept on a
+ * per-worker free list; the multi keeps the connections alive between
+ * transfers.  libcurl's threaded resolver keeps DNS off the event loop.
+ * Requests are signed with the core's SigV4 (never CURLOPT_AWS_SIGV4).
+ *
+ * Why not one nginx subrequest per chunk: subrequests allocate from the
+ * main request's pool and nothing is freed before the main request ends,
+ * so memory would grow with the number of chunks of the NAR.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#if (NGX_THREADS)
+#include <ngx_thread_pool.h>
+#endif
+
+#include <curl/curl.h>
+
+#include "ngx_http_nixcache.h"
+#include "nixcache_cid.h"
+#include "nixcache_sigv4.h"
+
+
+#define NGX_HTTP_NIXCACHE_S3_KEY_MAX      1024
+#define NGX_HTTP_NIXCACHE_S3_FREE_MAX     64
+
+
+struct ngx_http_nixcache_s3_worker_s {
+    CURLM                     *multi;
+    ngx_event_t                timer;
+    ngx_log_t                 *log;
+    ngx_array_t                free;       /* CURL *, reusable */
+};
+
+
+static int ngx_http_nixcache_s3_socket(CURL *easy, curl_socket_t s,
+    int what, void *userp, void *socketp);
+static int ngx_http_nixcache_s3_timer(CURLM *multi, long timeout_ms,
+    void *userp);
+static void ngx_http_nixcache_s3_event_handler(ngx_event_t *ev);
+static void ngx_http_nixcache_s3_timer_handler(ngx_event_t *ev);
+static void ngx_http_nixcache_s3_release(ngx_connection_t *c);
+static void ngx_http_nixcache_s3_done(ngx_http_nixcache_s3_worker_t *w);
+static void ngx_http_nixcache_s3_finish(ngx_http_nixcache_s3_fetch_t *f,
+    CURLcode code);
+static ngx_int_t ngx_http_nixcache_s3_send(ngx_http_nixcache_s3_fetch_t *f);
+static void ngx_http_nixcache_s3_put_easy(ngx_http_nixcache_s3_fetch_t *f);
+static size_t ngx_http_nixcache_s3_write(char *ptr, size_t size,
+    size_t nmemb, void *userdata);
+static void ngx_http_nixcache_s3_error_code(ngx_http_nixcache_s3_fetch_t *f);
+static ngx_int_t ngx_http_nixcache_s3_parse_credentials(ngx_conf_t *cf,
+    ngx_http_nixcache_s3_conf_t *s3, u_char *p, u_char *last);
+
+
+ngx_int_t
+ngx_http_nixcache_s3_start(ngx_http_nixcache_s3_fetch_t *f)
+{
+    ngx_http_nixcache_main_conf_t  *nmcf;
+
+    nmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_nixcache_module);
+
+    f->worker = nmcf->s3_worker;
+    f->retried = 0;
+
+    if (f->worker == NULL || f->worker->multi == NULL) {
+        f->curl_code = CURLE_FAILED_INIT;
+        ngx_cpystrn(f->errtext, (u_char *) "no S3 client in this worker",
+                    sizeof(f->errtext));
+        return NGX_ERROR;
+    }
+
+    return ngx_http_nixcache_s3_send(f);
+}
+
+
+static ngx_int_t
+ngx_http_nixcache_s3_send(ngx_http_nixcache_s3_fetch_t *f)
+{
+    u_char                         *p, *url, *uri, *key;
+    CURL                           *easy, **pe;
+    ssize_t                         alen;
+    CURLMcode                       mc;
+    struct curl_slist              *h, *hl;
+    ngx_http_nixcache_s3_conf_t    *s3;
+    nixcache_sigv4_request_t        req;
+    nixcache_sigv4_credentials_t    cred;
+    nixcache_sigv4_pair_t           headers[3];
+    char                            date[NIXCACHE_SIGV4_DATE_LEN + 1];
+    u_char                          line[NGX_HTTP_NIXCACHE_S3_KEY_MAX];
+    u_char                          buf[2 * NGX_HTTP_NIXCACHE_S3_KEY_MAX];
+
+    s3 = f->conf;
+
+    f->len = 0;
+    f->status = NGX_HTTP_BAD_GATEWAY;
+    f->http_status = 0;
+    f->curl_code = CURLE_OK;
+    f->code_len = 0;
+    f->code[0] = '\0';
+    f->errbody_len = 0;
+    f->errtext[0] = '\0';
+    f->overflow = 0;
+
+    /* the URL and the signed path: both end with the key */
+
+    url = buf;
+    p = ngx_cpymem(url, s3->url.data, s3->url.len);
+    key = p;
+    nixcache_chunk_relpath((char *) p - 1, f->digest);
+    p[-1] = s3->url.data[s3->url.len - 1];
+    p += NIXCACHE_CHUNK_RELPATH_LEN - 1;
+    *p++ = '\0';
+
+    uri = p;
+    p = ngx_cpymem(uri, s3->uri.data, s3->uri.len);
+    p = ngx_cpymem(p, key, NIXCACHE_CHUNK_RELPATH_LEN - 1);
+    *p = '\0';
+
+    if (nixcache_sigv4_amz_date(date, ngx_time()) != 0) {
+        return NGX_ERROR;
+    }
+
+    date[NIXCACHE_SIGV4_DATE_LEN] = '\0';
+
+    headers[0].name.data = "host";
+    headers[0].name.len = 4;
+    headers[0].value.data = (char *) s3->host.data;
+    headers[0].value.len = s3->host.len;
+    headers[1].name.data = "x-amz-content-sha256";
+    headers[1].name.len = sizeof("x-amz-content-sha256") - 1;
+    headers[1].value.data = NIXCACHE_SIGV4_EMPTY_SHA256;
+    headers[1].value.len = NIXCACHE_SIGV4_HEX_LEN;
+    headers[2].name.data = "x-amz-date";
+    headers[2].name.len = sizeof("x-amz-date") - 1;
+    headers[2].value.data = date;
+    headers[2].value.len = NIXCACHE_SIGV4_DATE_LEN;
+
+    ngx_memzero(&req, sizeof(nixcache_sigv4_request_t));
+
+    req.method.data = "GET";
+    req.method.len = 3;
+    req.uri.data = (char *) uri;
+    req.uri.len = p - uri;
+    req.query.data = "";
+    req.headers = headers;
+    req.nheaders = 3;
+    req.payload_hash.data = NIXCACHE_SIGV4_EMPTY_SHA256;
+    req.payload_hash.len = NIXCACHE_SIGV4_HEX_LEN;
+    req.region.data = (char *) s3->region.data;
+    req.region.len = s3->region.len;
+    req.service.data = "s3";
+    req.service.len = 2;
+    req.amz_date.data = date;
+    req.amz_date.len = NIXCACHE_SIGV4_DATE_LEN;
+
+    cred.access_key_id.data = (char *) s3->key_id.data;
+    cred.access_key_id.len = s3->key_id.len;
+    cred.secret_access_key.data = (char *) s3->secret.data;
+    cred.secret_access_key.len = s3->secret.len;
+
+    p = ngx_cpymem(line, "Authorization: ", sizeof("Authorization: ") - 1);
+
+    alen = nixcache_sigv4_sign((char *) p, sizeof(line) - (p - line) - 1,
+                               &req, &cred);
+    if (alen < 0 || (size_t) alen >= sizeof(line) - (p - line) - 1) {
+        ngx_cpystrn(f->errtext, (u_char *) "cannot sign the request",
+                    sizeof(f->errtext));
+        return NGX_ERROR;
+    }
+
+    p[alen] = '\0';
+
+    hl = NULL;
+    h = curl_slist_append(hl, (char *) line);
+    if (h == NULL) {
+        goto nomem;
+    }
+    hl = h;
+
+    ngx_sprintf(line, "Host: %V%Z", &s3->host);
+    h = curl_slist_append(hl, (char *) line);
+    if (h == NULL) {
+        goto nomem;
+    }
+
+    ngx_sprintf(line, "x-amz-date: %s%Z", date);
+    h = curl_slist_append(hl, (char *) line);
+    if (h == NULL) {
+        goto nomem;
+    }
+
+    h = curl_slist_append(hl, "x-amz-content-sha256: "
+                          NIXCACHE_SIGV4_EMPTY_SHA256);
+    if (h == NULL) {
+        goto nomem;
+    }
+
+    h = curl_slist_append(hl, "Accept:");
+    if (h == NULL) {
+        goto nomem;
+    }
+
+    if (f->easy == NULL) {
+        if (f->worker->free.nelts) {
+            pe = f->worker->free.elts;
+            easy = pe[--f->worker->free.nelts];
+
+        } else {
+            easy = curl_easy_init();
+            if (easy == NULL) {
+                goto nomem;
+            }
+        }
+
+        f->easy = easy;
+
+    } else {
+        easy = f->easy;
+    }
+
+    if (f->headers != NULL) {
+        curl_slist_free_all(f->headers);
+    }
+
+    f->headers = hl;
+
+    curl_easy_reset(easy);
+
+    (void) curl_easy_setopt(easy, CURLOPT_URL, (char *) url);
+    (void) curl_easy_setopt(easy, CURLOPT_HTTPHEADER, hl);
+    (void) curl_easy_setopt(easy, CURLOPT_PRIVATE, f);
+    (void) curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
+                            ngx_http_nixcache_s3_write);
+    (void) curl_easy_setopt(easy, CURLOPT_WRITEDATA, f);
+    (void) curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, f->errtext);
+    (void) curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    (void) curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) s3->timeout);
+    (void) curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                            (long) s3->timeout);
+    (void) curl_easy_setopt(easy, CURLOPT_HTTP_VERSION,
+                            (long) CURL_HTTP_VERSION_1_1);
+    (void) curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    (void) curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+
+    mc = curl_multi_add_handle(f->worker->multi, easy);
+    if (mc != CURLM_OK) {
+        ngx_cpystrn(f->errtext, (u_char *) curl_multi_strerror(mc),
+                    sizeof(f->errtext));
+        ngx_http_nixcache_s3_put_easy(f);
+        return NGX_ERROR;
+    }
+
+    f->active = 1;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, f->log, 0,
+                   "nixcache s3: GET %s", url);
+
+    return NGX_OK;
+
+nomem:
+
+    if (hl != NULL) {
+        curl_slist_free_all(hl);
+    }
+
+    ngx_cpystrn(f->errtext, (u_char *) "out of memory", sizeof(f->errtext));
+
+    return NGX_ERROR;
+}
+
+
+void
+ngx_http_nixcache_s3_cancel(ngx_http_nixcache_s3_fetch_t *f)
+{
+    if (f->active) {
+        (void) curl_multi_remove_handle(f->worker->multi, f->easy);
+        f->active = 0;
+    }
+
+    ngx_http_nixcache_s3_put_easy(f);
+}
+
+
+static void
+ngx_http_nixcache_s3_put_easy(ngx_http_nixcache_s3_fetch_t *f)
+{
+    CURL  **pe;
+
+    if (f->headers != NULL) {
+        curl_slist_free_all(f->headers);
+        f->headers = NULL;
+    }
+
+    if (f->easy == NULL) {
+        return;
+    }
+
+    if (f->worker->free.nelts < NGX_HTTP_NIXCACHE_S3_FREE_MAX) {
+        pe = ngx_array_push(&f->worker->free);
+        if (pe != NULL) {
+            *pe = f->easy;
+            f->easy = NULL;
+            return;
+        }
+    }
+
+    curl_easy_cleanup(f->easy);
+    f->easy = NULL;
+}
+
+
+static size_t
+ngx_http_nixcache_s3_write(char *ptr, size_t size, size_t nmemb,
+    void *userdata)
+{
+    ngx_http_nixcache_s3_fetch_t *f = userdata;
+
+    long    status;
+    size_t  n, room;
+
+    n = size * nmemb;
+    status = 0;
+
+    (void) curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
+
+    if (status != 200) {
+        room = sizeof(f->errbody) - f->errbody_len;
+        room = ngx_min(room, n);
+        ngx_memcpy(f->errbody + f->errbody_len, ptr, room);
+        f->errbody_len += room;
+        return n;
+    }
+
+    if (n > f->cap - f->len) {
+        f->overflow = 1;
+        return 0;
+    }
+
+    ngx_memcpy(f->buf + f->len, ptr, n);
+    f->len += n;
+
+    return n;
+}
+
+
+/* socket hooks: each curl socket is an nginx connection */
+
+static int
+ngx_http_nixcache_s3_socket(CURL *easy, curl_socket_t s, int what,
+    void *userp, void *socketp)
+{
+    ngx_connection_t               *c;
+    ngx_http_nixcache_s3_worker_t  *w;
+
+    w = userp;
+    c = socketp;
+
+    if (what == CURL_POLL_REMOVE) {
+        if (c != NULL) {
+            ngx_http_nixcache_s3_release(c);
+            (void) curl_multi_assign(w->multi, s, NULL);
+        }
+
+        return 0;
+    }
+
+    if (c == NULL) {
+        c = ngx_get_connection(s, w->log);
+        if (c == NULL) {
+            return -1;
+        }
+
+        c->data = w;
+        c->read->handler = ngx_http_nixcache_s3_event_handler;
+        c->write->handler = ngx_http_nixcache_s3_event_handler;
+        c->read->log = w->log;
+        c->write->log = w->log;
+
+        (void) curl_multi_assign(w->multi, s, c);
+    }
+
+    /*
+     * Level-triggered, as for Redis: curl asks again whenever it wants a
+     * direction, and deleting one direction re-registers the other with
+     * the flags given.
+     */
+
+    if (what & CURL_POLL_IN) {
+        if (!c->read->active
+            && ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
+               != NGX_OK)
+        {
+            return -1;
+        }
+
+    } else if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
+    }
+
+    if (what & CURL_POLL_OUT) {
+        if (!c->write->active
+            && ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
+               != NGX_OK)
+        {
+            return -1;
+        }
+
+    } else if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
+    }
+
+    return 0;
+}
+
+
+/* curl closes the socket itself: only the nginx connection goes here */
+
+static void
+ngx_http_nixcache_s3_release(ngx_connection_t *c)
+{
+    if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
+    }
+
+    if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    ngx_free_connection(c);
+
+    c->fd = (ngx_socket_t) -1;
+}
+
+
+static int
+ngx_http_nixcache_s3_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    ngx_http_nixcache_s3_worker_t *w = userp;
+
+    if (timeout_ms < 0) {
+        if (w->timer.timer_set) {
+            ngx_del_timer(&w->timer);
+        }
+
+        return 0;
+    }
+
+    ngx_add_timer(&w->timer, (ngx_msec_t) timeout_ms);
+
+    return 0;
+}
+
+
+static void
+ngx_http_nixcache_s3_event_handler(ngx_event_t *ev)
+{
+    int                             running, action;
+    ngx_socket_t                    fd;
+    ngx_connection_t               *c;
+    ngx_http_nixcache_s3_worker_t  *w;
+
+    c = ev->data;
+    w = c->data;
+    fd = c->fd;
+
+    action = ev->write ? CURL_CSELECT_OUT : CURL_CSELECT_IN;
+
+    /* c may be released inside: not touched after */
+
+    (void) curl_multi_socket_action(w->multi, fd, action, &running);
+
+    ngx_http_nixcache_s3_done(w);
+}
+
+
+static void
+ngx_http_nixcache_s3_timer_handler(ngx_event_t *ev)
+{
+    int                             running;
+    ngx_http_nixcache_s3_worker_t  *w;
+
+    w = ev->data;
+
+    (void) curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0,
+                                    &running);
+
+    ngx_http_nixcache_s3_done(w);
+}
+
+
+static void
+ngx_http_nixcache_s3_done(ngx_http_nixcache_s3_worker_t *w)
+{
+    int                            left;
+    CURL                          *easy;
+    CURLcode                       code;
+    CURLMsg                       *msg;
+    ngx_http_nixcache_s3_fetch_t  *f;
+
+    while ((msg = curl_multi_info_read(w->multi, &left)) != NULL) {
+
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+
+        easy = msg->easy_handle;
+        code = msg->data.result;
+        f = NULL;
+
+        (void) curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &f);
+        (void) curl_multi_remove_handle(w->multi, easy);
+
+        if (f == NULL) {
+            continue;
+        }
+
+        f->active = 0;
+
+        ngx_http_nixcache_s3_finish(f, code);
+    }
+}
+
+
+static void
+ngx_http_nixcache_s3_finish(ngx_http_nixcache_s3_fetch_t *f, CURLcode code)
+{
+    long        status;
+    ngx_uint_t  retry;
+
+    status = 0;
+    (void) curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
+
+    f->http_status = status;
+    f->curl_code = code;
+
+    if (code == CURLE_OK && status == 200) {
+        f->status = NGX_OK;
+        goto done;
+    }
+
+    switch (code) {
+
+    case CURLE_OK:
+        retry = (status >= 500);
+        break;
+
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        retry = 1;
+        break;
+
+    default:
+        retry = 0;
+    }
+
+    if (retry && !f->retried) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, f->log, 0,
+                       "nixcache s3: retry after curl %d, HTTP %l",
+                       (int) code, status);
+
+        f->retried = 1;
+
+        if (ngx_http_nixcache_s3_send(f) == NGX_OK) {
+            f->retried = 1;
+            return;
+        }
+
+        f->curl_code = code;
+        f->http_status = status;
+    }
+
+    if (code == CURLE_OPERATION_TIMEDOUT) {
+        f->status = NGX_HTTP_GATEWAY_TIME_OUT;
+
+    } else if (code == CURLE_COULDNT_CONNECT
+               || code == CURLE_COULDNT_RESOLVE_HOST
+               || (code == CURLE_OK && status == 503))
+    {
+        f->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+
+    } else {
+        f->status = NGX_HTTP_BAD_GATEWAY;
+    }
+
+    if (code == CURLE_WRITE_ERROR && f->overflow) {
+        ngx_cpystrn(f->errtext, (u_char *) "object larger than the chunk",
+                    sizeof(f->errtext));
+    }
+
+    ngx_http_nixcache_s3_error_code(f);
+
+done:
+
+    ngx_http_nixcache_s3_put_easy(f);
+
+    f->handler(f);
+}
+
+
+/* the <Code> of an S3 error document, if the body has one */
+
+static void
+ngx_http_nixcache_s3_error_code(ngx_http_nixcache_s3_fetch_t *f)
+{
+    u_char  *p, *q, *last;
+
+    last = f->errbody + f->errbody_len;
+
+    p = ngx_strlcasestrn(f->errbody, last, (u_char *) "<Code>", 6 - 1);
+    if (p == NULL) {
+        return;
+    }
+
+    p += 6;
+
+    q = ngx_strlcasestrn(p, last, (u_char *) "</Code>", 7 - 1);
+    if (q == NULL) {
+        return;
+    }
+
+    f->code_len = ngx_min((size_t) (q - p), sizeof(f->code) - 1);
+    ngx_memcpy(f->code, p, f->code_len);
+    f->code[f->code_len] = '\0';
+}
+
+
+size_t
+ngx_http_nixcache_s3_key(ngx_http_nixcache_s3_conf_t *s3, u_char *dst,
+    size_t cap, const u_char *digest)
+{
+    u_char  *p;
+    u_char   rel[NIXCACHE_CHUNK_RELPATH_LEN];
+
+    if (cap < s3->prefix.len + NIXCACHE_CHUNK_RELPATH_LEN) {
+        return 0;
+    }
+
+    nixcache_chunk_relpath((char *) rel, digest);
+
+    p = ngx_cpymem(dst, s3->prefix.data, s3->prefix.len);
+    p = ngx_cpymem(p, rel + 1, NIXCACHE_CHUNK_RELPATH_LEN - 1);
+    *p = '\0';
+
+    return p - dst;
+}
+
+
+void
+ngx_http_nixcache_s3_log_error(ngx_http_nixcache_s3_fetch_t *f,
+    ngx_log_t *log, const char *what)
+{
+    u_char  cid[NIXCACHE_CID_LEN + 1];
+    u_char  key[NGX_HTTP_NIXCACHE_S3_KEY_MAX];
+    u_char  cause[512], *p, *last;
+
+    nixcache_cid_encode((char *) cid, f->digest);
+    cid[NIXCACHE_CID_LEN] = '\0';
+
+    (void) ngx_http_nixcache_s3_key(f->conf, key, sizeof(key), f->digest);
+
+    p = cause;
+    last = cause + sizeof(cause) - 1;
+
+    if (what != NULL) {
+        p = ngx_slprintf(p, last, "%s", what);
+
+    } else if (f->curl_code != CURLE_OK) {
+        p = ngx_slprintf(p, last, "%s",
+                         f->errtext[0] ? (char *) f->errtext
+                         : curl_easy_strerror(f->curl_code));
+
+    } else {
+        p = ngx_slprintf(p, last, "HTTP %l", f->http_status);
+
+        if (f->code_len) {
+            p = ngx_slprintf(p, last, " %s", f->code);
+        }
+    }
+
+    if (f->retried) {
+        p = ngx_slprintf(p, last, " (after one retry)");
+    }
+
+    *p = '\0';
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "nixcache: S3 chunk %s, key \"%s\" in bucket \"%V\": %s",
+                  cid, key, &f->conf->bucket, cause);
+}
+
+
+/* configuration */
+
+void
+ngx_http_nixcache_s3_create_conf(ngx_http_nixcache_s3_conf_t *s3)
+{
+    s3->path_style = NGX_CONF_UNSET;
+    s3->timeout = NGX_CONF_UNSET_MSEC;
+    s3->prefetch = NGX_CONF_UNSET_UINT;
+}
+
+
+char *
+ngx_http_nixcache_s3_merge_conf(ngx_conf_t *cf,
+    ngx_http_nixcache_s3_conf_t *prev, ngx_http_nixcache_s3_conf_t *conf)
+{
+    u_char     *p, *host, *auth, *auth_end, *last;
+    size_t      n;
+    ngx_str_t   scheme;
+    ngx_uint_t  ip;
+
+    ngx_conf_merge_str_value(conf->endpoint, prev->endpoint, "");
+    ngx_conf_merge_str_value(conf->bucket, prev->bucket, "");
+    ngx_conf_merge_str_value(conf->region, prev->region, "us-east-1");
+    ngx_conf_merge_str_value(conf->prefix, prev->prefix,
+                             NIXCACHE_S3_PREFIX_DEFAULT);
+    ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 10000);
+    ngx_conf_merge_uint_value(conf->prefetch, prev->prefetch, 16);
+    ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
+                             "default");
+
+    if (conf->path_style == NGX_CONF_UNSET) {
+        conf->path_style = prev->path_style;
+    }
+
+    if (conf->credentials.data == NULL) {
+        conf->credentials = prev->credentials;
+        conf->key_id = prev->key_id;
+        conf->secret = prev->secret;
+    }
+
+    if (conf->endpoint.len == 0) {
+        return NGX_CONF_OK;
+    }
+
+    if (conf->prefetch == 0 || conf->prefetch > 256) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"nixcache_s3_prefetch\" must be 1 to 256");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->timeout == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"nixcache_s3_timeout\" must be positive");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->bucket.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"nixcache_s3_endpoint\" requires "
+                           "\"nixcache_s3_bucket\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->key_id.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"nixcache_s3_endpoint\" requires "
+                           "\"nixcache_s3_credentials\"");
+        return NGX_CONF_ERROR;
+    }
+
+    for (p = conf->bucket.data; p < conf->bucket.data + conf->bucket.len;
+         p++)
+    {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
+              || *p == '-' || *p == '.'))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"nixcache_s3_bucket\" \"%V\"",
+                               &conf->bucket);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->region.len > NIXCACHE_SIGV4_MAX_SCOPE_PART) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"nixcache_s3_region\" is too long");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->prefix.len > 256) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"nixcache_s3_prefix\" is too long");
+        return NGX_CONF_ERROR;
+    }
+
+    /* http(s)://authority[/] */
+
+    p = conf->endpoint.data;
+    last = p + conf->endpoint.len;
+
+    if (conf->endpoint.len > 7 && ngx_strncmp(p, "http://", 7) == 0) {
+        ngx_str_set(&scheme, "http://");
+
+    } else if (conf->endpoint.len > 8 && ngx_strncmp(p, "https://", 8) == 0) {
+        ngx_str_set(&scheme, "https://");
+
+    } else {
+        goto invalid;
+    }
+
+    auth = p + scheme.len;
+    auth_end = auth;
+
+    while (auth_end < last && *auth_end != '/') {
+        if (*auth_end <= ' ' || *auth_end == '@' || *auth_end == '?'
+            || *auth_end == '#')
+        {
+            goto invalid;
+        }
+
+        auth_end++;
+    }
+
+    if (auth_end == auth || (auth_end < last && auth_end + 1 != last)) {
+        goto invalid;
+    }
+
+    /* IP addresses and localhost cannot take the bucket as a subdomain */
+
+    ip = 1;
+
+    if (*auth != '[') {
+        for (host = auth; host < auth_end && *host != ':'; host++) {
+            if ((*host < '0' || *host > '9') && *host != '.') {
+                ip = 0;
+            }
+        }
+
+        n = host - auth;
+
+        if (n == sizeof("localhost") - 1
+            && ngx_strncasecmp(auth, (u_char *) "localhost", n) == 0)
+        {
+            ip = 1;
+        }
+    }
+
+    if (conf->path_style == NGX_CONF_UNSET) {
+        conf->path_style = ip;
+    }
+
+    if (!conf->path_style && ip) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"nixcache_s3_path_style off\" needs a host "
+                           "name in \"nixcache_s3_endpoint\"");
+        return NGX_CONF_ERROR;
+    }
+
+    /* host, the signed path up to the key, the URL up to the key */
+
+    n = auth_end - auth;
+
+    conf->host.len = n + (conf->path_style ? 0 : conf->bucket.len + 1);
+    conf->host.data = ngx_pnalloc(cf->pool, conf->host.len);
+    if (conf->host.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->path_style) {
+        ngx_memcpy(conf->host.data, auth, n);
+
+    } else {
+        ngx_sprintf(conf->host.data, "%V.%*s", &conf->bucket, n, auth);
+    }
+
+    conf->uri.data = ngx_pnalloc(cf->pool, 2 + conf->bucket.len
+                                           + 3 * conf->prefix.len + 1);
+    if (conf->uri.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = conf->uri.data;
+    *p++ = '/';
+
+    if (conf->path_style) {
+        p = ngx_cpymem(p, conf->bucket.data, conf->bucket.len);
+        *p++ = '/';
+    }
+
+    p += nixcache_sigv4_uri_encode((char *) p, (char *) conf->prefix.data,
+                                   conf->prefix.len, NIXCACHE_SIGV4_PATH);
+    conf->uri.len = p - conf->uri.data;
+
+    conf->url.len = scheme.len + conf->host.len + conf->uri.len;
+    conf->url.data = ngx_pnalloc(cf->pool, conf->url.len + 1);
+    if (conf->url.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_sprintf(conf->url.data, "%V%V%V%Z", &scheme, &conf->host,
+                    &conf->uri);
+
+    /* the key is appended after the last character of url: never empty */
+
+#if (NGX_THREADS)
+    conf->thread_pool = ngx_thread_pool_add(cf, &conf->thread_pool_name);
+    if (conf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+#else
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"nixcache_s3_endpoint\" needs nginx built with "
+                       "threads, for the disk tier's write-through");
+    return NGX_CONF_ERROR;
+#endif
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid \"nixcache_s3_endpoint\" \"%V\": expected "
+                       "http(s)://host[:port]", &conf->endpoint);
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * Read once, as the configuration is loaded (by root, before workers
+ * drop privileges).  The file must not be readable by group or others.
+ * Either KEY=VALUE lines (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, any
+ * letter case; other keys, "[section]" and "#" lines ignored) or two bare
+ * lines: the key id, then the secret.  The CLI reads the same forms.
+ */
+
+char *
+ngx_http_nixcache_s3_credentials(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_nixcache_loc_conf_t *nlcf = conf;
+
+    ssize_t                       n;
+    ngx_fd_t                      fd;
+    ngx_str_t                    *value, name;
+    ngx_file_info_t               fi;
+    u_char                        buf[4096];
+
+    if (nlcf->s3.credentials.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "nixcache_s3_credentials: cannot open \"%V\"",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "nixcache_s3_credentials: cannot stat \"%V\"",
+                           &name);
+        goto failed;
+    }
+
+    if (fi.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "nixcache_s3_credentials: \"%V\" is readable or "
+                           "writable by group or others (mode "
+                           "%ui%ui%ui%ui): chmod 600 it", &name,
+                           (ngx_uint_t) (fi.st_mode >> 9) & 7,
+                           (ngx_uint_t) (fi.st_mode >> 6) & 7,
+                           (ngx_uint_t) (fi.st_mode >> 3) & 7,
+                           (ngx_uint_t) fi.st_mode & 7);
+        goto failed;
+    }
+
+    n = ngx_read_fd(fd, buf, sizeof(buf));
+
+    if (n < 0 || n == sizeof(buf)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, n < 0 ? ngx_errno : 0,
+                           "nixcache_s3_credentials: cannot read \"%V\"%s",
+                           &name, n < 0 ? "" : ": too long");
+        goto failed;
+    }
+
+    (void) ngx_close_file(fd);
+
+    nlcf->s3.credentials = name;
+
+    if (ngx_http_nixcache_s3_parse_credentials(cf, &nlcf->s3, buf, buf + n)
+        != NGX_OK)
+    {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "nixcache_s3_credentials: \"%V\" holds no access "
+                           "key id and secret (two lines, or "
+                           "AWS_ACCESS_KEY_ID=... and "
+                           "AWS_SECRET_ACCESS_KEY=...)", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    return NGX_CONF_OK;
+
+failed:
+
+    (void) ngx_close_file(fd);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_nixcache_s3_parse_credentials(ngx_conf_t *cf,
+    ngx_http_nixcache_s3_conf_t *s3, u_char *p, u_char *last)
+{
+    u_char     *line, *eol, *eq, *k, *ke, *v, *ve;
+    ngx_str_t  *dst;
+    ngx_uint_t  bare;
+
+    bare = 0;
+
+    for (line = p; line < last; line = eol + 1) {
+
+        eol = ngx_strlchr(line, last, '\n');
+        if (eol == NULL) {
+            eol = last;
+        }
+
+        k = line;
+        ve = eol;
+
+        while (k < ve && (*k == ' ' || *k == '\t')) { k++; }
+        while (ve > k && (ve[-1] == ' ' || ve[-1] == '\t'
+                          || ve[-1] == '\r'))
+        {
+            ve--;
+        }
+
+        if (k == ve || *k == '#' || *k == '[') {
+            continue;
+        }
+
+        eq = ngx_strlchr(k, ve, '=');
+
+        if (eq == NULL) {
+            if (bare == 2) {
+                return NGX_ERROR;
+            }
+
+            dst = bare++ ? &s3->secret : &s3->key_id;
+            v = k;
+
+        } else {
+            ke = eq;
+            while (ke > k && (ke[-1] == ' ' || ke[-1] == '\t')) { ke--; }
+
+            v = eq + 1;
+            while (v < ve && (*v == ' ' || *v == '\t')) { v++; }
+
+            if ((size_t) (ke - k) == sizeof("aws_access_key_id") - 1
+                && ngx_strncasecmp(k, (u_char *) "aws_access_key_id",
+                                   ke - k) == 0)
+            {
+                dst = &s3->key_id;
+
+            } else if ((size_t) (ke - k) == sizeof("aws_secret_access_key")
+                                            - 1
+                       && ngx_strncasecmp(k,
+                                          (u_char *) "aws_secret_access_key",
+                                          ke - k) == 0)
+            {
+                dst = &s3->secret;
+
+            } else {
+                continue;
+            }
+        }
+
+        if (ve - v == 0 || ve - v > NIXCACHE_SIGV4_MAX_SECRET) {
+            return NGX_ERROR;
+        }
+
+        dst->len = ve - v;
+        dst->data = ngx_pnalloc(cf->pool, dst->len);
+        if (dst->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(dst->data, v, dst->len);
+
+        if (eol == last) {
+            break;
+        }
+    }
+
+    return (s3->key_id.len && s3->secret.len) ? NGX_OK : NGX_ERROR;
+}
+
+
+ngx_int_t
+ngx_http_nixcache_s3_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_nixcache_s3_worker_t  *w;
+    ngx_http_nixcache_main_conf_t  *nmcf;
+
+    nmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_nixcache_module);
+    if (nmcf == NULL) {
+        return NGX_OK;
+    }
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "nixcache: curl_global_init() failed");
+        return NGX_ERROR;
+    }
+
+    w = ngx_pcalloc(cycle->pool, sizeof(ngx_http_nixcache_s3_worker_t));
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_array_init(&w->free, cycle->pool, NGX_HTTP_NIXCACHE_S3_FREE_MAX,
+                       sizeof(CURL *))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    w->log = cycle->log;
+    w->timer.handler = ngx_http_nixcache_s3_timer_handler;
+    w->timer.data = w;
+    w->timer.log = cycle->log;
+    w->timer.cancelable = 1;
+
+    w->multi = curl_multi_init();
+    if (w->multi == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "nixcache: curl_multi_init() failed");
+        return NGX_ERROR;
+    }
+
+    (void) curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION,
+                             ngx_http_nixcache_s3_socket);
+    (void) curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
+    (void) curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION,
+                             ngx_http_nixcache_s3_timer);
+    (void) curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+    (void) curl_multi_setopt(w->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                             (long) nmcf->s3_max_connections);
+    (void) curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS,
+                             (long) nmcf->s3_max_connections);
+
+    nmcf->s3_worker = w;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_nixcache_s3_exit_process(ngx_cycle_t *cycle)
+{
+    CURL                          **pe;
+    ngx_uint_t                      i;
+    ngx_http_nixcache_s3_worker_t  *w;
+    ngx_http_nixcache_main_conf_t  *nmcf;
+
+    nmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_nixcache_module);
+    if (nmcf == NULL || nmcf->s3_worker == NULL) {
+        return;
+    }
+
+    w = nmcf->s3_worker;
+
+    if (w->timer.timer_set) {
+        ngx_del_timer(&w->timer);
+    }
+
+    pe = w->free.elts;
+
+    for (i = 0; i < w->free.nelts; i++) {
+        curl_easy_cleanup(pe[i]);
+    }
+
+    w->free.nelts = 0;
+
+    (void) curl_multi_cleanup(w->multi);
+    w->multi = NULL;
+    nmcf->s3_worker = NULL;
+}
