@@ -21,7 +21,7 @@
 
 
 /* what one input may decode to: a bomb stops here */
-#define NIXCACHE_FUZZ_LIMIT   (4 * 1024 * 1024)
+#define NIXCACHE_FUZZ_LIMIT   (1024 * 1024)
 
 
 static int nixcache_fuzz_has(void *data, const unsigned char *digest);

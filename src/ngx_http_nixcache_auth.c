@@ -1,4 +1,3 @@
-
 /*
  * ngx_http_nixcache_module: access tokens and narinfo signing keys.
  *
@@ -48,6 +47,8 @@ static ngx_uint_t ngx_http_nixcache_auth_match(ngx_array_t *tokens,
 static ngx_int_t ngx_http_nixcache_auth_challenge(ngx_http_request_t *r);
 static size_t ngx_http_nixcache_auth_sig_find(nixcache_narinfo_t *ni,
     nixcache_sign_secret_t *sk);
+static size_t ngx_http_nixcache_auth_sig_foreign(nixcache_narinfo_t *ni,
+    ngx_array_t *sign_keys);
 static ngx_int_t ngx_http_nixcache_read_file(ngx_conf_t *cf,
     ngx_str_t *name, size_t max, ngx_str_t *text);
 static void ngx_http_nixcache_sign_key_cleanup(void *data);
@@ -309,7 +310,7 @@ ngx_http_nixcache_auth_sign(ngx_http_request_t *r, nixcache_narinfo_t *ni)
                               "Sig lines, a stored one is dropped",
                               ni->store_path.len, ni->store_path.data);
 
-                j = NIXCACHE_NARINFO_MAX_SIGS - 1 - i;
+                j = ngx_http_nixcache_auth_sig_foreign(ni, nlcf->sign_keys);
 
             } else {
                 ni->nsigs++;
@@ -342,6 +343,43 @@ ngx_http_nixcache_auth_sig_find(nixcache_narinfo_t *ni,
     }
 
     return j;
+}
+
+
+/*
+ * The index of the last Sig by none of our keys (there is one: a narinfo
+ * holds up to NIXCACHE_NARINFO_MAX_SIGS, a location fewer keys).
+ */
+
+static size_t
+ngx_http_nixcache_auth_sig_foreign(nixcache_narinfo_t *ni,
+    ngx_array_t *sign_keys)
+{
+    size_t                    j;
+    ngx_uint_t                i;
+    nixcache_sign_secret_t  **keys;
+
+    keys = sign_keys->elts;
+
+    for (j = ni->nsigs; j > 0; j--) {
+
+        for (i = 0; i < sign_keys->nelts; i++) {
+            if (ni->sigs[j - 1].len > keys[i]->name_len
+                && ni->sigs[j - 1].data[keys[i]->name_len] == ':'
+                && ngx_strncmp(ni->sigs[j - 1].data, keys[i]->name,
+                               keys[i]->name_len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == sign_keys->nelts) {
+            return j - 1;
+        }
+    }
+
+    return ni->nsigs - 1;
 }
 
 

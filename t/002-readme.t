@@ -69,6 +69,7 @@ SKIP: {
     mkdir "$dir/logs";
     $example =~ s{/path/to/build/}{$root/build/}g;
     $example =~ s{/var/lib/nixcache}{$dir}g;
+    $example =~ s{/etc/nixcache/}{$root/t/auth/}g;    # test keys, tokens
     open my $fh, '>', "$dir/nginx.conf" or die;
     print {$fh} "pid $dir/nginx.pid;\nerror_log $dir/logs/error.log;\n",
                 $example;

@@ -8,7 +8,8 @@
 #              key), Priority 30
 #   /team-b/   prefix b:, key team-b-1 (nixcache keygen), Priority 50
 #   /private/  prefix a: too, read tokens, key team-a-1
-#   /up/       prefix u:, uploads with push tokens, key team-b-1
+#   /up-xz/, /up-zstd/, /up-none/   prefixes u-*:, uploads (nix copy
+#              --to ?compression=...) with push tokens, key team-b-1
 #
 # Signatures matter for input-addressed paths only (FIX[dep], FIX[top]):
 # Nix accepts content-addressed ones (FIX[text]) unsigned.
@@ -34,7 +35,7 @@ K=$T/keys
 mkdir -p "$K"
 nix-store --generate-binary-cache-key team-a-1 "$K/a.sk" "$K/a.pk"
 ok $? "nix-store --generate-binary-cache-key team-a-1"
-"$NIXCACHE" keygen team-b-1 "$K/b.sk" "$K/b.pk"
+"$NIXCACHE" keygen team-b-1 "$K/b.sk" "$K/b.pk" > /dev/null
 ok $? "nixcache keygen team-b-1"
 nix-store --generate-binary-cache-key team-a-1 "$K/w.sk" "$K/w.pk"
 ok $? "a wrong key of the same name"
@@ -74,15 +75,18 @@ nginx_start "
             nixcache_sign_key $K/a.sk;
             nixcache_read_tokens $K/read.tokens;
         }
-        location /up/ {
+$(for c in xz zstd none; do cat <<LOC
+        location /up-$c/ {
             nixcache on;
             nixcache_chunks $CHUNKS;
-            nixcache_redis_prefix u:;
+            nixcache_redis_prefix u-$c:;
             nixcache_sign_key $K/b.sk;
             nixcache_upload on;
             nixcache_push_tokens $K/push.tokens;
             client_max_body_size 0;
         }
+LOC
+done)
     }"
 ok $? "nginx started" || bail_out "no nginx"
 
@@ -172,22 +176,26 @@ is "$(access_count '"GET /private/nix-cache-info HTTP/1.1" 401')" 1 \
 # --- uploads with a push token -----------------------------------------------
 
 run_fails "up: nix copy --to without a token fails" \
-    nix_fresh nix copy --to "$URL/up/" --from "$SRC" "${IA[@]}"
-is "$(redis --scan --pattern 'u:narinfo:*' | wc -l)" 0 \
+    nix_fresh nix copy --to "$URL/up-xz/" --from "$SRC" "${IA[@]}"
+is "$(redis --scan --pattern 'u-*:narinfo:*' | wc -l)" 0 \
    "up: nothing stored without a token"
-ok "$([ "$(access_count '"PUT /up/[^ ]* HTTP/1.1" 401')" -ge 1 ]; echo $?)" \
+ok "$([ "$(access_count '"PUT /up-xz/[^ ]* HTTP/1.1" 401')" -ge 1 ]; echo $?)" \
    "up: the PUT was answered 401"
 run_fails "up: nix copy --to with a read-only token fails" \
-    nix_fresh nix copy --to "$URL/up/" --from "$SRC" \
+    nix_fresh nix copy --to "$URL/up-xz/" --from "$SRC" \
         --option netrc-file "$K/netrc" "${IA[@]}"
 before=$(chunk_files)
-run_ok "up: nix copy --to with the push token in netrc uploads" \
-    nix_fresh nix copy --to "$URL/up/" --from "$SRC" \
-        --option netrc-file "$K/netrc.push" "${IA[@]}"
+for c in xz zstd none; do
+    run_ok "up-$c: nix copy --to ?compression=$c with the push token" \
+        nix_fresh nix copy --to "$URL/up-$c/?compression=$c" --from "$SRC" \
+            --option netrc-file "$K/netrc.push" "${IA[@]}"
+    is "$(redis --scan --pattern "u-$c:narinfo:*" | wc -l)" 2 \
+       "up-$c: both narinfos stored"
+    run_ok "up-$c: require-sigs with team-b's key substitutes the upload" \
+        sigsubst "$URL/up-$c/" "$K/b.pk" "$T/d-u-$c"
+    check_copy "$SRC" "$T/d-u-$c" "up-$c" "${IA[@]}"
+done
 is "$(chunk_files)" "$before" "up: the uploaded NARs stored no new chunk"
-run_ok "up: require-sigs with team-b's key substitutes the uploaded paths" \
-    sigsubst "$URL/up/" "$K/b.pk" "$T/d-u"
-check_copy "$SRC" "$T/d-u" "up" "${IA[@]}"
 
 nginx_log_ok
 nginx_stop

@@ -9,6 +9,7 @@
  *   s3.c         an S3 client (curl multi, SigV4 from the core)
  *   s3sink.c     the S3 tier as the pipeline's chunk sink
  *   push.c       store paths in (nix path-info, nix store dump-path)
+ *   pushurl.c    push --url: store paths sent to a cache's upload routes
  *   import.c     a flat binary cache directory in
  */
 
@@ -17,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <hiredis/hiredis.h>
 #include <zstd.h>
@@ -50,10 +52,14 @@ typedef struct {
     size_t                     chunk_max;
     int                        level;
     nixcache_s3_conf_t         s3;          /* endpoint NULL: no S3 */
+    const char                *url;         /* push --url: over HTTP */
+    const char                *token;
+    const char                *token_file;
     unsigned                   recursive:1;
     unsigned                   force:1;
     unsigned                   quiet:1;
     unsigned                   verbose:1;
+    unsigned                   tier:1;      /* --redis, --chunks or --s3-* */
 } nixcache_opts_t;
 
 
@@ -72,6 +78,7 @@ typedef struct {
     uint64_t                   new_csize;
     unsigned                   quiet:1;
     unsigned                   verbose:1;
+    unsigned                   http:1;      /* push --url: new_csize sent */
 } nixcache_stats_t;
 
 
@@ -120,6 +127,18 @@ int nixcache_redis_put_manifest(nixcache_redis_t *r, const char *nar_hash32,
 int nixcache_redis_put_narinfo(nixcache_redis_t *r, const char *store_hash,
     const char *narinfo, size_t narinfo_len);
 
+/* pushurl.c: one HTTP client for a run (nixcache_pushurl_open) */
+typedef struct nixcache_pushurl_s  nixcache_pushurl_t;
+
+nixcache_pushurl_t *nixcache_pushurl_open(const nixcache_opts_t *o);
+void nixcache_pushurl_close(nixcache_pushurl_t *h);
+int nixcache_pushurl_has(nixcache_pushurl_t *h, const char *store_hash);
+int nixcache_pushurl_nar(nixcache_pushurl_t *h, int fd,
+    const unsigned char *nar_hash, const char *path,
+    unsigned char *got_hash, uint64_t *got_size, uint64_t *sent);
+int nixcache_pushurl_narinfo(nixcache_pushurl_t *h, const char *store_hash,
+    const char *text, size_t len);
+
 /* ingest.c */
 int nixcache_cli_ingest_init(nixcache_cli_ingest_t *ing,
     const nixcache_opts_t *o, nixcache_stats_t *st);
@@ -135,8 +154,15 @@ int nixcache_cli_decompress_fd(nixcache_cli_ingest_t *ing, int fd,
 int nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
     nixcache_narinfo_t *ni, const char *store_hash, int replace);
 
+int nixcache_cli_ingest_load_key(nixcache_cli_ingest_t *ing,
+    const char *path);
+int nixcache_narinfo_sign(nixcache_cli_ingest_t *ing, nixcache_narinfo_t *ni,
+    char *sig, size_t cap);
+
 /* push.c, import.c */
 int nixcache_push(nixcache_opts_t *o, int argc, char **argv);
+int nixcache_spawn(char **argv, pid_t *pid, int *out);
+int nixcache_wait(pid_t pid, const char *what);
 int nixcache_import(nixcache_opts_t *o, int argc, char **argv);
 
 

@@ -19,10 +19,6 @@
 
 
 static void nixcache_cli_ingest_progress(void *data);
-static int nixcache_ingest_load_key(nixcache_cli_ingest_t *ing,
-    const char *path);
-static int nixcache_publish_sign(nixcache_cli_ingest_t *ing,
-    nixcache_narinfo_t *ni, char *sig, size_t cap);
 
 
 int
@@ -74,7 +70,7 @@ nixcache_cli_ingest_init(nixcache_cli_ingest_t *ing, const nixcache_opts_t *o,
     }
 
     if (o->sign_key != NULL) {
-        return nixcache_ingest_load_key(ing, o->sign_key);
+        return nixcache_cli_ingest_load_key(ing, o->sign_key);
     }
 
     return 0;
@@ -117,8 +113,8 @@ nixcache_cli_ingest_progress(void *data)
 }
 
 
-static int
-nixcache_ingest_load_key(nixcache_cli_ingest_t *ing, const char *path)
+int
+nixcache_cli_ingest_load_key(nixcache_cli_ingest_t *ing, const char *path)
 {
     int          fd;
     char         text[NIXCACHE_SIGN_TEXT_MAX + 3];
@@ -350,7 +346,7 @@ nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
     ni->nar_size = ing->core.nar.nar_size;
 
     if (ing->sign_key != NULL
-        && nixcache_publish_sign(ing, ni, sig, sizeof(sig)) != 0)
+        && nixcache_narinfo_sign(ing, ni, sig, sizeof(sig)) != 0)
     {
         return -1;
     }
@@ -383,8 +379,8 @@ nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
  * NarSize and References only, so ours is the one that verifies.
  */
 
-static int
-nixcache_publish_sign(nixcache_cli_ingest_t *ing, nixcache_narinfo_t *ni,
+int
+nixcache_narinfo_sign(nixcache_cli_ingest_t *ing, nixcache_narinfo_t *ni,
     char *sig, size_t cap)
 {
     char    *fp;

@@ -48,6 +48,9 @@ enum {
     NIXCACHE_OPT_S3_VIRTUAL_HOST,
     NIXCACHE_OPT_S3_INFLIGHT,
     NIXCACHE_OPT_S3_ATTEMPTS,
+    NIXCACHE_OPT_URL,
+    NIXCACHE_OPT_TOKEN,
+    NIXCACHE_OPT_TOKEN_FILE,
     NIXCACHE_OPT_HELP
 };
 
@@ -144,6 +147,9 @@ static const struct option  nixcache_push_options[] = {
     NIXCACHE_COMMON_OPTIONS,
     { "store",     required_argument, NULL, NIXCACHE_OPT_STORE },
     { "recursive", no_argument,       NULL, 'r' },
+    { "url",       required_argument, NULL, NIXCACHE_OPT_URL },
+    { "token",     required_argument, NULL, NIXCACHE_OPT_TOKEN },
+    { "token-file", required_argument, NULL, NIXCACHE_OPT_TOKEN_FILE },
     { NULL, 0, NULL, 0 }
 };
 
@@ -164,6 +170,11 @@ static const nixcache_command_t  nixcache_commands[] = {
       "\n"
       "      --store STORE    the Nix store to read (default: Nix's own)\n"
       "  -r, --recursive      push the closures of the paths\n"
+      "      --url URL        upload through a cache's upload routes\n"
+      "                       (nixcache_upload on) instead: no --redis,\n"
+      "                       --chunks or --s3-* with it\n"
+      "      --token TOKEN    push token for --url (default $NIXCACHE_TOKEN)\n"
+      "      --token-file FILE  the push token, read from FILE\n"
       NIXCACHE_COMMON_USAGE,
       1 },
 
@@ -274,14 +285,29 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
 
         case NIXCACHE_OPT_REDIS:
             o.redis = optarg;
+            o.tier = 1;
             break;
 
         case NIXCACHE_OPT_CHUNKS:
             o.chunks = optarg;
+            o.tier = 1;
             break;
 
         case NIXCACHE_OPT_PREFIX:
             o.prefix = optarg;
+            o.tier = 1;
+            break;
+
+        case NIXCACHE_OPT_URL:
+            o.url = optarg;
+            break;
+
+        case NIXCACHE_OPT_TOKEN:
+            o.token = optarg;
+            break;
+
+        case NIXCACHE_OPT_TOKEN_FILE:
+            o.token_file = optarg;
             break;
 
         case NIXCACHE_OPT_STORE:
@@ -422,7 +448,25 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
         return 2;
     }
 
-    if (o.chunks == NULL && o.s3.endpoint == NULL) {
+    if (o.url != NULL && (o.tier || o.s3.endpoint != NULL)) {
+        nixcache_error("%s: --url uploads through the cache's server: "
+                       "--redis, --chunks, --prefix and --s3-* do not go "
+                       "with it", cmd->name);
+        return 2;
+    }
+
+    if (o.url == NULL && (o.token != NULL || o.token_file != NULL)) {
+        nixcache_error("%s: --token and --token-file go with --url",
+                       cmd->name);
+        return 2;
+    }
+
+    if (o.token != NULL && o.token_file != NULL) {
+        nixcache_error("%s: --token or --token-file, not both", cmd->name);
+        return 2;
+    }
+
+    if (o.url == NULL && o.chunks == NULL && o.s3.endpoint == NULL) {
         nixcache_error("%s: no chunk directory: give --chunks DIR or set "
                        "NIXCACHE_CHUNKS, or --s3-endpoint and --s3-bucket",
                        cmd->name);
@@ -566,6 +610,19 @@ nixcache_progress(nixcache_stats_t *st, int final)
 
     if (final && st->verbose && getrusage(RUSAGE_SELF, &ru) == 0) {
         snprintf(rss, sizeof(rss), ", max RSS %ld KiB", ru.ru_maxrss);
+    }
+
+    if (st->http) {
+        fprintf(stderr,
+                "nixcache: %s%s: %llu/%llu paths (%llu skipped, %llu "
+                "failed), %s NAR in, %s sent, %s/s, %.1f s%s\n",
+                st->command, final ? " done" : "",
+                (unsigned long long) st->paths_done,
+                (unsigned long long) st->paths_total,
+                (unsigned long long) st->paths_skipped,
+                (unsigned long long) st->paths_failed,
+                in, stored, rate, elapsed, rss);
+        return;
     }
 
     fprintf(stderr,

@@ -6,6 +6,9 @@
  * Paths are pushed references first, so a narinfo is never visible before
  * those of the paths it refers to (within one run), and the first failure
  * stops the run.
+ *
+ * With --url the same paths, in the same order, go to a cache's upload
+ * routes instead (pushurl.c): no Redis, chunk directory or S3 here.
  */
 
 #include <errno.h>
@@ -47,6 +50,7 @@ typedef struct {
     nixcache_stats_t           stats;
     nixcache_redis_t           redis;
     nixcache_cli_ingest_t      ingest;
+    nixcache_pushurl_t        *http;       /* --url */
     json_object               *json;
     nixcache_path_t           *paths;
     size_t                     npaths;
@@ -67,8 +71,11 @@ static int nixcache_push_sort(nixcache_push_t *pu);
 static int nixcache_push_cmp(const void *a, const void *b);
 static int nixcache_push_visit(nixcache_push_t *pu, nixcache_path_t *pi);
 static int nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi);
-static int nixcache_spawn(char **argv, pid_t *pid, int *out);
-static int nixcache_wait(pid_t pid, const char *what);
+static int nixcache_push_one_url(nixcache_push_t *pu, nixcache_path_t *pi);
+static int nixcache_push_dump(nixcache_push_t *pu, nixcache_path_t *pi,
+    pid_t *pid, int *fd);
+static void nixcache_push_narinfo(nixcache_path_t *pi,
+    nixcache_narinfo_t *ni);
 static void nixcache_push_cleanup(nixcache_push_t *pu);
 
 
@@ -91,10 +98,21 @@ nixcache_push(nixcache_opts_t *o, int argc, char **argv)
 
     rc = 1;
 
-    if (nixcache_cli_ingest_init(&pu.ingest, o, &pu.stats) != 0
-        || (o->chunks != NULL
-            && nixcache_prepare_chunks_dir(o->chunks) != 0)
-        || nixcache_redis_open(&pu.redis, o->redis, o->prefix) != 0)
+    if (o->url != NULL) {
+        pu.stats.http = 1;
+        pu.http = nixcache_pushurl_open(o);
+        if (pu.http == NULL
+            || (o->sign_key != NULL
+                && nixcache_cli_ingest_load_key(&pu.ingest, o->sign_key)
+                   != 0))
+        {
+            goto done;
+        }
+
+    } else if (nixcache_cli_ingest_init(&pu.ingest, o, &pu.stats) != 0
+               || (o->chunks != NULL
+                   && nixcache_prepare_chunks_dir(o->chunks) != 0)
+               || nixcache_redis_open(&pu.redis, o->redis, o->prefix) != 0)
     {
         goto done;
     }
@@ -111,7 +129,9 @@ nixcache_push(nixcache_opts_t *o, int argc, char **argv)
         base = pu.order[i]->base;
 
         if (!o->force) {
-            switch (nixcache_redis_has_narinfo(&pu.redis, base)) {
+            switch (pu.http != NULL ? nixcache_pushurl_has(pu.http, base)
+                    : nixcache_redis_has_narinfo(&pu.redis, base))
+            {
 
             case 1:
                 nixcache_info(&pu.stats, "%s: already present",
@@ -128,7 +148,10 @@ nixcache_push(nixcache_opts_t *o, int argc, char **argv)
             }
         }
 
-        if (nixcache_push_one(&pu, pu.order[i]) != 0) {
+        if ((pu.http != NULL ? nixcache_push_one_url(&pu, pu.order[i])
+                             : nixcache_push_one(&pu, pu.order[i]))
+            != 0)
+        {
             pu.stats.paths_failed++;
             goto done;
         }
@@ -171,6 +194,10 @@ nixcache_push_cleanup(nixcache_push_t *pu)
 
     nixcache_redis_close(&pu->redis);
     nixcache_cli_ingest_free(&pu->ingest);
+
+    if (pu->http != NULL) {
+        nixcache_pushurl_close(pu->http);
+    }
 }
 
 
@@ -605,8 +632,7 @@ nixcache_push_visit(nixcache_push_t *pu, nixcache_path_t *pi)
 static int
 nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi)
 {
-    int                  fd, n, rc;
-    char                *args[10];
+    int                  fd, rc;
     pid_t                pid;
     ssize_t              got;
     uint64_t             new_before;
@@ -617,23 +643,7 @@ nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi)
         return -1;
     }
 
-    n = 0;
-    args[n++] = "nix";
-    args[n++] = "--extra-experimental-features";
-    args[n++] = "nix-command";
-    args[n++] = "store";
-    args[n++] = "dump-path";
-
-    if (pu->opts->store != NULL) {
-        args[n++] = "--store";
-        args[n++] = (char *) pu->opts->store;
-    }
-
-    args[n++] = "--";
-    args[n++] = (char *) pi->path;
-    args[n] = NULL;
-
-    if (nixcache_spawn(args, &pid, &fd) != 0) {
+    if (nixcache_push_dump(pu, pi, &pid, &fd) != 0) {
         return -1;
     }
 
@@ -693,27 +703,7 @@ nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi)
         return -1;
     }
 
-    memset(&ni, 0, sizeof(nixcache_narinfo_t));
-
-    ni.store_path.data = pi->path;
-    ni.store_path.len = strlen(pi->path);
-    ni.references.data = pi->references;
-    ni.references.len = strlen(pi->references);
-
-    if (pi->deriver != NULL) {
-        ni.deriver.data = pi->deriver;
-        ni.deriver.len = strlen(pi->deriver);
-    }
-
-    if (pi->ca != NULL) {
-        ni.ca.data = pi->ca;
-        ni.ca.len = strlen(pi->ca);
-    }
-
-    for (ni.nsigs = 0; ni.nsigs < pi->nsigs; ni.nsigs++) {
-        ni.sigs[ni.nsigs].data = pi->sigs[ni.nsigs];
-        ni.sigs[ni.nsigs].len = strlen(pi->sigs[ni.nsigs]);
-    }
+    nixcache_push_narinfo(pi, &ni);
 
     if (nixcache_publish(&pu->ingest, &pu->redis, &ni, pi->base,
                          pu->opts->force)
@@ -736,9 +726,185 @@ nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi)
 }
 
 
-/* Starts argv[0] (from PATH) with its stdout on a pipe returned in *out. */
+/*
+ * One path with --url: the NAR is sent as it is dumped, then the narinfo,
+ * only when the dump had the NarHash and NarSize the store records.
+ */
 
 static int
+nixcache_push_one_url(nixcache_push_t *pu, nixcache_path_t *pi)
+{
+    int                  fd, rc;
+    char                *text;
+    char                 nar_hash[NIXCACHE_HASH_STR_LEN];
+    char                 url[sizeof("nar/.nar.zst")
+                             + NIXCACHE_SHA256_NIX32_LEN];
+    char                 sig[NIXCACHE_SIGN_TEXT_MAX + 1];
+    pid_t                pid;
+    size_t               len, n;
+    uint64_t             got_size, sent;
+    nixcache_narinfo_t   ni;
+    unsigned char        got_hash[NIXCACHE_SHA256_LEN];
+
+    if (nixcache_push_dump(pu, pi, &pid, &fd) != 0) {
+        return -1;
+    }
+
+    rc = nixcache_pushurl_nar(pu->http, fd, pi->nar_hash, pi->path,
+                              got_hash, &got_size, &sent);
+
+    close(fd);
+
+    if (rc != 0) {
+        /* the reason is printed; the dump's end by SIGTERM is no news */
+        kill(pid, SIGTERM);
+
+        while (waitpid(pid, NULL, 0) == -1 && errno == EINTR) {
+            /* void */
+        }
+
+        nixcache_error("%s: not pushed", pi->path);
+        return -1;
+    }
+
+    if (nixcache_wait(pid, "nix store dump-path") != 0) {
+        nixcache_error("%s: not pushed", pi->path);
+        return -1;
+    }
+
+    pu->stats.nar_bytes += got_size;
+    pu->stats.new_csize += sent;
+
+    if (got_size != pi->nar_size
+        || memcmp(got_hash, pi->nar_hash, NIXCACHE_SHA256_LEN) != 0)
+    {
+        nixcache_error("%s: NAR hash or size mismatch: the store says %llu "
+                       "bytes, the dump had %llu bytes with another hash; "
+                       "narinfo not sent (is the store corrupt? try "
+                       "`nix store verify`)", pi->path,
+                       (unsigned long long) pi->nar_size,
+                       (unsigned long long) got_size);
+        return -1;
+    }
+
+    nixcache_push_narinfo(pi, &ni);
+
+    nixcache_hash_format(nar_hash, pi->nar_hash);
+    n = sizeof("sha256:") - 1;
+
+    memcpy(url, "nar/", 4);
+    memcpy(url + 4, nar_hash + n, NIXCACHE_SHA256_NIX32_LEN);
+    memcpy(url + 4 + NIXCACHE_SHA256_NIX32_LEN, ".nar.zst",
+           sizeof(".nar.zst") - 1);
+
+    ni.url.data = url;
+    ni.url.len = 4 + NIXCACHE_SHA256_NIX32_LEN + sizeof(".nar.zst") - 1;
+    ni.compression.data = "zstd";
+    ni.compression.len = 4;
+    ni.nar_hash.data = nar_hash;
+    ni.nar_hash.len = NIXCACHE_HASH_STR_LEN;
+    ni.nar_size = pi->nar_size;
+
+    if (pu->ingest.sign_key != NULL
+        && nixcache_narinfo_sign(&pu->ingest, &ni, sig, sizeof(sig)) != 0)
+    {
+        return -1;
+    }
+
+    len = nixcache_narinfo_render(NULL, 0, &ni);
+
+    text = malloc(len + 1);
+    if (text == NULL) {
+        nixcache_error("out of memory");
+        return -1;
+    }
+
+    if (nixcache_narinfo_render(text, len + 1, &ni) != len) {
+        nixcache_error("narinfo: cannot render");
+        free(text);
+        return -1;
+    }
+
+    rc = nixcache_pushurl_narinfo(pu->http, pi->base, text, len);
+
+    free(text);
+
+    if (rc != 0) {
+        nixcache_error("%s: not pushed", pi->path);
+        return -1;
+    }
+
+    if (pu->opts->verbose) {
+        nixcache_info(&pu->stats, "%s: pushed, %llu bytes NAR, %llu bytes "
+                      "sent", pi->path, (unsigned long long) got_size,
+                      (unsigned long long) sent);
+    }
+
+    return 0;
+}
+
+
+/* Starts `nix store dump-path` for one path, the NAR on *fd. */
+
+static int
+nixcache_push_dump(nixcache_push_t *pu, nixcache_path_t *pi, pid_t *pid,
+    int *fd)
+{
+    int    n;
+    char  *args[10];
+
+    n = 0;
+    args[n++] = "nix";
+    args[n++] = "--extra-experimental-features";
+    args[n++] = "nix-command";
+    args[n++] = "store";
+    args[n++] = "dump-path";
+
+    if (pu->opts->store != NULL) {
+        args[n++] = "--store";
+        args[n++] = (char *) pu->opts->store;
+    }
+
+    args[n++] = "--";
+    args[n++] = (char *) pi->path;
+    args[n] = NULL;
+
+    return nixcache_spawn(args, pid, fd);
+}
+
+
+/* The narinfo fields path-info gave: all but URL, hashes and sizes. */
+
+static void
+nixcache_push_narinfo(nixcache_path_t *pi, nixcache_narinfo_t *ni)
+{
+    memset(ni, 0, sizeof(nixcache_narinfo_t));
+
+    ni->store_path.data = pi->path;
+    ni->store_path.len = strlen(pi->path);
+    ni->references.data = pi->references;
+    ni->references.len = strlen(pi->references);
+
+    if (pi->deriver != NULL) {
+        ni->deriver.data = pi->deriver;
+        ni->deriver.len = strlen(pi->deriver);
+    }
+
+    if (pi->ca != NULL) {
+        ni->ca.data = pi->ca;
+        ni->ca.len = strlen(pi->ca);
+    }
+
+    for (ni->nsigs = 0; ni->nsigs < pi->nsigs; ni->nsigs++) {
+        ni->sigs[ni->nsigs].data = pi->sigs[ni->nsigs];
+        ni->sigs[ni->nsigs].len = strlen(pi->sigs[ni->nsigs]);
+    }
+}
+
+
+/* Starts argv[0] (from PATH) with its stdout on a pipe returned in *out. */
+
+int
 nixcache_spawn(char **argv, pid_t *pid, int *out)
 {
     int                          err, p[2];
@@ -793,7 +959,7 @@ nixcache_spawn(char **argv, pid_t *pid, int *out)
 }
 
 
-static int
+int
 nixcache_wait(pid_t pid, const char *what)
 {
     int  status;
