@@ -5,6 +5,7 @@
 #   make deps     install every Debian package needed (idempotent)
 #   make test     deps + build + every suite (unit, t/*.t)
 #   make run      deps + build + a cache on 127.0.0.1:$(PORT)
+#   make test-long  the module suites again under valgrind (CI runs it too)
 #   make test-hup, make test-valgrind, make test-sendfile-off
 #                 the module suites with nginx reloaded by HUP between
 #                 blocks, under valgrind, or with sendfile off
@@ -36,7 +37,7 @@ CLI         := $(BUILD)/nixcache
 
 .PHONY: all module cli deps unit test test-hup test-valgrind test-sendfile-off \
         readme run clean bench-tools FORCE
-.PHONY: fuzz fuzz-build fuzz-smoke bench-deps
+.PHONY: fuzz fuzz-build fuzz-smoke bench-deps test-long
 
 all: module cli
 
@@ -148,6 +149,9 @@ test-hup: deps
 test-valgrind: deps
 	@$(MAKE) --no-print-directory all
 	@TEST_NIXCACHE_VALGRIND=1 t/run-all $(MODULE_TESTS)
+
+# What .ci/run adds to make test: the suites that take minutes.
+test-long: test-valgrind
 
 test-sendfile-off: deps
 	@$(MAKE) --no-print-directory all

@@ -38,6 +38,7 @@ struct ngx_http_nixcache_s3_worker_s {
     ngx_event_t                timer;
     ngx_log_t                 *log;
     ngx_array_t                free;       /* CURL *, reusable */
+    ngx_array_t                conns;      /* ngx_connection_t *, curl's */
 };
 
 
@@ -48,6 +49,10 @@ static int ngx_http_nixcache_s3_timer(CURLM *multi, long timeout_ms,
 static void ngx_http_nixcache_s3_event_handler(ngx_event_t *ev);
 static void ngx_http_nixcache_s3_timer_handler(ngx_event_t *ev);
 static void ngx_http_nixcache_s3_release(ngx_connection_t *c);
+static ngx_connection_t *ngx_http_nixcache_s3_conn(
+    ngx_http_nixcache_s3_worker_t *w, curl_socket_t s, ngx_uint_t remove);
+static int ngx_http_nixcache_s3_close_socket(void *clientp,
+    curl_socket_t s);
 static void ngx_http_nixcache_s3_done(ngx_http_nixcache_s3_worker_t *w);
 static void ngx_http_nixcache_s3_finish(ngx_http_nixcache_s3_fetch_t *f,
     CURLcode code);
@@ -250,6 +255,9 @@ ngx_http_nixcache_s3_send(ngx_http_nixcache_s3_fetch_t *f)
                             (long) CURL_HTTP_VERSION_1_1);
     (void) curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
     (void) curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    (void) curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION,
+                            ngx_http_nixcache_s3_close_socket);
+    (void) curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, f->worker);
 
     mc = curl_multi_add_handle(f->worker->multi, easy);
     if (mc != CURLM_OK) {
@@ -358,13 +366,20 @@ static int
 ngx_http_nixcache_s3_socket(CURL *easy, curl_socket_t s, int what,
     void *userp, void *socketp)
 {
-    ngx_connection_t               *c;
+    ngx_connection_t               *c, **pc;
     ngx_http_nixcache_s3_worker_t  *w;
 
     w = userp;
-    c = socketp;
+
+    /*
+     * The worker's list, not socketp, says which sockets have a connection:
+     * curl may close a socket without a CURL_POLL_REMOVE first (seen with
+     * idle cached connections the server had closed), after which socketp
+     * can name a connection already released.
+     */
 
     if (what == CURL_POLL_REMOVE) {
+        c = ngx_http_nixcache_s3_conn(w, s, 1);
         if (c != NULL) {
             ngx_http_nixcache_s3_release(c);
             (void) curl_multi_assign(w->multi, s, NULL);
@@ -373,11 +388,21 @@ ngx_http_nixcache_s3_socket(CURL *easy, curl_socket_t s, int what,
         return 0;
     }
 
+    c = ngx_http_nixcache_s3_conn(w, s, 0);
+
     if (c == NULL) {
-        c = ngx_get_connection(s, w->log);
-        if (c == NULL) {
+        pc = ngx_array_push(&w->conns);
+        if (pc == NULL) {
             return -1;
         }
+
+        c = ngx_get_connection(s, w->log);
+        if (c == NULL) {
+            w->conns.nelts--;
+            return -1;
+        }
+
+        *pc = c;
 
         c->data = w;
         c->read->handler = ngx_http_nixcache_s3_event_handler;
@@ -427,12 +452,26 @@ ngx_http_nixcache_s3_socket(CURL *easy, curl_socket_t s, int what,
 static void
 ngx_http_nixcache_s3_release(ngx_connection_t *c)
 {
+    ngx_uint_t  flags;
+
+    /*
+     * A transfer removed while connecting has its socket closed by curl
+     * before the CURL_POLL_REMOVE arrives; the kernel has dropped a closed
+     * descriptor from epoll already, and asking again fails with EBADF.
+     */
+
+    flags = NGX_LEVEL_EVENT;
+
+    if (fcntl(c->fd, F_GETFD) == -1 && ngx_errno == NGX_EBADF) {
+        flags = NGX_CLOSE_EVENT;
+    }
+
     if (c->read->active) {
-        (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, flags);
     }
 
     if (c->write->active) {
-        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, flags);
     }
 
     if (c->read->posted) {
@@ -446,6 +485,60 @@ ngx_http_nixcache_s3_release(ngx_connection_t *c)
     ngx_free_connection(c);
 
     c->fd = (ngx_socket_t) -1;
+}
+
+
+/* the connection of a curl socket; with remove, also dropped from the list */
+
+static ngx_connection_t *
+ngx_http_nixcache_s3_conn(ngx_http_nixcache_s3_worker_t *w, curl_socket_t s,
+    ngx_uint_t remove)
+{
+    ngx_uint_t         i;
+    ngx_connection_t  *c, **pc;
+
+    pc = w->conns.elts;
+
+    for (i = 0; i < w->conns.nelts; i++) {
+        c = pc[i];
+
+        if (c->fd != s) {
+            continue;
+        }
+
+        if (remove) {
+            pc[i] = pc[--w->conns.nelts];
+        }
+
+        return c;
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Every socket curl closes comes through here: its connection, if it
+ * still has one, is released while the descriptor is open, so no event of
+ * it is left on a number the kernel may hand to a client next.
+ */
+
+static int
+ngx_http_nixcache_s3_close_socket(void *clientp, curl_socket_t s)
+{
+    ngx_connection_t               *c;
+    ngx_http_nixcache_s3_worker_t  *w;
+
+    w = clientp;
+
+    c = ngx_http_nixcache_s3_conn(w, s, 1);
+    if (c != NULL) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, w->log, 0,
+                       "nixcache s3: socket %d closed without a remove", s);
+        ngx_http_nixcache_s3_release(c);
+    }
+
+    return close(s);
 }
 
 
@@ -1145,6 +1238,14 @@ ngx_http_nixcache_s3_init_process(ngx_cycle_t *cycle)
 
     if (ngx_array_init(&w->free, cycle->pool, NGX_HTTP_NIXCACHE_S3_FREE_MAX,
                        sizeof(CURL *))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_array_init(&w->conns, cycle->pool,
+                       nmcf->s3_max_connections + 8,
+                       sizeof(ngx_connection_t *))
         != NGX_OK)
     {
         return NGX_ERROR;

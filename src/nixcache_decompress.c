@@ -55,6 +55,7 @@ static int nixcache_decomp_xz(nixcache_decomp_t *d, const unsigned char *in,
     size_t n, int eof);
 static int nixcache_decomp_zstd(nixcache_decomp_t *d,
     const unsigned char *in, size_t n, int eof);
+static int nixcache_decomp_bzip2_step(nixcache_decomp_t *d);
 static int nixcache_decomp_bzip2(nixcache_decomp_t *d,
     const unsigned char *in, size_t n, int eof);
 static int nixcache_decomp_fail(nixcache_decomp_t *d,
@@ -483,7 +484,6 @@ static int
 nixcache_decomp_bzip2(nixcache_decomp_t *d, const unsigned char *in,
     size_t n, int eof)
 {
-    int        ret;
     char      *next;
     unsigned   avail;
 
@@ -523,57 +523,53 @@ nixcache_decomp_bzip2(nixcache_decomp_t *d, const unsigned char *in,
             d->bz.avail_in = avail;
         }
 
-        d->bz.next_out = (char *) d->out;
-        d->bz.avail_out = NIXCACHE_DECOMP_OUT_SIZE;
-
-        ret = BZ2_bzDecompress(&d->bz);
-
-        if (ret != BZ_OK && ret != BZ_STREAM_END) {
-            return nixcache_decomp_fail(d, NIXCACHE_DECOMP_ERR_INPUT, 0,
-                                        "corrupt bzip2 stream (bzip2 error "
-                                        "%d)", ret);
-        }
-
-        if (nixcache_decomp_emit(d, NIXCACHE_DECOMP_OUT_SIZE
-                                    - d->bz.avail_out)
-            != 0)
-        {
+        if (nixcache_decomp_bzip2_step(d) != 0) {
             return -1;
-        }
-
-        if (ret == BZ_STREAM_END) {
-            d->ended = 1;
         }
     }
 
     /* the decoder may hold output it could not hand over yet */
 
     while (!d->ended) {
-        d->bz.next_out = (char *) d->out;
-        d->bz.avail_out = NIXCACHE_DECOMP_OUT_SIZE;
-
-        ret = BZ2_bzDecompress(&d->bz);
-
-        if (ret != BZ_OK && ret != BZ_STREAM_END) {
-            return nixcache_decomp_fail(d, NIXCACHE_DECOMP_ERR_INPUT, 0,
-                                        "corrupt bzip2 stream (bzip2 error "
-                                        "%d)", ret);
-        }
-
-        if (nixcache_decomp_emit(d, NIXCACHE_DECOMP_OUT_SIZE
-                                    - d->bz.avail_out)
-            != 0)
-        {
+        if (nixcache_decomp_bzip2_step(d) != 0) {
             return -1;
-        }
-
-        if (ret == BZ_STREAM_END) {
-            d->ended = 1;
         }
 
         if (d->bz.avail_out > 0) {
             break;
         }
+    }
+
+    return 0;
+}
+
+
+/* One BZ2_bzDecompress() into the output buffer, whose bytes are emitted. */
+
+static int
+nixcache_decomp_bzip2_step(nixcache_decomp_t *d)
+{
+    int  ret;
+
+    d->bz.next_out = (char *) d->out;
+    d->bz.avail_out = NIXCACHE_DECOMP_OUT_SIZE;
+
+    ret = BZ2_bzDecompress(&d->bz);
+
+    if (ret != BZ_OK && ret != BZ_STREAM_END) {
+        return nixcache_decomp_fail(d, NIXCACHE_DECOMP_ERR_INPUT, 0,
+                                    "corrupt bzip2 stream (bzip2 error %d)",
+                                    ret);
+    }
+
+    if (nixcache_decomp_emit(d, NIXCACHE_DECOMP_OUT_SIZE - d->bz.avail_out)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (ret == BZ_STREAM_END) {
+        d->ended = 1;
     }
 
     return 0;
