@@ -5,6 +5,10 @@
 
 base=http://127.0.0.1:$TEST_NIXCACHE_PORT
 
+# under valgrind everything is about ten times slower: so are the waits
+slow=1
+[ -n "${TEST_NIXCACHE_VALGRIND:-}" ] && slow=10
+
 # the bytes of the disk tier, counted as the evictor counts them:
 # max(size, blocks) of every file
 tier_bytes() {
@@ -30,10 +34,10 @@ count() {
     chunks_of "$1" | wc -w
 }
 
-# waits (5 s at most) until every chunk of a NAR is on disk
+# waits (5 s at most, 50 under valgrind) until every chunk of a NAR is on disk
 wait_all() {
     local i
-    for i in $(seq 50); do
+    for i in $(seq $((50 * slow))); do
         [ "$(present "$1")" = "$(count "$1")" ] && return 0
         sleep 0.1
     done
@@ -53,10 +57,10 @@ get() {
     rm -f "$out"
 }
 
-# waits (10 s at most) until the disk tier holds at most $1 bytes
+# waits (10 s at most, 100 under valgrind) until the disk tier holds at most $1 bytes
 wait_under() {
     local i
-    for i in $(seq 100); do
+    for i in $(seq $((100 * slow))); do
         [ "$(tier_bytes)" -le "$1" ] && return 0
         sleep 0.1
     done
