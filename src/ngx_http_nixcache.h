@@ -277,6 +277,13 @@ char *ngx_http_nixcache_upload_merge_conf(ngx_conf_t *cf,
 ngx_int_t ngx_http_nixcache_auth_check(ngx_http_request_t *r,
     ngx_uint_t level);
 
+/*
+ * Adds one response header (key must outlive the request): NGX_OK or
+ * NGX_ERROR.  With elt, the new element is stored there.
+ */
+ngx_int_t ngx_http_nixcache_add_header(ngx_http_request_t *r, char *key,
+    ngx_str_t *value, ngx_table_elt_t **elt);
+
 /* nixcache_sign_key; nixcache_push_tokens and nixcache_read_tokens */
 char *ngx_http_nixcache_sign_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

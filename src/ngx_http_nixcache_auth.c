@@ -223,17 +223,11 @@ ngx_http_nixcache_auth_challenge(ngx_http_request_t *r)
     ngx_table_elt_t  *h;
 
     for (c = ngx_http_nixcache_challenges; c->len; c++) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        if (ngx_http_nixcache_add_header(r, "WWW-Authenticate", c, &h)
+            != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        h->hash = 1;
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-        ngx_str_set(&h->key, "WWW-Authenticate");
-        h->value = *c;
 
         if (r->headers_out.www_authenticate == NULL) {
             r->headers_out.www_authenticate = h;

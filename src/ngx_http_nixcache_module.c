@@ -534,21 +534,39 @@ ngx_http_nixcache_route_match(ngx_str_t *rel, ngx_str_t *hash)
 static ngx_int_t
 ngx_http_nixcache_not_allowed(ngx_http_request_t *r)
 {
+    ngx_str_t  allow = ngx_string("GET, HEAD");
+
+    if (ngx_http_nixcache_add_header(r, "Allow", &allow, NULL) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_HTTP_NOT_ALLOWED;
+}
+
+
+ngx_int_t
+ngx_http_nixcache_add_header(ngx_http_request_t *r, char *key,
+    ngx_str_t *value, ngx_table_elt_t **elt)
+{
     ngx_table_elt_t  *h;
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    ngx_str_set(&h->key, "Allow");
-    ngx_str_set(&h->value, "GET, HEAD");
+    ngx_memzero(h, sizeof(ngx_table_elt_t));
 
-    return NGX_HTTP_NOT_ALLOWED;
+    h->hash = 1;
+    h->key.len = ngx_strlen(key);
+    h->key.data = (u_char *) key;
+    h->value = *value;
+
+    if (elt != NULL) {
+        *elt = h;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -216,8 +216,6 @@ static ngx_int_t ngx_http_nixcache_nar_wait_write(ngx_http_request_t *r);
 static void ngx_http_nixcache_nar_write_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_nixcache_nar_send_header(ngx_http_request_t *r,
     ngx_http_nixcache_nar_ctx_t *ctx);
-static ngx_int_t ngx_http_nixcache_nar_add_header(ngx_http_request_t *r,
-    char *key, ngx_str_t *value, ngx_table_elt_t **elt);
 static ngx_int_t ngx_http_nixcache_nar_range(ngx_http_request_t *r,
     ngx_http_nixcache_nar_ctx_t *ctx);
 static ngx_int_t ngx_http_nixcache_nar_parse_range(u_char *p, u_char *last,
@@ -1736,7 +1734,7 @@ ngx_http_nixcache_nar_send_header(ngx_http_request_t *r,
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
 
-    if (ngx_http_nixcache_nar_add_header(r, "ETag", &ctx->etag,
+    if (ngx_http_nixcache_add_header(r, "ETag", &ctx->etag,
                                          &r->headers_out.etag)
         != NGX_OK)
     {
@@ -1745,7 +1743,7 @@ ngx_http_nixcache_nar_send_header(ngx_http_request_t *r,
 
     ngx_str_set(&value, "bytes");
 
-    if (ngx_http_nixcache_nar_add_header(r, "Accept-Ranges", &value,
+    if (ngx_http_nixcache_add_header(r, "Accept-Ranges", &value,
                                          &r->headers_out.accept_ranges)
         != NGX_OK)
     {
@@ -1763,7 +1761,7 @@ ngx_http_nixcache_nar_send_header(ngx_http_request_t *r,
                         ctx->start, ctx->end - 1, ctx->length);
         value.len = p - value.data;
 
-        if (ngx_http_nixcache_nar_add_header(r, "Content-Range", &value,
+        if (ngx_http_nixcache_add_header(r, "Content-Range", &value,
                                              &r->headers_out.content_range)
             != NGX_OK)
         {
@@ -1781,32 +1779,6 @@ ngx_http_nixcache_nar_send_header(ngx_http_request_t *r,
     r->allow_ranges = 0;
 
     return ngx_http_send_header(r);
-}
-
-
-static ngx_int_t
-ngx_http_nixcache_nar_add_header(ngx_http_request_t *r, char *key,
-    ngx_str_t *value, ngx_table_elt_t **elt)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(h, sizeof(ngx_table_elt_t));
-
-    h->hash = 1;
-    h->key.len = ngx_strlen(key);
-    h->key.data = (u_char *) key;
-    h->value = *value;
-
-    if (elt != NULL) {
-        *elt = h;
-    }
-
-    return NGX_OK;
 }
 
 
@@ -1862,7 +1834,7 @@ ngx_http_nixcache_nar_range(ngx_http_request_t *r,
         p = ngx_sprintf(value.data, "bytes */%O", ctx->length);
         value.len = p - value.data;
 
-        if (ngx_http_nixcache_nar_add_header(r, "Content-Range", &value,
+        if (ngx_http_nixcache_add_header(r, "Content-Range", &value,
                                              &r->headers_out.content_range)
             != NGX_OK)
         {
