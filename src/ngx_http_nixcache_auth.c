@@ -27,6 +27,7 @@
 #include <sodium.h>
 
 #include "nixcache_sign.h"
+#include "nixcache_token.h"
 
 
 #define NGX_HTTP_NIXCACHE_TOKENS_MAX_SIZE  (1024 * 1024)
@@ -120,16 +121,17 @@ ngx_http_nixcache_auth_check(ngx_http_request_t *r, ngx_uint_t level)
 
 
 /*
- * The presented token: "Authorization: Bearer TOKEN", or Basic with
- * user:TOKEN (Nix sends its netrc login and password so; the user is
- * ignored).  NGX_DECLINED when there is none (or another scheme).
+ * The presented token (nixcache_token_from_header()), NGX_DECLINED when
+ * there is none.  Decoded Basic credentials go to r->pool.
  */
 
 static ngx_int_t
 ngx_http_nixcache_auth_token(ngx_http_request_t *r, ngx_str_t *token)
 {
-    u_char     *colon;
-    ngx_str_t  *auth, encoded, decoded;
+    u_char      *buf;
+    size_t       cap;
+    ngx_str_t   *auth;
+    const char  *tok;
 
     if (r->headers_in.authorization == NULL) {
         return NGX_DECLINED;
@@ -137,63 +139,23 @@ ngx_http_nixcache_auth_token(ngx_http_request_t *r, ngx_str_t *token)
 
     auth = &r->headers_in.authorization->value;
 
-    if (auth->len > sizeof("Bearer ") - 1
-        && ngx_strncasecmp(auth->data, (u_char *) "Bearer ",
-                           sizeof("Bearer ") - 1)
-           == 0)
+    cap = nixcache_token_buf_len(auth->len);
+
+    buf = ngx_pnalloc(r->pool, cap);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (nixcache_token_from_header((const char *) auth->data, auth->len,
+                                   buf, cap, &tok, &token->len)
+        != 0)
     {
-        *token = *auth;
-        token->data += sizeof("Bearer ") - 1;
-        token->len -= sizeof("Bearer ") - 1;
-
-    } else if (auth->len > sizeof("Basic ") - 1
-               && ngx_strncasecmp(auth->data, (u_char *) "Basic ",
-                                  sizeof("Basic ") - 1)
-                  == 0)
-    {
-        encoded = *auth;
-        encoded.data += sizeof("Basic ") - 1;
-        encoded.len -= sizeof("Basic ") - 1;
-
-        while (encoded.len > 0 && encoded.data[0] == ' ') {
-            encoded.data++;
-            encoded.len--;
-        }
-
-        decoded.data = ngx_pnalloc(r->pool,
-                                   ngx_base64_decoded_length(encoded.len));
-        if (decoded.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (ngx_decode_base64(&decoded, &encoded) != NGX_OK) {
-            return NGX_DECLINED;
-        }
-
-        /* "user:token": the user (Nix's netrc login) is not checked */
-
-        colon = ngx_strlchr(decoded.data, decoded.data + decoded.len, ':');
-        if (colon == NULL) {
-            return NGX_DECLINED;
-        }
-
-        token->data = colon + 1;
-        token->len = decoded.data + decoded.len - token->data;
-
-    } else {
         return NGX_DECLINED;
     }
 
-    while (token->len > 0 && token->data[0] == ' ') {
-        token->data++;
-        token->len--;
-    }
+    token->data = (u_char *) tok;
 
-    while (token->len > 0 && token->data[token->len - 1] == ' ') {
-        token->len--;
-    }
-
-    return token->len > 0 ? NGX_OK : NGX_DECLINED;
+    return NGX_OK;
 }
 
 
@@ -478,7 +440,7 @@ ngx_http_nixcache_tokens(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    u_char                     *s, *e, *end, *last;
+    size_t                      pos, off, len;
     ngx_str_t                  *value, name, text;
     ngx_array_t               **tokens;
     ngx_http_nixcache_token_t  *t;
@@ -512,39 +474,19 @@ ngx_http_nixcache_tokens(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    /* one token a line; blank lines and "#" comments are skipped */
+    /* one token a line (nixcache_token_next()) */
 
-    last = text.data + text.len;
+    pos = 0;
 
-    for (s = text.data; s < last; s = e + 1) {
-
-        e = ngx_strlchr(s, last, '\n');
-        if (e == NULL) {
-            e = last;
-        }
-
-        while (s < e && (*s == ' ' || *s == '\t')) {
-            s++;
-        }
-
-        end = e;
-
-        while (end > s
-               && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-        {
-            end--;
-        }
-
-        if (end == s || *s == '#') {
-            continue;
-        }
-
+    while (nixcache_token_next((const char *) text.data, text.len, &pos,
+                               &off, &len))
+    {
         t = ngx_array_push(*tokens);
         if (t == NULL) {
             return NGX_CONF_ERROR;
         }
 
-        crypto_hash_sha256(t->digest, s, end - s);
+        crypto_hash_sha256(t->digest, text.data + off, len);
     }
 
     sodium_memzero(text.data, text.len);

@@ -9,6 +9,7 @@
 #include "nixcache_hash.h"
 #include "nixcache_narinfo.h"
 #include "nixcache_nix32.h"
+#include "nixcache_route.h"
 
 
 #define NGX_HTTP_NIXCACHE_PRIORITY_MAX  65535
@@ -22,8 +23,6 @@
 
 static ngx_int_t ngx_http_nixcache_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_nixcache_route(ngx_http_request_t *r,
-    ngx_str_t *hash);
-static ngx_int_t ngx_http_nixcache_route_match(ngx_str_t *rel,
     ngx_str_t *hash);
 static ngx_int_t ngx_http_nixcache_not_allowed(ngx_http_request_t *r);
 static ngx_int_t ngx_http_nixcache_info(ngx_http_request_t *r);
@@ -371,16 +370,14 @@ ngx_http_nixcache_handler(ngx_http_request_t *r)
 /*
  * Returns a route, NGX_HTTP_NIXCACHE_NO_ROUTE (404) or
  * NGX_HTTP_NIXCACHE_BAD_HASH (a known route shape with a malformed hash:
- * 400).  In a plain prefix location the prefix is stripped and the rest
- * must match exactly; in a regex, exact or named location, or when the URI
- * does not start with the location name, the last path component (two
- * when the one before is "nar") is matched.
+ * 400); the matching is nixcache_route_rel() and nixcache_route_match().
  */
 
 static ngx_int_t
 ngx_http_nixcache_route(ngx_http_request_t *r, ngx_str_t *hash)
 {
-    ngx_str_t  rel;
+    ngx_str_t         rel;
+    nixcache_route_t  rt;
 
     ngx_str_null(hash);
 
@@ -388,146 +385,68 @@ ngx_http_nixcache_route(ngx_http_request_t *r, ngx_str_t *hash)
         return NGX_HTTP_NIXCACHE_NO_ROUTE;
     }
 
-    return ngx_http_nixcache_route_match(&rel, hash);
+    nixcache_route_match(&rt, (const char *) rel.data, rel.len);
+
+    hash->data = rel.data + rt.hash_off;
+    hash->len = rt.hash_len;
+
+    switch (rt.route) {
+
+    case NIXCACHE_ROUTE_INFO:
+        return NGX_HTTP_NIXCACHE_ROUTE_INFO;
+
+    case NIXCACHE_ROUTE_NARINFO:
+        return NGX_HTTP_NIXCACHE_ROUTE_NARINFO;
+
+    case NIXCACHE_ROUTE_NAR:
+        return NGX_HTTP_NIXCACHE_ROUTE_NAR;
+
+    case NIXCACHE_ROUTE_NAR_ZST:
+        return NGX_HTTP_NIXCACHE_ROUTE_NAR_ZST;
+
+    case NIXCACHE_ROUTE_BAD_HASH:
+        return NGX_HTTP_NIXCACHE_BAD_HASH;
+
+    default:
+        return NGX_HTTP_NIXCACHE_NO_ROUTE;
+    }
 }
 
+
+/* The path relative to the cache's location (see nixcache_route_rel()). */
 
 ngx_int_t
 ngx_http_nixcache_route_rel(ngx_http_request_t *r, ngx_str_t *rel)
 {
-    u_char                    *p, *last;
+    size_t                     off;
+    u_char                    *prefix;
     ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    if (!clcf->named
-        && !clcf->exact_match
+    prefix = clcf->name.data;
+
+    if (clcf->named
+        || clcf->exact_match
 #if (NGX_PCRE)
-        && clcf->regex == NULL
+        || clcf->regex != NULL
 #endif
-        && clcf->name.len > 0
-        && r->uri.len >= clcf->name.len
-        && ngx_strncmp(r->uri.data, clcf->name.data, clcf->name.len) == 0)
+       )
     {
-        rel->data = r->uri.data + clcf->name.len;
-        rel->len = r->uri.len - clcf->name.len;
-
-        if (clcf->name.data[clcf->name.len - 1] != '/') {
-
-            /* "location /cache" serves "/cache/...", not "/cachefoo" */
-
-            if (rel->len == 0 || rel->data[0] != '/') {
-                return NGX_DECLINED;
-            }
-
-            rel->data++;
-            rel->len--;
-        }
-
-        return NGX_OK;
+        prefix = NULL;
     }
 
-    last = r->uri.data + r->uri.len;
-
-    for (p = last; p > r->uri.data && p[-1] != '/'; p--) {
-        /* void */
-    }
-
-    if (p - r->uri.data >= (ssize_t) sizeof("/nar/") - 1
-        && ngx_strncmp(p - (sizeof("/nar/") - 1), "/nar/",
-                       sizeof("/nar/") - 1)
-           == 0)
+    if (nixcache_route_rel((const char *) r->uri.data, r->uri.len,
+                           (const char *) prefix, clcf->name.len,
+                           &off, &rel->len)
+        != 0)
     {
-        p -= sizeof("nar/") - 1;
+        return NGX_DECLINED;
     }
 
-    rel->data = p;
-    rel->len = last - p;
+    rel->data = r->uri.data + off;
 
     return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_nixcache_route_match(ngx_str_t *rel, ngx_str_t *hash)
-{
-    size_t      len;
-    u_char     *name;
-    ngx_int_t   route;
-
-    if (rel->len == sizeof("nix-cache-info") - 1
-        && ngx_strncmp(rel->data, "nix-cache-info", rel->len) == 0)
-    {
-        return NGX_HTTP_NIXCACHE_ROUTE_INFO;
-    }
-
-    if (rel->len > sizeof("nar/") - 1
-        && ngx_strncmp(rel->data, "nar/", sizeof("nar/") - 1) == 0)
-    {
-        name = rel->data + sizeof("nar/") - 1;
-        len = rel->len - (sizeof("nar/") - 1);
-
-        if (ngx_strlchr(name, name + len, '/') != NULL) {
-            return NGX_HTTP_NIXCACHE_NO_ROUTE;
-        }
-
-        if (len >= sizeof(".nar.zst") - 1
-            && ngx_strncmp(name + len - (sizeof(".nar.zst") - 1), ".nar.zst",
-                           sizeof(".nar.zst") - 1)
-               == 0)
-        {
-            len -= sizeof(".nar.zst") - 1;
-            route = NGX_HTTP_NIXCACHE_ROUTE_NAR_ZST;
-
-        } else if (len >= sizeof(".nar") - 1
-                   && ngx_strncmp(name + len - (sizeof(".nar") - 1), ".nar",
-                                  sizeof(".nar") - 1)
-                      == 0)
-        {
-            len -= sizeof(".nar") - 1;
-            route = NGX_HTTP_NIXCACHE_ROUTE_NAR;
-
-        } else {
-            return NGX_HTTP_NIXCACHE_NO_ROUTE;
-        }
-
-        if (len != NIXCACHE_SHA256_NIX32_LEN
-            || !nixcache_nix32_valid((const char *) name, len))
-        {
-            return NGX_HTTP_NIXCACHE_BAD_HASH;
-        }
-
-        hash->data = name;
-        hash->len = len;
-
-        return route;
-    }
-
-    if (rel->len >= sizeof(".narinfo") - 1
-        && ngx_strncmp(rel->data + rel->len - (sizeof(".narinfo") - 1),
-                       ".narinfo", sizeof(".narinfo") - 1)
-           == 0)
-    {
-        name = rel->data;
-        len = rel->len - (sizeof(".narinfo") - 1);
-
-        if (ngx_strlchr(name, name + len, '/') != NULL) {
-            return NGX_HTTP_NIXCACHE_NO_ROUTE;
-        }
-
-        if (len != NIXCACHE_STORE_HASH_NIX32_LEN
-            || !nixcache_nix32_valid((const char *) name, len))
-        {
-            return NGX_HTTP_NIXCACHE_BAD_HASH;
-        }
-
-        hash->data = name;
-        hash->len = len;
-
-        return NGX_HTTP_NIXCACHE_ROUTE_NARINFO;
-    }
-
-    return NGX_HTTP_NIXCACHE_NO_ROUTE;
 }
 
 

@@ -29,9 +29,9 @@
 #include "nixcache_manifest.h"
 #include "nixcache_narinfo.h"
 #include "nixcache_nix32.h"
+#include "nixcache_route.h"
 
 
-#define NGX_HTTP_NIXCACHE_UPLOAD_NAME_MAX   128
 #define NGX_HTTP_NIXCACHE_UPLOAD_KEY_TTL    "86400"
 #define NGX_HTTP_NIXCACHE_UPLOAD_TMP_TTL    "3600"
 #define NGX_HTTP_NIXCACHE_UPLOAD_ERR_LEN    (NIXCACHE_INGEST_ERR_LEN + 128)
@@ -89,8 +89,6 @@ typedef struct {
 
 static ngx_int_t ngx_http_nixcache_upload_nar(ngx_http_request_t *r,
     ngx_str_t *name);
-static ngx_int_t ngx_http_nixcache_upload_nar_name(ngx_str_t *name,
-    nixcache_decomp_e *kind);
 static void ngx_http_nixcache_upload_nar_body(ngx_http_request_t *r);
 static void ngx_http_nixcache_upload_thread(void *data, ngx_log_t *log);
 static int ngx_http_nixcache_upload_out(void *data, const void *p,
@@ -147,10 +145,10 @@ static const u_char  ngx_http_nixcache_nar_magic[] =
 ngx_int_t
 ngx_http_nixcache_upload_handler(ngx_http_request_t *r)
 {
-    u_char                        *name;
-    size_t                         len;
     ngx_int_t                      rc;
     ngx_str_t                      rel, tail;
+    nixcache_route_t               rt;
+    nixcache_decomp_e              kind;
     ngx_http_nixcache_loc_conf_t  *nlcf;
 
     nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
@@ -176,15 +174,10 @@ ngx_http_nixcache_upload_handler(ngx_http_request_t *r)
 
         /* HEAD: the names the ordinary /nar/ routes do not serve */
 
-        if (tail.len > sizeof(".nar.xz") - 1
-            && (ngx_strncmp(tail.data + tail.len - (sizeof(".nar.xz") - 1),
-                            ".nar.xz", sizeof(".nar.xz") - 1)
-                == 0
-                || (tail.len > sizeof(".nar.bz2") - 1
-                    && ngx_strncmp(tail.data + tail.len
-                                   - (sizeof(".nar.bz2") - 1),
-                                   ".nar.bz2", sizeof(".nar.bz2") - 1)
-                       == 0)))
+        if (nixcache_route_nar_name((const char *) tail.data, tail.len,
+                                    &kind)
+            == 0
+            && (kind == NIXCACHE_DECOMP_XZ || kind == NIXCACHE_DECOMP_BZIP2))
         {
             /* only a pusher asks this: it needs a push token */
 
@@ -203,43 +196,26 @@ ngx_http_nixcache_upload_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    if (rel.len == sizeof("nix-cache-info") - 1
-        && ngx_strncmp(rel.data, "nix-cache-info", rel.len) == 0)
-    {
+    nixcache_route_match(&rt, (const char *) rel.data, rel.len);
+
+    switch (rt.route) {
+
+    case NIXCACHE_ROUTE_INFO:
+    case NIXCACHE_ROUTE_LS:
         return ngx_http_nixcache_upload_discard(r);
-    }
 
-    name = rel.data;
-    len = rel.len;
-
-    if (len == NIXCACHE_STORE_HASH_NIX32_LEN + sizeof(".ls") - 1
-        && ngx_strncmp(name + NIXCACHE_STORE_HASH_NIX32_LEN, ".ls",
-                       sizeof(".ls") - 1)
-           == 0
-        && nixcache_nix32_valid((const char *) name,
-                                NIXCACHE_STORE_HASH_NIX32_LEN))
-    {
-        return ngx_http_nixcache_upload_discard(r);
-    }
-
-    if (len > sizeof(".narinfo") - 1
-        && ngx_strncmp(name + len - (sizeof(".narinfo") - 1), ".narinfo",
-                       sizeof(".narinfo") - 1)
-           == 0)
-    {
-        tail.data = name;
-        tail.len = len - (sizeof(".narinfo") - 1);
-
-        if (tail.len != NIXCACHE_STORE_HASH_NIX32_LEN
-            || !nixcache_nix32_valid((const char *) tail.data, tail.len))
-        {
-            return NGX_HTTP_BAD_REQUEST;
-        }
+    case NIXCACHE_ROUTE_NARINFO:
+        tail.data = rel.data + rt.hash_off;
+        tail.len = rt.hash_len;
 
         return ngx_http_nixcache_upload_narinfo(r, &tail);
-    }
 
-    return NGX_HTTP_NOT_FOUND;
+    case NIXCACHE_ROUTE_BAD_HASH:
+        return NGX_HTTP_BAD_REQUEST;
+
+    default:
+        return NGX_HTTP_NOT_FOUND;
+    }
 }
 
 
@@ -253,7 +229,9 @@ ngx_http_nixcache_upload_nar(ngx_http_request_t *r, ngx_str_t *name)
     nixcache_decomp_e                kind;
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
-    if (ngx_http_nixcache_upload_nar_name(name, &kind) != NGX_OK) {
+    if (nixcache_route_nar_name((const char *) name->data, name->len, &kind)
+        != 0)
+    {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "nixcache: upload: \"nar/%V\" is not "
                       "<name>.nar[.xz|.zst|.bz2]", name);
@@ -292,48 +270,6 @@ ngx_http_nixcache_upload_nar(ngx_http_request_t *r, ngx_str_t *name)
     }
 
     return NGX_DONE;
-}
-
-
-/* "<1..128 of [0-9a-zA-Z_+-]>.nar" and ".xz", ".zst", ".bz2" or nothing */
-
-static ngx_int_t
-ngx_http_nixcache_upload_nar_name(ngx_str_t *name, nixcache_decomp_e *kind)
-{
-    u_char  *p, *last, *dot;
-
-    last = name->data + name->len;
-    dot = NULL;
-
-    for (p = name->data; p < last; p++) {
-        if (*p == '.') {
-            dot = p;
-            break;
-        }
-
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z')
-              || (*p >= 'A' && *p <= 'Z') || *p == '_' || *p == '-'
-              || *p == '+'))
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    if (dot == NULL || dot == name->data
-        || dot - name->data > NGX_HTTP_NIXCACHE_UPLOAD_NAME_MAX
-        || last - dot < (ssize_t) sizeof(".nar") - 1
-        || ngx_strncmp(dot, ".nar", sizeof(".nar") - 1) != 0)
-    {
-        return NGX_ERROR;
-    }
-
-    p = dot + sizeof(".nar") - 1;
-
-    if (nixcache_decomp_kind_ext((const char *) p, last - p, kind) != 0) {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
 }
 
 
@@ -1040,7 +976,9 @@ ngx_http_nixcache_upload_head(ngx_http_request_t *r, ngx_str_t *name)
     const char                      *argv[2];
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
-    if (ngx_http_nixcache_upload_nar_name(name, &kind) != NGX_OK) {
+    if (nixcache_route_nar_name((const char *) name->data, name->len, &kind)
+        != 0)
+    {
         return NGX_HTTP_NOT_FOUND;
     }
 
