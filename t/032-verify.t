@@ -355,6 +355,13 @@ broken(name => 'manifest deleted',
        want => [qr/^narinfo \Q@{[ hash_of($tree) ]}\E: missing manifest \Q$tree32\E$/m],
        quick => 1);
 
+redis_cmd('DEL', $mkey);
+redis_cmd('HSET', $mkey, 'a', 'b');
+broken(name => 'manifest of the wrong type',
+       want => [qr/^manifest \Q$tree32\E: unreadable: WRONGTYPE/m],
+       quick => 1);
+redis_cmd('DEL', $mkey);
+
 redis_cmd('SET', $mkey, 'NXCM junk');
 broken(name => 'manifest junk',
        want => [qr/^manifest \Q$tree32\E: invalid header$/m], quick => 1);

@@ -127,6 +127,8 @@ static int nixcache_verify_grow(unsigned char **buf, size_t *cap,
     size_t len);
 static redisReply *nixcache_verify_command(nixcache_verify_t *v,
     const char *fmt, ...);
+static int nixcache_verify_string(nixcache_verify_t *v, redisReply *reply,
+    const char *what, const char *name);
 static int nixcache_verify_exists(nixcache_verify_t *v, const char *kind,
     const char *name, size_t len);
 static void nixcache_verify_problem(nixcache_verify_t *v,
@@ -482,22 +484,10 @@ nixcache_verify_narinfo(nixcache_verify_t *v, const char *key,
 
     reply = nixcache_verify_command(v, "GETRANGE %b 0 %d", key, key_len,
                                     NIXCACHE_NARINFO_MAX_LEN);
-    if (reply == NULL) {
-        return -1;
-    }
 
-    if (reply->type == REDIS_REPLY_ERROR) {
-        nixcache_verify_problem(v, "narinfo %s: unreadable: %s", hash,
-                                reply->str);
-        freeReplyObject(reply);
-        return 0;
-    }
-
-    if (reply->type != REDIS_REPLY_STRING) {
-        nixcache_error("Redis at %s: GETRANGE: unexpected reply",
-                       v->redis.addr);
-        freeReplyObject(reply);
-        return -1;
+    rc = nixcache_verify_string(v, reply, "narinfo", hash);
+    if (rc != 1) {
+        return rc;
     }
 
     if (reply->len == 0) {
@@ -606,22 +596,10 @@ nixcache_verify_manifest(nixcache_verify_t *v, const char *store_hash,
     reply = nixcache_verify_command(v, "GETRANGE %s" NIXCACHE_KEY_MANIFEST
                                     "%s 0 %d", v->redis.prefix, name,
                                     NIXCACHE_MANIFEST_HEADER_LEN - 1);
-    if (reply == NULL) {
-        return -1;
-    }
 
-    if (reply->type == REDIS_REPLY_ERROR) {
-        nixcache_verify_problem(v, "manifest %s: unreadable: %s", name,
-                                reply->str);
-        freeReplyObject(reply);
-        return 0;
-    }
-
-    if (reply->type != REDIS_REPLY_STRING) {
-        nixcache_error("Redis at %s: GETRANGE: unexpected reply",
-                       v->redis.addr);
-        freeReplyObject(reply);
-        return -1;
+    rc = nixcache_verify_string(v, reply, "manifest", name);
+    if (rc != 1) {
+        return rc;
     }
 
     if (reply->len == 0) {
@@ -1136,6 +1114,39 @@ nixcache_verify_command(nixcache_verify_t *v, const char *fmt, ...)
     }
 
     return reply;
+}
+
+
+/*
+ * Judges a GETRANGE reply: 1 a string (maybe empty: the key is gone or
+ * empty), 0 an error reply, reported as a problem of "<what> <name>", -1
+ * no reply or an unexpected one (the run ends).  The reply is freed
+ * unless 1 is returned.
+ */
+
+static int
+nixcache_verify_string(nixcache_verify_t *v, redisReply *reply,
+    const char *what, const char *name)
+{
+    if (reply == NULL) {
+        return -1;
+    }
+
+    if (reply->type == REDIS_REPLY_STRING) {
+        return 1;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        nixcache_verify_problem(v, "%s %s: unreadable: %s", what, name,
+                                reply->str);
+        freeReplyObject(reply);
+        return 0;
+    }
+
+    nixcache_error("Redis at %s: GETRANGE: unexpected reply", v->redis.addr);
+    freeReplyObject(reply);
+
+    return -1;
 }
 
 
