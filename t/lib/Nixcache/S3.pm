@@ -19,6 +19,7 @@ use File::Basename qw(dirname);
 use File::Find qw(find);
 use IO::Socket::INET;
 use Test::More;
+use Time::HiRes qw(sleep time);
 
 use Exporter qw(import);
 
@@ -66,6 +67,7 @@ sub start_s3rver {
                 port     => $port,
                 bucket   => $bucket,
                 endpoint => "http://127.0.0.1:$port",
+                pid      => _read_pid("$dir/pid"),
             };
 
             push @running, $s3;
@@ -77,16 +79,67 @@ sub start_s3rver {
 }
 
 
+sub _read_pid {
+    my ($file) = @_;
+
+    open(my $fh, '<', $file) or die "s3rver pid file $file: $!";
+    my ($pid) = <$fh> =~ /^(\d+)/ or die "s3rver pid file $file: no pid";
+    close $fh;
+
+    return $pid;
+}
+
+
+# Whether $pid is still that s3rver: a zombie (its parent, init, reaps
+# late) counts as gone, and so does a pid reused by another program.
+
+sub _s3rver_alive {
+    my ($pid) = @_;
+
+    open(my $fh, '<', "/proc/$pid/stat") or return 0;
+    my $stat = <$fh> // '';
+    close $fh;
+    return 0 if $stat =~ /^\d+ \(.*\) Z /s;
+
+    open($fh, '<', "/proc/$pid/cmdline") or return 0;
+    my $cmd = <$fh> // '';
+    close $fh;
+
+    return index($cmd, 's3rver.js') >= 0;
+}
+
+
+# Stops it by the pid noted at start, not through its pid file: a suite
+# may keep $dir in a File::Temp directory with CLEANUP, whose END block
+# (defined after this module's when the suite loads File::Temp later)
+# removes the pid file before ours runs, which left s3rver running.
+
 sub stop_s3rver {
     my ($s3) = @_;
+    my (@pids, $until);
 
-    system($ctl, 'stop', $s3->{dir});
     @running = grep { $_ != $s3 } @running;
+
+    # a suite may have restarted it through s3rver-ctl: the pid file, if
+    # still there, names the current one
+    @pids = grep { _s3rver_alive($_) }
+            ($s3->{pid}, eval { _read_pid("$s3->{dir}/pid") } // ());
+
+    if (@pids) {
+        kill 'TERM', @pids;
+        $until = time + 5;
+        sleep 0.1 while grep({ _s3rver_alive($_) } @pids) && time < $until;
+        kill 'KILL', grep { _s3rver_alive($_) } @pids;
+    }
+
+    unlink "$s3->{dir}/pid";
 }
 
 
 END {
-    system($ctl, 'stop', $_->{dir}) for @running;
+    my $status = $?;
+    stop_s3rver($_) for @running;
+    $? = $status;
 }
 
 
