@@ -24,7 +24,7 @@
 
 #define NIXCACHE_INGEST_WINDOW      4
 #define NIXCACHE_INGEST_MBUF_LEN    (1024 * NIXCACHE_MANIFEST_ENTRY_LEN)
-#define NIXCACHE_INGEST_SLOTS       4           /* per thread */
+#define NIXCACHE_INGEST_SLOTS       2           /* per thread */
 
 
 /*
@@ -762,7 +762,7 @@ nixcache_ingest_cctx(int level)
 }
 
 
-/* n - 1 workers and 4 x n slots; NULL with the error set. */
+/* n - 1 workers and 2 x n slots; NULL with the error set. */
 
 static nixcache_ingest_pool_t *
 nixcache_ingest_pool_create(nixcache_ingest_t *ing, unsigned n)

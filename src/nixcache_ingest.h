@@ -28,8 +28,9 @@
  * stored, and frames are stored, hashed into FileHash and entered in the
  * manifest strictly in chunk order.  So the manifest, the hashes, the
  * chunks stored and the counters are those of the serial pipeline.  At
- * most 4 x n chunks are in flight (a chunk and a frame buffer each),
- * whatever the NAR size.
+ * most 2 x n chunks are in flight (a chunk and a frame buffer each), and
+ * each worker has its own zstd context: memory grows with n, whatever the
+ * NAR size.
  */
 
 #ifndef NIXCACHE_INGEST_H
