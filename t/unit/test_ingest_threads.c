@@ -284,9 +284,9 @@ run(nixcache_ingest_conf_t *conf, unsigned threads, mem_sink_t *m,
     const unsigned char *nar, size_t len, size_t piece, int fd,
     result_t *r)
 {
-    size_t              k;
-    nixcache_ingest_t   ing;
-    nixcache_chunk_sink_t  sink;
+    size_t                  k;
+    nixcache_ingest_t       ing;
+    nixcache_chunk_sink_t   sink;
 
     sink.data = m;
     sink.has = mem_has;
