@@ -29,8 +29,8 @@
  * manifest strictly in chunk order.  So the manifest, the hashes, the
  * chunks stored and the counters are those of the serial pipeline.  At
  * most 2 x n chunks are in flight (a chunk and a frame buffer each), and
- * each worker has its own zstd context: memory grows with n, whatever the
- * NAR size.
+ * each worker has its own zstd context: memory grows with n, not with the
+ * NAR size.  The progress callback runs in the caller's thread too.
  */
 
 #ifndef NIXCACHE_INGEST_H
