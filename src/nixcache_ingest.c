@@ -110,7 +110,7 @@ static int nixcache_ingest_submit(nixcache_ingest_t *ing,
     const unsigned char *p, size_t n);
 static int nixcache_ingest_advance(nixcache_ingest_t *ing, int wait);
 static int nixcache_ingest_lookup(nixcache_ingest_t *ing,
-    nixcache_ingest_slot_t *s, unsigned k);
+    nixcache_ingest_slot_t *s, unsigned k, nixcache_ingest_slot_e *next);
 static int nixcache_ingest_retire(nixcache_ingest_t *ing,
     nixcache_ingest_slot_t *s);
 static int nixcache_ingest_entry(nixcache_ingest_t *ing,
@@ -1064,6 +1064,7 @@ nixcache_ingest_advance(nixcache_ingest_t *ing, int wait)
     int                      rc, progress, retired;
     nixcache_ingest_pool_t  *pool;
     nixcache_ingest_slot_t  *s;
+    nixcache_ingest_slot_e   next;
 
     pool = ing->pool;
     retired = 0;
@@ -1081,12 +1082,14 @@ nixcache_ingest_advance(nixcache_ingest_t *ing, int wait)
             }
 
             pthread_mutex_unlock(&pool->mutex);
-            rc = nixcache_ingest_lookup(ing, s, pool->looked);
+            rc = nixcache_ingest_lookup(ing, s, pool->looked, &next);
             pthread_mutex_lock(&pool->mutex);
 
             if (rc != 0) {
                 goto failed;
             }
+
+            s->state = next;
 
             if (s->state == NIXCACHE_SLOT_COMPRESS) {
                 pthread_cond_signal(&pool->work);
@@ -1101,12 +1104,14 @@ nixcache_ingest_advance(nixcache_ingest_t *ing, int wait)
 
             if (s->state == NIXCACHE_SLOT_DEFER) {
                 pthread_mutex_unlock(&pool->mutex);
-                rc = nixcache_ingest_lookup(ing, s, 0);
+                rc = nixcache_ingest_lookup(ing, s, 0, &next);
                 pthread_mutex_lock(&pool->mutex);
 
                 if (rc != 0) {
                     goto failed;
                 }
+
+                s->state = next;
 
                 if (s->state == NIXCACHE_SLOT_COMPRESS) {
                     pthread_cond_signal(&pool->work);
@@ -1170,14 +1175,16 @@ failed:
 
 
 /*
- * Looks up the k-th chunk in flight.  One equal to an earlier chunk still
- * in flight waits until that one is stored (DEFER, looked up again as the
- * oldest, k = 0): the serial pipeline would find it stored by then.
+ * Looks up the k-th chunk in flight; *next gets its next state, which the
+ * caller sets with the mutex held (workers read every slot's state).  One
+ * equal to an earlier chunk still in flight waits until that one is stored
+ * (DEFER, looked up again as the oldest, k = 0): the serial pipeline would
+ * find it stored by then.
  */
 
 static int
 nixcache_ingest_lookup(nixcache_ingest_t *ing, nixcache_ingest_slot_t *s,
-    unsigned k)
+    unsigned k, nixcache_ingest_slot_e *next)
 {
     unsigned                 i;
     ssize_t                  stored;
@@ -1190,7 +1197,7 @@ nixcache_ingest_lookup(nixcache_ingest_t *ing, nixcache_ingest_slot_t *s,
                    s->digest, NIXCACHE_SHA256_LEN)
             == 0)
         {
-            s->state = NIXCACHE_SLOT_DEFER;
+            *next = NIXCACHE_SLOT_DEFER;
             return 0;
         }
     }
@@ -1203,11 +1210,11 @@ nixcache_ingest_lookup(nixcache_ingest_t *ing, nixcache_ingest_slot_t *s,
 
     if (stored > 0) {
         s->csize = (size_t) stored;
-        s->state = NIXCACHE_SLOT_STORED;
+        *next = NIXCACHE_SLOT_STORED;
         return 0;
     }
 
-    s->state = NIXCACHE_SLOT_COMPRESS;
+    *next = NIXCACHE_SLOT_COMPRESS;
 
     return 0;
 }
