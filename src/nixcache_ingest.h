@@ -18,6 +18,19 @@
  * FileSize are always those of the bytes the cache will serve.
  *
  * Not thread-safe per struct; one struct per thread, any number of them.
+ *
+ * Threads (nixcache_ingest_threads(), the CLI's --jobs): with n > 1, n - 1
+ * worker threads hash and compress chunks while the caller's thread reads,
+ * chunks, computes NarHash and talks to the sink.  Every sink callback is
+ * still made from the caller's thread only, and in the serial order where
+ * it matters: a chunk is looked up as soon as it is hashed, but one equal
+ * to an earlier chunk still in flight is looked up only once that one is
+ * stored, and frames are stored, hashed into FileHash and entered in the
+ * manifest strictly in chunk order.  So the manifest, the hashes, the
+ * chunks stored and the counters are those of the serial pipeline.  At
+ * most 2 x n chunks are in flight (a chunk and a frame buffer each), and
+ * each worker has its own zstd context: memory grows with n, not with the
+ * NAR size.  The progress callback runs in the caller's thread too.
  */
 
 #ifndef NIXCACHE_INGEST_H
@@ -33,6 +46,7 @@
 
 
 #define NIXCACHE_INGEST_ERR_LEN     256
+#define NIXCACHE_INGEST_THREADS_MAX 64
 
 
 /*
@@ -104,6 +118,9 @@ typedef struct {
 } nixcache_nar_t;
 
 
+typedef struct nixcache_ingest_pool_s  nixcache_ingest_pool_t;
+
+
 typedef struct {
     const nixcache_chunk_sink_t  *sink;
     nixcache_chunker_t         chunker;
@@ -140,6 +157,9 @@ typedef struct {
     size_t                     mbuf_len;
     uint64_t                   mbuf_off;
 
+    int                        level;
+    nixcache_ingest_pool_t    *pool;        /* NULL: serial */
+
     unsigned                   started:1;
 } nixcache_ingest_t;
 
@@ -147,6 +167,13 @@ typedef struct {
 /* 0, or -1 with ing->error and ing->errmsg set (then call _free). */
 int nixcache_ingest_init(nixcache_ingest_t *ing,
     const nixcache_ingest_conf_t *conf);
+
+/*
+ * Hashes and compresses chunks on n threads: n - 1 workers plus the
+ * caller's (see above); 1, the default, is serial.  Call it between NARs.
+ * 0, or -1 with ing->error and ing->errmsg set.
+ */
+int nixcache_ingest_threads(nixcache_ingest_t *ing, unsigned n);
 
 /*
  * Starts a new NAR; buffers of the previous one are reused.  With

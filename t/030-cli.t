@@ -388,7 +388,7 @@ spew($one, $keep);
 
 SKIP: {
 
-    skip 'NIXCACHE_BIG=0', 4 if defined $ENV{NIXCACHE_BIG}
+    skip 'NIXCACHE_BIG=0', 6 if defined $ENV{NIXCACHE_BIG}
                                 && !$ENV{NIXCACHE_BIG};
 
     my $size = 110 * 1024 * 1024;
@@ -396,9 +396,12 @@ SKIP: {
     my $big = add("$T/big.bin");
     unlink "$T/big.bin";
 
-    my ($rss, $rss_small);
-    ($rc, $out, $err, $rss_small) = nixcache_rss(@push, '--force', $small);
-    ($rc, $out, $err, $rss) = nixcache_rss(@push, $big);
+    # serial (-j 1) first; then -j 2 adds one worker: its zstd context and
+    # four chunk slots (about 6 MiB at level 6), whatever the NAR size
+    my ($rss, $rss_small, $rss_j2);
+    ($rc, $out, $err, $rss_small) = nixcache_rss(@push, '-j', 1, '--force',
+                                                 $small);
+    ($rc, $out, $err, $rss) = nixcache_rss(@push, '-j', 1, $big);
     is($rc, 0, 'push a 110 MiB NAR') or diag($err);
 
     diag("max RSS: $rss KiB for a 110 MiB NAR, $rss_small KiB for a "
@@ -406,6 +409,16 @@ SKIP: {
     ok(defined $rss && defined $rss_small && $rss < 24 * 1024
        && $rss < $rss_small + 8 * 1024,
        "memory bounded: max RSS $rss KiB for a 110 MiB NAR");
+
+    system("head -c $size /dev/urandom > $T/big.bin") == 0 or die;
+    my $big2 = add("$T/big.bin");
+    unlink "$T/big.bin";
+
+    my ($rc2, $err2);
+    ($rc2, $out, $err2, $rss_j2) = nixcache_rss(@push, '-j', 2, $big2);
+    is($rc2, 0, 'push another 110 MiB NAR, 2 threads') or diag($err2);
+    ok(defined $rss_j2 && $rss_j2 < 24 * 1024 && $rss_j2 < $rss + 8 * 1024,
+       "memory bounded with 2 threads: max RSS $rss_j2 KiB");
 
     # progress: at most about two lines a second, and the summary
     my $lines = () = $err =~ /^nixcache: push: /mg;

@@ -37,6 +37,7 @@
 #define NIXCACHE_CLI_REDIS_DEFAULT      "127.0.0.1:6379"
 #define NIXCACHE_CLI_REDIS_TIMEOUT      5           /* seconds */
 #define NIXCACHE_CLI_IO_SIZE            (64 * 1024)
+#define NIXCACHE_CLI_JOBS_DEFAULT_MAX   8
 
 #define NIXCACHE_STORE_DIR              "/nix/store/"
 
@@ -51,6 +52,7 @@ typedef struct {
     size_t                     chunk_avg;
     size_t                     chunk_max;
     int                        level;
+    unsigned                   jobs;        /* ingest threads */
     nixcache_s3_conf_t         s3;          /* endpoint NULL: no S3 */
     const char                *url;         /* push --url: over HTTP */
     const char                *token;

@@ -50,6 +50,11 @@ nixcache_cli_ingest_init(nixcache_cli_ingest_t *ing, const nixcache_opts_t *o,
     ing->core.progress = nixcache_cli_ingest_progress;
     ing->core.progress_data = ing;
 
+    if (nixcache_ingest_threads(&ing->core, o->jobs ? o->jobs : 1) != 0) {
+        nixcache_error("%s", ing->core.errmsg);
+        return -1;
+    }
+
     if (o->s3.endpoint != NULL) {
         /* the pipeline keeps &ing->sink; it is filled in before first use */
         ing->s3 = nixcache_s3_open(&o->s3);

@@ -83,6 +83,7 @@ static void nixcache_human(char *dst, size_t cap, double bytes);
     { "chunks",    required_argument, NULL, NIXCACHE_OPT_CHUNKS },           \
     { "prefix",    required_argument, NULL, NIXCACHE_OPT_PREFIX },           \
     { "level",     required_argument, NULL, NIXCACHE_OPT_LEVEL },            \
+    { "jobs",      required_argument, NULL, 'j' },                           \
     { "chunk-min", required_argument, NULL, NIXCACHE_OPT_CHUNK_MIN },        \
     { "chunk-avg", required_argument, NULL, NIXCACHE_OPT_CHUNK_AVG },        \
     { "chunk-max", required_argument, NULL, NIXCACHE_OPT_CHUNK_MAX },        \
@@ -113,6 +114,9 @@ static void nixcache_human(char *dst, size_t cap, double bytes);
     NIXCACHE_DEFAULT_PREFIX "\")\n"                                         \
     "      --level N        zstd level of new chunks (default "            \
     NIXCACHE_STRINGIFY(NIXCACHE_ZSTD_LEVEL_DEFAULT) ")\n"                    \
+    "  -j, --jobs N         threads hashing and compressing chunks (default\n"\
+    "                       the online CPUs, at most "                       \
+    NIXCACHE_STRINGIFY(NIXCACHE_CLI_JOBS_DEFAULT_MAX) "; 1: serial)\n"        \
     "      --chunk-min N    chunking parameters in bytes (default 16384,\n"  \
     "      --chunk-avg N    65536 and 262144; avg a power of two)\n"         \
     "      --chunk-max N\n"                                                  \
@@ -162,7 +166,7 @@ static const struct option  nixcache_import_options[] = {
 
 static const nixcache_command_t  nixcache_commands[] = {
 
-    { "push", nixcache_push, "rqv", nixcache_push_options,
+    { "push", nixcache_push, "rqvj:", nixcache_push_options,
       "usage: nixcache push [OPTIONS] PATH...\n"
       "\n"
       "Adds store paths (with -r, their closures) to the cache: NARs from\n"
@@ -178,7 +182,7 @@ static const nixcache_command_t  nixcache_commands[] = {
       NIXCACHE_COMMON_USAGE,
       1 },
 
-    { "import", nixcache_import, "qv", nixcache_import_options,
+    { "import", nixcache_import, "qvj:", nixcache_import_options,
       "usage: nixcache import [OPTIONS] SOURCE-DIR\n"
       "\n"
       "Adds every *.narinfo of a flat binary cache directory (as made by\n"
@@ -254,6 +258,7 @@ static int
 nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
 {
     int               c, level;
+    long              cpus;
     char             *end;
     const char       *env;
     nixcache_opts_t   o;
@@ -271,6 +276,11 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
     o.chunk_avg = NIXCACHE_CHUNK_AVG_DEFAULT;
     o.chunk_max = NIXCACHE_CHUNK_MAX_DEFAULT;
     o.s3.path_style = -1;
+
+    cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o.jobs = (cpus < 1) ? 1 : (cpus > NIXCACHE_CLI_JOBS_DEFAULT_MAX)
+                              ? NIXCACHE_CLI_JOBS_DEFAULT_MAX
+                              : (unsigned) cpus;
 
     optind = 1;
     opterr = 0;
@@ -325,6 +335,15 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
                 return 2;
             }
             o.level = level;
+            break;
+
+        case 'j':
+            if (nixcache_parse_count("--jobs", optarg,
+                                     NIXCACHE_INGEST_THREADS_MAX, &o.jobs)
+                != 0)
+            {
+                return 2;
+            }
             break;
 
         case NIXCACHE_OPT_CHUNK_MIN:

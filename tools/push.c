@@ -56,6 +56,11 @@ typedef struct {
     size_t                     npaths;
     nixcache_path_t          **order;
     size_t                     norder;
+
+    /* the next path's dump, started while this one is published */
+    nixcache_path_t           *ahead;
+    pid_t                      ahead_pid;
+    int                        ahead_fd;
 } nixcache_push_t;
 
 
@@ -70,10 +75,13 @@ static int nixcache_push_parse_nar_hash(unsigned char *digest,
 static int nixcache_push_sort(nixcache_push_t *pu);
 static int nixcache_push_cmp(const void *a, const void *b);
 static int nixcache_push_visit(nixcache_push_t *pu, nixcache_path_t *pi);
-static int nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi);
+static int nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi,
+    nixcache_path_t *next);
 static int nixcache_push_one_url(nixcache_push_t *pu, nixcache_path_t *pi);
 static int nixcache_push_dump(nixcache_push_t *pu, nixcache_path_t *pi,
     pid_t *pid, int *fd);
+static void nixcache_push_ahead(nixcache_push_t *pu, nixcache_path_t *next);
+static void nixcache_push_ahead_stop(nixcache_push_t *pu);
 static void nixcache_push_narinfo(nixcache_path_t *pi,
     nixcache_narinfo_t *ni);
 static void nixcache_push_cleanup(nixcache_push_t *pu);
@@ -149,7 +157,9 @@ nixcache_push(nixcache_opts_t *o, int argc, char **argv)
         }
 
         if ((pu.http != NULL ? nixcache_push_one_url(&pu, pu.order[i])
-                             : nixcache_push_one(&pu, pu.order[i]))
+                             : nixcache_push_one(&pu, pu.order[i],
+                                                 i + 1 < pu.norder
+                                                 ? pu.order[i + 1] : NULL))
             != 0)
         {
             pu.stats.paths_failed++;
@@ -180,6 +190,8 @@ static void
 nixcache_push_cleanup(nixcache_push_t *pu)
 {
     size_t  i;
+
+    nixcache_push_ahead_stop(pu);
 
     for (i = 0; i < pu->npaths; i++) {
         free(pu->paths[i].references);
@@ -627,10 +639,15 @@ nixcache_push_visit(nixcache_push_t *pu, nixcache_path_t *pi)
 }
 
 
-/* One path: NAR through the pipeline, checked, then published. */
+/*
+ * One path: NAR through the pipeline, checked, then published.  Once its
+ * NAR is read, the next path's dump starts: the start of a `nix` process
+ * overlaps this path's last chunks and publication.
+ */
 
 static int
-nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi)
+nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi,
+    nixcache_path_t *next)
 {
     int                  fd, rc;
     pid_t                pid;
@@ -643,8 +660,17 @@ nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi)
         return -1;
     }
 
-    if (nixcache_push_dump(pu, pi, &pid, &fd) != 0) {
-        return -1;
+    if (pu->ahead == pi) {
+        pid = pu->ahead_pid;
+        fd = pu->ahead_fd;
+        pu->ahead = NULL;
+
+    } else {
+        nixcache_push_ahead_stop(pu);
+
+        if (nixcache_push_dump(pu, pi, &pid, &fd) != 0) {
+            return -1;
+        }
     }
 
     new_before = pu->stats.new_csize;
@@ -683,6 +709,8 @@ nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi)
         nixcache_error("%s: not pushed", pi->path);
         return -1;
     }
+
+    nixcache_push_ahead(pu, next);
 
     if (nixcache_cli_ingest_finish(&pu->ingest) != 0) {
         return -1;
@@ -870,6 +898,49 @@ nixcache_push_dump(nixcache_push_t *pu, nixcache_path_t *pi, pid_t *pid,
     args[n] = NULL;
 
     return nixcache_spawn(args, pid, fd);
+}
+
+
+/*
+ * Starts the dump of the path pushed next, unless it is already present
+ * (it is checked again at its turn).  A failure is left for its turn too.
+ */
+
+static void
+nixcache_push_ahead(nixcache_push_t *pu, nixcache_path_t *next)
+{
+    if (next == NULL
+        || (!pu->opts->force
+            && nixcache_redis_has_narinfo(&pu->redis, next->base) != 0))
+    {
+        return;
+    }
+
+    if (nixcache_push_dump(pu, next, &pu->ahead_pid, &pu->ahead_fd) == 0) {
+        pu->ahead = next;
+    }
+}
+
+
+/* A dump started ahead and not used: stopped, quietly. */
+
+static void
+nixcache_push_ahead_stop(nixcache_push_t *pu)
+{
+    int  status;
+
+    if (pu->ahead == NULL) {
+        return;
+    }
+
+    close(pu->ahead_fd);
+    kill(pu->ahead_pid, SIGTERM);
+
+    while (waitpid(pu->ahead_pid, &status, 0) == -1 && errno == EINTR) {
+        /* void */
+    }
+
+    pu->ahead = NULL;
 }
 
 
