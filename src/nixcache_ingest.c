@@ -109,6 +109,8 @@ static void nixcache_ingest_step(nixcache_ingest_pool_t *pool,
 static int nixcache_ingest_submit(nixcache_ingest_t *ing,
     const unsigned char *p, size_t n);
 static int nixcache_ingest_advance(nixcache_ingest_t *ing, int wait);
+static int nixcache_ingest_look(nixcache_ingest_t *ing,
+    nixcache_ingest_slot_t *s, unsigned k);
 static int nixcache_ingest_lookup(nixcache_ingest_t *ing,
     nixcache_ingest_slot_t *s, unsigned k, nixcache_ingest_slot_e *next);
 static int nixcache_ingest_retire(nixcache_ingest_t *ing,
@@ -1064,7 +1066,6 @@ nixcache_ingest_advance(nixcache_ingest_t *ing, int wait)
     int                      rc, progress, retired;
     nixcache_ingest_pool_t  *pool;
     nixcache_ingest_slot_t  *s;
-    nixcache_ingest_slot_e   next;
 
     pool = ing->pool;
     retired = 0;
@@ -1081,18 +1082,8 @@ nixcache_ingest_advance(nixcache_ingest_t *ing, int wait)
                 break;
             }
 
-            pthread_mutex_unlock(&pool->mutex);
-            rc = nixcache_ingest_lookup(ing, s, pool->looked, &next);
-            pthread_mutex_lock(&pool->mutex);
-
-            if (rc != 0) {
+            if (nixcache_ingest_look(ing, s, pool->looked) != 0) {
                 goto failed;
-            }
-
-            s->state = next;
-
-            if (s->state == NIXCACHE_SLOT_COMPRESS) {
-                pthread_cond_signal(&pool->work);
             }
 
             pool->looked++;
@@ -1103,18 +1094,11 @@ nixcache_ingest_advance(nixcache_ingest_t *ing, int wait)
             s = &pool->slots[pool->head];
 
             if (s->state == NIXCACHE_SLOT_DEFER) {
-                pthread_mutex_unlock(&pool->mutex);
-                rc = nixcache_ingest_lookup(ing, s, 0, &next);
-                pthread_mutex_lock(&pool->mutex);
-
-                if (rc != 0) {
+                if (nixcache_ingest_look(ing, s, 0) != 0) {
                     goto failed;
                 }
 
-                s->state = next;
-
                 if (s->state == NIXCACHE_SLOT_COMPRESS) {
-                    pthread_cond_signal(&pool->work);
                     break;
                 }
             }
@@ -1171,6 +1155,37 @@ failed:
     pthread_mutex_unlock(&pool->mutex);
 
     return -1;
+}
+
+
+/*
+ * nixcache_ingest_lookup() of the k-th chunk in flight, called and
+ * returning with the mutex held, released around the sink's call; its
+ * next state is set, and a chunk to compress wakes a worker.
+ */
+
+static int
+nixcache_ingest_look(nixcache_ingest_t *ing, nixcache_ingest_slot_t *s,
+    unsigned k)
+{
+    int                     rc;
+    nixcache_ingest_slot_e  next;
+
+    pthread_mutex_unlock(&ing->pool->mutex);
+    rc = nixcache_ingest_lookup(ing, s, k, &next);
+    pthread_mutex_lock(&ing->pool->mutex);
+
+    if (rc != 0) {
+        return -1;
+    }
+
+    s->state = next;
+
+    if (next == NIXCACHE_SLOT_COMPRESS) {
+        pthread_cond_signal(&ing->pool->work);
+    }
+
+    return 0;
 }
 
 
