@@ -104,7 +104,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libnixcache.a
 # with ASan+UBSan, one binary per parser fed from outside.
 #   make fuzz-build                    build them
 #   make fuzz FUZZ_SECONDS=3600        build, run each for that long
-#   make fuzz-smoke                    build, run each for 20 s (make test)
+#   make fuzz-smoke                    build, run each for 10 s (make test)
 FUZZ_CC      ?= clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) $(WARN) \
@@ -132,7 +132,7 @@ fuzz: fuzz-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=$(BUILD) fuzz/run $(FUZZ_BINS)
 
 fuzz-smoke: fuzz-build
-	@FUZZ_SECONDS=$${FUZZ_SMOKE_SECONDS:-20} BUILD=$(BUILD) fuzz/run $(FUZZ_BINS)
+	@FUZZ_SECONDS=$${FUZZ_SMOKE_SECONDS:-10} BUILD=$(BUILD) fuzz/run $(FUZZ_BINS)
 
 test: deps
 	@$(MAKE) --no-print-directory all

@@ -4,7 +4,7 @@
 # passes (a fixed crash stays fixed), and a few hundred thousand mutated
 # inputs find nothing.  A longer run is `make fuzz FUZZ_SECONDS=3600`.
 #
-# Env: FUZZ_SMOKE_SECONDS (per target, default 20).
+# Env: FUZZ_SMOKE_SECONDS (per target, default 10).
 
 set -u
 
@@ -17,7 +17,7 @@ command -v clang > /dev/null || { echo "1..0 # SKIP clang not installed"; exit 0
     || { echo "1..0 # SKIP libclang-rt-14-dev (libFuzzer) not installed"; exit 0; }
 
 build=${NIXCACHE_BUILD:-build}
-seconds=${FUZZ_SMOKE_SECONDS:-20}
+seconds=${FUZZ_SMOKE_SECONDS:-10}
 n=0
 failed=0
 
