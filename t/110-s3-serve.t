@@ -70,14 +70,8 @@ sub to_s3 {
     for my $f (@files) {
         my ($xx, $cid) = $f =~ m{/([a-z2-7]{2})/(b[a-z2-7]{58})$};
         next if $keep && !$keep->($cid);
-        my $rc = system('curl', '-sSf', '-o', '/dev/null', '-X', 'PUT',
-                        '--aws-sigv4', 'aws:amz:us-east-1:s3',
-                        '--user', 'S3RVER:S3RVER',
-                        '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD',
-                        '--data-binary', "\@$f",
-                        "$ENV{TEST_NIXCACHE_S3_ENDPOINT}/nixcache/chunks/"
-                        . "$xx/$cid");
-        die "PUT $cid failed" if $rc != 0;
+        Nixcache::S3::s3_put_file($ENV{TEST_NIXCACHE_S3_ENDPOINT},
+                                  'nixcache', "chunks/$xx/$cid", $f);
         unlink $f or die "$f: $!";
         (my $fan = $f) =~ s{/[^/]+$}{};
         rmdir $fan;

@@ -71,14 +71,8 @@ sub to_s3 {
     my $dir = $Nixcache::Fixture::CHUNKS;
     for my $rel (chunk_files()) {
         my $f = "$dir/$rel";
-        my $rc = system('curl', '-sSf', '-o', '/dev/null', '-X', 'PUT',
-                        '--aws-sigv4', 'aws:amz:us-east-1:s3',
-                        '--user', 'S3RVER:S3RVER',
-                        '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD',
-                        '--data-binary', "\@$f",
-                        "$ENV{TEST_NIXCACHE_S3_ENDPOINT}/nixcache/chunks/"
-                        . $rel);
-        die "PUT $rel failed" if $rc != 0;
+        Nixcache::S3::s3_put_file($ENV{TEST_NIXCACHE_S3_ENDPOINT},
+                                  'nixcache', "chunks/$rel", $f);
         unlink $f or die "$f: $!";
         (my $fan = $f) =~ s{/[^/]+$}{};
         rmdir $fan;

@@ -9,6 +9,8 @@ package Nixcache::S3;
 #   s3_object($s3, $key)     the object's bytes, or undef
 #   s3_keys($s3)             every key in the bucket, sorted
 #   s3_puts($s3)             objects stored so far (from s3rver's log)
+#   s3_put_file($endpoint, $bucket, $key, $file)
+#                            PUT a file by curl (SigV4), dies on failure
 #   stop_s3rver($s3)
 
 use strict;
@@ -25,6 +27,7 @@ use Exporter qw(import);
 
 our @EXPORT = qw(
     s3rver_available start_s3rver stop_s3rver s3_object s3_keys s3_puts
+    s3_put_file
 );
 
 my $root = abs_path(dirname(__FILE__) . '/../../..');
@@ -188,6 +191,22 @@ sub s3_puts {
     close $fh;
 
     return $n;
+}
+
+
+# Uploads through s3rver's own API, independent of the code under test
+# (s3rver's default credentials S3RVER:S3RVER).
+
+sub s3_put_file {
+    my ($endpoint, $bucket, $key, $file) = @_;
+
+    my $rc = system('curl', '-sSf', '-o', '/dev/null', '-X', 'PUT',
+                    '--aws-sigv4', 'aws:amz:us-east-1:s3',
+                    '--user', 'S3RVER:S3RVER',
+                    '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD',
+                    '--data-binary', "\@$file",
+                    "$endpoint/$bucket/$key");
+    die "PUT $key failed" if $rc != 0;
 }
 
 
