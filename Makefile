@@ -82,7 +82,7 @@ $(CLI): $(CLI_SRCS) $(CLI_HDRS) $(BUILD)/libnixcache.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -Itools -o $@ $(CLI_SRCS) $(BUILD)/libnixcache.a $(CLI_LIBS)
 
-$(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(BUILD)/libnixcache.a
+$(BUILD)/unit/%: t/unit/%.c t/unit/unit.h t/unit/mem_sink.h $(BUILD)/libnixcache.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -It/unit -o $@ $< $(BUILD)/libnixcache.a $(CLI_LIBS)
 
