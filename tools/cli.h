@@ -61,7 +61,7 @@ typedef struct {
     unsigned                   force:1;
     unsigned                   quiet:1;
     unsigned                   verbose:1;
-    unsigned                   tier:1;      /* --redis, --chunks or --prefix given */
+    unsigned                   tier:1;      /* --redis, --chunks, --prefix */
 } nixcache_opts_t;
 
 
