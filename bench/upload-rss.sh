@@ -93,6 +93,7 @@ http {
             nixcache on;
             nixcache_chunks $T/chunks;
             nixcache_upload on;
+            nixcache_push_tokens off;
             client_max_body_size 0;
         }
     }

@@ -98,6 +98,7 @@ typedef struct {
     /* uploads (ngx_http_nixcache_upload.c) */
     ngx_flag_t                 upload;
     off_t                      upload_max_nar_size;    /* 0: no limit */
+    ngx_uint_t                 upload_max_chunks;      /* 0: no limit */
     ngx_str_t                  upload_thread_pool;
 #if (NGX_THREADS)
     ngx_thread_pool_t         *upload_pool;
@@ -105,8 +106,9 @@ typedef struct {
 
     /* access and signing (ngx_http_nixcache_auth.c) */
     ngx_array_t               *sign_keys;      /* nixcache_sign_secret_t * */
-    ngx_array_t               *push_tokens;    /* token digests */
-    ngx_array_t               *read_tokens;    /* token digests */
+    ngx_array_t               *admin_tokens;   /* token digests; */
+    ngx_array_t               *push_tokens;    /* NULL: "off", */
+    ngx_array_t               *read_tokens;    /* NGX_CONF_UNSET_PTR: unset */
 
     /* the S3 tier (ngx_http_nixcache_s3.c) */
     ngx_http_nixcache_s3_conf_t  s3;
@@ -119,6 +121,10 @@ typedef struct {
 
 #define NGX_HTTP_NIXCACHE_AUTH_READ   1
 #define NGX_HTTP_NIXCACHE_AUTH_PUSH   2
+
+/* a token list that holds tokens: neither unset nor "off" */
+#define ngx_http_nixcache_tokens_set(t)                                    \
+    ((t) != NULL && (t) != NGX_CONF_UNSET_PTR)
 
 
 typedef enum {
@@ -268,8 +274,9 @@ char *ngx_http_nixcache_upload_merge_conf(ngx_conf_t *cf,
  * Checks the request's credentials (Authorization: Bearer TOKEN, or
  * Basic with the token as password) for NGX_HTTP_NIXCACHE_AUTH_READ or
  * NGX_HTTP_NIXCACHE_AUTH_PUSH against the location's nixcache_read_tokens
- * and nixcache_push_tokens; a push token also grants read.  Without
- * tokens configured for that level the request passes.  Returns NGX_OK,
+ * and nixcache_push_tokens; an admin token (nixcache_admin_tokens) also
+ * grants push, a push token also grants read.  Without tokens configured
+ * for that level (unset, or "off") the request passes.  Returns NGX_OK,
  * NGX_HTTP_UNAUTHORIZED (no credentials; WWW-Authenticate is set),
  * NGX_HTTP_FORBIDDEN (wrong ones) or NGX_HTTP_INTERNAL_SERVER_ERROR.
  * Call it before anything else touches the request (Redis, the body).
@@ -278,13 +285,19 @@ ngx_int_t ngx_http_nixcache_auth_check(ngx_http_request_t *r,
     ngx_uint_t level);
 
 /*
+ * Whether the request carries one of nixcache_admin_tokens: the privilege
+ * to replace a stored narinfo.
+ */
+ngx_uint_t ngx_http_nixcache_auth_admin(ngx_http_request_t *r);
+
+/*
  * Adds one response header (key must outlive the request): NGX_OK or
  * NGX_ERROR.  With elt, the new element is stored there.
  */
 ngx_int_t ngx_http_nixcache_add_header(ngx_http_request_t *r, char *key,
     ngx_str_t *value, ngx_table_elt_t **elt);
 
-/* nixcache_sign_key; nixcache_push_tokens and nixcache_read_tokens */
+/* nixcache_sign_key; nixcache_admin_tokens, _push_tokens, _read_tokens */
 char *ngx_http_nixcache_sign_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_nixcache_tokens(ngx_conf_t *cf, ngx_command_t *cmd,

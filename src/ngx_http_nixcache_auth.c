@@ -51,7 +51,7 @@ static size_t ngx_http_nixcache_auth_sig_find(nixcache_narinfo_t *ni,
 static size_t ngx_http_nixcache_auth_sig_foreign(nixcache_narinfo_t *ni,
     ngx_array_t *sign_keys);
 static ngx_int_t ngx_http_nixcache_read_file(ngx_conf_t *cf,
-    ngx_str_t *name, size_t max, ngx_str_t *text);
+    ngx_str_t *directive, ngx_str_t *name, size_t max, ngx_str_t *text);
 static void ngx_http_nixcache_sign_key_cleanup(void *data);
 
 
@@ -73,12 +73,18 @@ ngx_http_nixcache_auth_check(ngx_http_request_t *r, ngx_uint_t level)
 
     nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
 
+    /*
+     * Open unless tokens are configured for that level: uploads only
+     * with "nixcache_push_tokens off" (merge refuses "nixcache_upload on"
+     * otherwise), reads without nixcache_read_tokens or with "off".
+     */
+
     if (level == NGX_HTTP_NIXCACHE_AUTH_PUSH) {
-        if (nlcf->push_tokens == NULL) {
+        if (!ngx_http_nixcache_tokens_set(nlcf->push_tokens)) {
             return NGX_OK;
         }
 
-    } else if (nlcf->read_tokens == NULL) {
+    } else if (!ngx_http_nixcache_tokens_set(nlcf->read_tokens)) {
         return NGX_OK;
     }
 
@@ -94,15 +100,15 @@ ngx_http_nixcache_auth_check(ngx_http_request_t *r, ngx_uint_t level)
 
     crypto_hash_sha256(digest, token.data, token.len);
 
-    /* both lists are always compared in full: no early exit */
+    /*
+     * Every list is compared in full, no early exit: an admin token also
+     * grants push, a push token also grants read.
+     */
 
-    ok = 0;
+    ok = ngx_http_nixcache_auth_match(nlcf->admin_tokens, digest);
+    ok |= ngx_http_nixcache_auth_match(nlcf->push_tokens, digest);
 
-    if (nlcf->push_tokens != NULL) {
-        ok |= ngx_http_nixcache_auth_match(nlcf->push_tokens, digest);
-    }
-
-    if (level == NGX_HTTP_NIXCACHE_AUTH_READ && nlcf->read_tokens != NULL) {
+    if (level == NGX_HTTP_NIXCACHE_AUTH_READ) {
         ok |= ngx_http_nixcache_auth_match(nlcf->read_tokens, digest);
     }
 
@@ -117,6 +123,32 @@ ngx_http_nixcache_auth_check(ngx_http_request_t *r, ngx_uint_t level)
                   level == NGX_HTTP_NIXCACHE_AUTH_PUSH ? "push" : "read");
 
     return NGX_HTTP_FORBIDDEN;
+}
+
+
+ngx_uint_t
+ngx_http_nixcache_auth_admin(ngx_http_request_t *r)
+{
+    u_char                         digest[NGX_HTTP_NIXCACHE_DIGEST_LEN];
+    ngx_str_t                      token;
+    ngx_uint_t                     ok;
+    ngx_http_nixcache_loc_conf_t  *nlcf;
+
+    nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
+
+    if (!ngx_http_nixcache_tokens_set(nlcf->admin_tokens)
+        || ngx_http_nixcache_auth_token(r, &token) != NGX_OK)
+    {
+        return 0;
+    }
+
+    crypto_hash_sha256(digest, token.data, token.len);
+
+    ok = ngx_http_nixcache_auth_match(nlcf->admin_tokens, digest);
+
+    sodium_memzero(digest, sizeof(digest));
+
+    return ok;
 }
 
 
@@ -159,11 +191,17 @@ ngx_http_nixcache_auth_token(ngx_http_request_t *r, ngx_str_t *token)
 }
 
 
+/* Whether digest is one of tokens' (none: a list unset or "off"). */
+
 static ngx_uint_t
 ngx_http_nixcache_auth_match(ngx_array_t *tokens, u_char *digest)
 {
     ngx_uint_t                  i, ok;
     ngx_http_nixcache_token_t  *t;
+
+    if (!ngx_http_nixcache_tokens_set(tokens)) {
+        return 0;
+    }
 
     ok = 0;
     t = tokens->elts;
@@ -382,7 +420,7 @@ ngx_http_nixcache_sign_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_memzero(sk, sizeof(nixcache_sign_secret_t));
     cln->handler = ngx_http_nixcache_sign_key_cleanup;
 
-    if (ngx_http_nixcache_read_file(cf, &name,
+    if (ngx_http_nixcache_read_file(cf, &cmd->name, &name,
                                     NGX_HTTP_NIXCACHE_KEY_MAX_SIZE, &text)
         != NGX_OK)
     {
@@ -447,8 +485,18 @@ ngx_http_nixcache_tokens(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     tokens = (ngx_array_t **) (p + cmd->offset);
 
-    if (*tokens != NULL) {
+    if (*tokens != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name = value[1];
+
+    /* "off": no tokens here, whatever an enclosing level has */
+
+    if (name.len == 3 && ngx_strncmp(name.data, "off", 3) == 0) {
+        *tokens = NULL;
+        return NGX_CONF_OK;
     }
 
     if (nixcache_sign_init() != 0) {
@@ -458,10 +506,7 @@ ngx_http_nixcache_tokens(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    value = cf->args->elts;
-    name = value[1];
-
-    if (ngx_http_nixcache_read_file(cf, &name,
+    if (ngx_http_nixcache_read_file(cf, &cmd->name, &name,
                                     NGX_HTTP_NIXCACHE_TOKENS_MAX_SIZE, &text)
         != NGX_OK)
     {
@@ -502,13 +547,16 @@ ngx_http_nixcache_tokens(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 /*
- * Reads a whole small file given in a directive (relative to the prefix)
- * into cf->pool.  Errors are logged naming the file.
+ * Reads a whole small secret file given in a directive (relative to the
+ * prefix) into cf->pool.  Like the S3 credentials, it must be readable
+ * by its owner only (it is read by the master, before workers drop
+ * privileges): a key or token file that others can read is a key or
+ * token others have.  Errors are logged naming the file.
  */
 
 static ngx_int_t
-ngx_http_nixcache_read_file(ngx_conf_t *cf, ngx_str_t *name, size_t max,
-    ngx_str_t *text)
+ngx_http_nixcache_read_file(ngx_conf_t *cf, ngx_str_t *directive,
+    ngx_str_t *name, size_t max, ngx_str_t *text)
 {
     ssize_t          n;
     ngx_str_t        path;
@@ -544,6 +592,17 @@ ngx_http_nixcache_read_file(ngx_conf_t *cf, ngx_str_t *name, size_t max,
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" is not a regular file of at most %uz "
                            "bytes", &path, max);
+        goto failed;
+    }
+
+    if (fi.st_mode & (S_IRGRP|S_IROTH|S_IWGRP|S_IWOTH)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "%V \"%V\" is readable or writable by group or "
+                           "others (mode %ui%ui%ui): chmod 600 it",
+                           directive, &path,
+                           (ngx_uint_t) (fi.st_mode >> 6) & 7,
+                           (ngx_uint_t) (fi.st_mode >> 3) & 7,
+                           (ngx_uint_t) fi.st_mode & 7);
         goto failed;
     }
 

@@ -229,6 +229,14 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
       offsetof(ngx_http_nixcache_loc_conf_t, push_tokens),
       NULL },
 
+    { ngx_string("nixcache_admin_tokens"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+      |NGX_CONF_TAKE1,
+      ngx_http_nixcache_tokens,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, admin_tokens),
+      NULL },
+
     { ngx_string("nixcache_read_tokens"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
       |NGX_CONF_TAKE1,
@@ -251,6 +259,13 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
       ngx_conf_set_off_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_nixcache_loc_conf_t, upload_max_nar_size),
+      NULL },
+
+    { ngx_string("nixcache_upload_max_chunks"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, upload_max_chunks),
       NULL },
 
     { ngx_string("nixcache_upload_thread_pool"),
@@ -948,15 +963,17 @@ ngx_http_nixcache_create_loc_conf(ngx_conf_t *cf)
      *     nlcf->prefix = { 0, NULL };
      *     nlcf->chunks = { 0, NULL };
      *     nlcf->sign_keys = NULL;
-     *     nlcf->push_tokens = NULL;
-     *     nlcf->read_tokens = NULL;
      */
 
     nlcf->enable = NGX_CONF_UNSET;
     nlcf->priority = NGX_CONF_UNSET_UINT;
     nlcf->compression = NGX_CONF_UNSET_UINT;
+    nlcf->admin_tokens = NGX_CONF_UNSET_PTR;
+    nlcf->push_tokens = NGX_CONF_UNSET_PTR;
+    nlcf->read_tokens = NGX_CONF_UNSET_PTR;
     nlcf->upload = NGX_CONF_UNSET;
     nlcf->upload_max_nar_size = NGX_CONF_UNSET;
+    nlcf->upload_max_chunks = NGX_CONF_UNSET_UINT;
 
     ngx_http_nixcache_s3_create_conf(&nlcf->s3);
     ngx_http_nixcache_evict_create_conf(nlcf);
@@ -998,13 +1015,14 @@ ngx_http_nixcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->sign_keys = prev->sign_keys;
     }
 
-    if (conf->push_tokens == NULL) {
-        conf->push_tokens = prev->push_tokens;
-    }
+    /* unset stays unset: the upload merge tells it from "off" */
 
-    if (conf->read_tokens == NULL) {
-        conf->read_tokens = prev->read_tokens;
-    }
+    ngx_conf_merge_ptr_value(conf->admin_tokens, prev->admin_tokens,
+                             NGX_CONF_UNSET_PTR);
+    ngx_conf_merge_ptr_value(conf->push_tokens, prev->push_tokens,
+                             NGX_CONF_UNSET_PTR);
+    ngx_conf_merge_ptr_value(conf->read_tokens, prev->read_tokens,
+                             NGX_CONF_UNSET_PTR);
 
     if (ngx_http_nixcache_upload_merge_conf(cf, prev, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;

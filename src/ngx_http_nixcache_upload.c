@@ -36,6 +36,14 @@
 #define NGX_HTTP_NIXCACHE_UPLOAD_TMP_TTL    "3600"
 #define NGX_HTTP_NIXCACHE_UPLOAD_ERR_LEN    (NIXCACHE_INGEST_ERR_LEN + 128)
 
+/*
+ * Defaults of nixcache_upload_max_nar_size and _max_chunks: the largest
+ * NARs of nixpkgs are a few GiB; 262144 chunks (a 10 MiB manifest) hold
+ * 8 GiB even when chunks come out at half the chunker's 64 KiB average.
+ */
+#define NGX_HTTP_NIXCACHE_UPLOAD_MAX_NAR_SIZE  ((off_t) 8 << 30)
+#define NGX_HTTP_NIXCACHE_UPLOAD_MAX_CHUNKS    262144
+
 /* "\x0d\0\0\0\0\0\0\0nix-archive-1\0\0\0": every NAR starts so */
 #define NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN     24
 
@@ -48,11 +56,13 @@ typedef struct {
     u_char                    *chunks;         /* NUL-terminated */
     nixcache_decomp_e          kind;
     uint64_t                   max_nar_size;   /* 0: no limit */
+    uint32_t                   max_chunks;     /* 0: no limit */
     uint64_t                   nar_size;       /* decompressed so far */
 
     ngx_uint_t                 status;         /* 0, or the HTTP status */
     ngx_fd_t                   manifest_fd;
     uint64_t                   body_size;
+    u_char                     body_hash[NIXCACHE_SHA256_LEN];
     nixcache_nar_t             nar;            /* nar.manifest unused */
     u_char                     head[NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN];
     size_t                     head_len;
@@ -84,6 +94,7 @@ typedef struct {
     size_t                     rendered_len;
 
     unsigned                   done:1;         /* the answer is decided */
+    unsigned                   admin:1;        /* may replace a narinfo */
 } ngx_http_nixcache_upload_ctx_t;
 
 
@@ -133,6 +144,10 @@ static void ngx_http_nixcache_upload_finalize(ngx_http_request_t *r,
     ngx_int_t rc);
 static ngx_int_t ngx_http_nixcache_upload_rename(ngx_http_request_t *r,
     ngx_http_nixcache_upload_ctx_t *ctx);
+static ngx_int_t ngx_http_nixcache_upload_name_hash(ngx_http_request_t *r,
+    ngx_http_nixcache_upload_ctx_t *ctx);
+static ngx_int_t ngx_http_nixcache_upload_bounded(ngx_http_request_t *r,
+    ngx_str_t *name, off_t max);
 
 
 static ngx_uint_t  ngx_http_nixcache_upload_counter;
@@ -229,13 +244,45 @@ ngx_http_nixcache_upload_nar(ngx_http_request_t *r, ngx_str_t *name)
     nixcache_decomp_e                kind;
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
+    ngx_str_t                        esc;
+    ngx_http_nixcache_loc_conf_t    *nlcf;
+
     if (nixcache_route_nar_name((const char *) name->data, name->len, &kind)
         != 0)
     {
+        /* the decoded URI may hold anything, newlines too: escaped */
+
+        esc.data = ngx_pnalloc(r->pool, 3 * name->len + 1);
+        if (esc.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        esc.len = (u_char *) ngx_escape_uri(esc.data, name->data, name->len,
+                                            NGX_ESCAPE_URI_COMPONENT)
+                  - esc.data;
+
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "nixcache: upload: \"nar/%V\" is not "
-                      "<name>.nar[.xz|.zst|.bz2]", name);
+                      "<name>.nar[.xz|.zst|.bz2]", &esc);
         return NGX_HTTP_BAD_REQUEST;
+    }
+
+    nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
+
+    /*
+     * Compressed, a NAR is hardly larger than itself (xz and zstd add
+     * well under 1/64 to incompressible input): a body past that is
+     * refused before any of it is spooled.
+     */
+
+    rc = ngx_http_nixcache_upload_bounded(r, name,
+                                   nlcf->upload_max_nar_size == 0
+                                   ? 0
+                                   : nlcf->upload_max_nar_size
+                                     + nlcf->upload_max_nar_size / 64
+                                     + 65536);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_nixcache_upload_ctx_t));
@@ -304,6 +351,7 @@ ngx_http_nixcache_upload_nar_body(ngx_http_request_t *r)
     job->body_path = path->data;                /* NUL-terminated */
     job->chunks = nlcf->chunks.data;
     job->max_nar_size = nlcf->upload_max_nar_size;
+    job->max_chunks = nlcf->upload_max_chunks;
 
     job->manifest_path = ngx_pnalloc(r->pool,
                                      path->len + sizeof(".manifest"));
@@ -430,7 +478,7 @@ ngx_http_nixcache_upload_thread(void *data, ngx_log_t *log)
         goto done;
     }
 
-    rc = nixcache_decomp_fd(d, fd, NULL, &job->body_size);
+    rc = nixcache_decomp_fd(d, fd, job->body_hash, &job->body_size);
 
     if (rc != 0) {
         switch (nixcache_decomp_error(d)) {
@@ -529,7 +577,23 @@ ngx_http_nixcache_upload_out(void *data, const void *p, size_t n)
         }
     }
 
-    return nixcache_ingest_write(job->ingest, p, n);
+    if (nixcache_ingest_write(job->ingest, p, n) != 0) {
+        return -1;
+    }
+
+    /* its manifest is one Redis value, 40 bytes a chunk: bounded too */
+
+    if (job->max_chunks != 0
+        && job->ingest->nar.chunk_count > job->max_chunks)
+    {
+        ngx_http_nixcache_upload_fail(job,
+                                      NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, 0,
+                                      "%s", "the NAR has more chunks than "
+                                      "nixcache_upload_max_chunks");
+        return -1;
+    }
+
+    return 0;
 }
 
 
@@ -607,6 +671,11 @@ ngx_http_nixcache_upload_ingested(ngx_event_t *ev)
                           &ctx->name, job->status, job->err_len, job->err);
         }
         rc = job->status;
+        goto finalize;
+    }
+
+    rc = ngx_http_nixcache_upload_name_hash(r, ctx);
+    if (rc != NGX_OK) {
         goto finalize;
     }
 
@@ -1045,13 +1114,18 @@ static ngx_int_t
 ngx_http_nixcache_upload_narinfo(ngx_http_request_t *r, ngx_str_t *hash)
 {
     ngx_int_t                        rc;
+    ngx_str_t                        name;
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
-    if (r->headers_in.content_length_n > NIXCACHE_NARINFO_MAX_LEN) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "nixcache: upload of \"%V.narinfo\": larger than %d "
-                      "bytes", hash, NIXCACHE_NARINFO_MAX_LEN);
-        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    /* the URI goes on with ".narinfo" */
+
+    name.data = hash->data;
+    name.len = hash->len + sizeof(".narinfo") - 1;
+
+    rc = ngx_http_nixcache_upload_bounded(r, &name,
+                                          NIXCACHE_NARINFO_MAX_LEN);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_nixcache_upload_ctx_t));
@@ -1060,8 +1134,8 @@ ngx_http_nixcache_upload_narinfo(ngx_http_request_t *r, ngx_str_t *hash)
     }
 
     ctx->hash = *hash;
-    ctx->name.data = hash->data;
-    ctx->name.len = hash->len + sizeof(".narinfo") - 1;
+    ctx->name = name;
+    ctx->admin = ngx_http_nixcache_auth_admin(r);
 
     ngx_http_set_ctx(r, ctx, ngx_http_nixcache_module);
 
@@ -1245,12 +1319,27 @@ static void
 ngx_http_nixcache_upload_narinfo_manifest(ngx_http_request_t *r,
     redisReply *reply, void *data)
 {
-    size_t                           n, argvlen[3];
+    size_t                           n, argvlen[6];
     u_char                          *p;
-    const char                      *argv[3];
+    const char                      *argv[6];
     unsigned char                    digest[NIXCACHE_SHA256_LEN];
     nixcache_narinfo_t              *ni;
     nixcache_manifest_header_t       h;
+
+    /*
+     * First writer wins, as `nix copy` expects (it skips paths the cache
+     * has): the same text again is a success, another text is stored
+     * only for an admin token (ARGV[2]).  1 stored, 2 the same, 3
+     * replaced, 0 refused.
+     */
+
+    static const char  store_script[] =
+        "local cur = redis.call('GET', KEYS[1]) "
+        "if not cur then redis.call('SET', KEYS[1], ARGV[1]) return 1 end "
+        "if cur == ARGV[1] then return 2 end "
+        "if ARGV[2] == '1' then redis.call('SET', KEYS[1], ARGV[1]) "
+        "return 3 end "
+        "return 0";
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
     char  nar_hash[NIXCACHE_HASH_STR_LEN];
@@ -1314,17 +1403,23 @@ ngx_http_nixcache_upload_narinfo_manifest(ngx_http_request_t *r,
 
     ctx->rendered_len = n;
 
-    argv[0] = "SET";
-    argv[1] = (const char *) ctx->narinfo_key.data;
-    argv[2] = (const char *) ctx->rendered;
+    argv[0] = "EVAL";
+    argv[1] = store_script;
+    argv[2] = "1";
+    argv[3] = (const char *) ctx->narinfo_key.data;
+    argv[4] = (const char *) ctx->rendered;
+    argv[5] = ctx->admin ? "1" : "0";
 
-    argvlen[0] = sizeof("SET") - 1;
-    argvlen[1] = ctx->narinfo_key.len;
-    argvlen[2] = ctx->rendered_len;
+    argvlen[0] = sizeof("EVAL") - 1;
+    argvlen[1] = sizeof(store_script) - 1;
+    argvlen[2] = 1;
+    argvlen[3] = ctx->narinfo_key.len;
+    argvlen[4] = ctx->rendered_len;
+    argvlen[5] = 1;
 
     if (ngx_http_nixcache_upload_command(r,
                                     ngx_http_nixcache_upload_narinfo_stored,
-                                    3, argv, argvlen)
+                                    6, argv, argvlen)
         != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
@@ -1339,25 +1434,132 @@ static void
 ngx_http_nixcache_upload_narinfo_stored(ngx_http_request_t *r,
     redisReply *reply, void *data)
 {
+    ngx_uint_t                       status;
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
 
-    if (reply == NULL) {
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
         ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
     }
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "nixcache: uploaded \"%V\": %*s", &ctx->name,
-                  ctx->ni.store_path.len, ctx->ni.store_path.data);
+    switch (reply->integer) {
 
-    ngx_http_finalize_request(r, ngx_http_nixcache_upload_reply(r,
-                                                         NGX_HTTP_CREATED));
+    case 1:
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: uploaded \"%V\": %*s", &ctx->name,
+                      ctx->ni.store_path.len, ctx->ni.store_path.data);
+        status = NGX_HTTP_CREATED;
+        break;
+
+    case 2:
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "nixcache upload: \"%V\" was there already",
+                       &ctx->name);
+        status = NGX_HTTP_OK;
+        break;
+
+    case 3:
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "nixcache: narinfo \"%V\" of %*s replaced with an "
+                      "admin token", &ctx->name, ctx->ni.store_path.len,
+                      ctx->ni.store_path.data);
+        status = NGX_HTTP_CREATED;
+        break;
+
+    default:
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "nixcache: upload of \"%V\" refused: another narinfo "
+                      "of %*s is stored, and replacing it needs one of "
+                      "nixcache_admin_tokens", &ctx->name,
+                      ctx->ni.store_path.len, ctx->ni.store_path.data);
+        status = NGX_HTTP_CONFLICT;
+        break;
+    }
+
+    if (status == NGX_HTTP_CONFLICT) {
+        ngx_http_finalize_request(r, status);
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_nixcache_upload_reply(r, status));
 }
 
 
 /* helpers ---------------------------------------------------------------- */
+
+
+/*
+ * `nix copy` names a NAR file by its FileHash, the nix32 SHA-256 of the
+ * file as sent: a name of that form must be the body's hash.  Otherwise
+ * one pusher could claim the name another's file will have, whose HEAD
+ * would then answer 200, so Nix would skip the upload and its narinfo
+ * be refused.  Other names are the client's own affair.
+ */
+
+static ngx_int_t
+ngx_http_nixcache_upload_name_hash(ngx_http_request_t *r,
+    ngx_http_nixcache_upload_ctx_t *ctx)
+{
+    u_char  claimed[NIXCACHE_SHA256_LEN];
+    u_char  actual[NIXCACHE_SHA256_NIX32_LEN];
+
+    if (ctx->name.len <= NIXCACHE_SHA256_NIX32_LEN
+        || ctx->name.data[NIXCACHE_SHA256_NIX32_LEN] != '.'
+        || nixcache_nix32_decode(claimed, NIXCACHE_SHA256_LEN,
+                                 (const char *) ctx->name.data,
+                                 NIXCACHE_SHA256_NIX32_LEN)
+           != 0)
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_memcmp(claimed, ctx->job->body_hash, NIXCACHE_SHA256_LEN) == 0) {
+        return NGX_OK;
+    }
+
+    nixcache_nix32_encode((char *) actual, ctx->job->body_hash,
+                          NIXCACHE_SHA256_LEN);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "nixcache: upload of \"%V\" refused: the name is a "
+                  "FileHash, the body's is %*s", &ctx->name,
+                  (size_t) NIXCACHE_SHA256_NIX32_LEN, actual);
+
+    return NGX_HTTP_BAD_REQUEST;
+}
+
+
+/*
+ * A body that is larger than max (0: no limit) is refused before it is
+ * read; so is a chunked one, whose size shows only once it is spooled.
+ */
+
+static ngx_int_t
+ngx_http_nixcache_upload_bounded(ngx_http_request_t *r, ngx_str_t *name,
+    off_t max)
+{
+    if (max == 0) {
+        return NGX_OK;
+    }
+
+    if (r->headers_in.chunked) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upload of \"%V\" refused: a chunked body "
+                      "(send Content-Length)", name);
+        return NGX_HTTP_LENGTH_REQUIRED;
+    }
+
+    if (r->headers_in.content_length_n > max) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upload of \"%V\" refused: %O bytes, more "
+                      "than %O", name, r->headers_in.content_length_n, max);
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+
+    return NGX_OK;
+}
 
 
 /* PUT of what this cache does not keep: the body is read and dropped. */
@@ -1472,14 +1674,48 @@ char *
 ngx_http_nixcache_upload_merge_conf(ngx_conf_t *cf,
     ngx_http_nixcache_loc_conf_t *prev, ngx_http_nixcache_loc_conf_t *conf)
 {
+    ngx_http_core_loc_conf_t  *clcf;
+
     ngx_conf_merge_value(conf->upload, prev->upload, 0);
     ngx_conf_merge_off_value(conf->upload_max_nar_size,
-                             prev->upload_max_nar_size, 0);
+                             prev->upload_max_nar_size,
+                             NGX_HTTP_NIXCACHE_UPLOAD_MAX_NAR_SIZE);
+    ngx_conf_merge_uint_value(conf->upload_max_chunks,
+                              prev->upload_max_chunks,
+                              NGX_HTTP_NIXCACHE_UPLOAD_MAX_CHUNKS);
     ngx_conf_merge_str_value(conf->upload_thread_pool,
                              prev->upload_thread_pool, "default");
 
     if (!conf->upload || !conf->enable) {
         return NGX_CONF_OK;
+    }
+
+    if (conf->upload_max_chunks > UINT32_MAX) {
+        conf->upload_max_chunks = UINT32_MAX;
+    }
+
+    /* who may write is said, never assumed */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (conf->push_tokens == NGX_CONF_UNSET_PTR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"nixcache_upload on\" in location \"%V\" "
+                           "requires \"nixcache_push_tokens\": a token "
+                           "file, or \"off\" to take uploads from anyone",
+                           &clcf->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->push_tokens == NULL
+        && ngx_http_nixcache_tokens_set(conf->read_tokens))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"nixcache_push_tokens off\" in location "
+                           "\"%V\" would let anyone write to a cache that "
+                           "needs nixcache_read_tokens to be read: give it a "
+                           "push token file", &clcf->name);
+        return NGX_CONF_ERROR;
     }
 
 #if (NGX_THREADS)

@@ -39,6 +39,7 @@ loc() {
             nixcache_chunks $CHUNKS;
             nixcache_redis_prefix $1:;
             nixcache_upload ${2:-on};
+            nixcache_push_tokens off;
             client_max_body_size 0;
         }
 LOC

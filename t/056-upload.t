@@ -25,6 +25,7 @@ add_nar(name => 'a', prefix => 'fix:',
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_redis_prefix up:;
         nixcache_upload on;
+        nixcache_push_tokens off;
         client_max_body_size 0;
     }
 --- init
@@ -71,6 +72,7 @@ add_nar(name => 'a', prefix => 'fix:',
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_redis_prefix up:;
         nixcache_upload on;
+        nixcache_push_tokens off;
         client_max_body_size 0;
     }
 --- init
@@ -105,6 +107,7 @@ add_nar(name => 'b', prefix => 'fix:', content => "another one\n" x 5000);
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_redis_prefix up:;
         nixcache_upload on;
+        nixcache_push_tokens off;
         client_max_body_size 0;
     }
 --- init
@@ -140,6 +143,7 @@ add_nar(name => 'a', prefix => 'fix:', content => "sized\n" x 5000);
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_redis_prefix up:;
         nixcache_upload on;
+        nixcache_push_tokens off;
     }
 --- init
 source t/lib/upload.sh
@@ -166,6 +170,7 @@ add_nar(name => 'a', prefix => 'fix:', content => "never sent\n");
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_redis_prefix up:;
         nixcache_upload on;
+        nixcache_push_tokens off;
     }
 --- init
 source t/lib/upload.sh
@@ -197,6 +202,7 @@ add_nar(name => 'b', prefix => 'fix:', content => "b\n" x 100);
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_redis_prefix up:;
         nixcache_upload on;
+        nixcache_push_tokens off;
     }
 --- init
 source t/lib/upload.sh
@@ -227,6 +233,7 @@ is not that path
         nixcache on;
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_upload on;
+        nixcache_push_tokens off;
     }
 --- request
 PUT /0123456789abcdfghijklmnpqrsvwxyz.narinfo
@@ -245,31 +252,46 @@ refused
         nixcache on;
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_upload on;
+        nixcache_push_tokens off;
         client_max_body_size 1m;
     }
 --- request eval
 "PUT /0123456789abcdfghijklmnpqrsvwxyz.narinfo\n" . ("Sig: x\n" x 10000)
 --- error_code: 413
 --- error_log
-larger than 65536 bytes
+bytes, more than 65536
 --- no_error_log
 [error]
 
 
 
-=== TEST 9: an oversized narinfo in chunked encoding: 413 after reading
+=== TEST 9: a chunked narinfo or NAR: 411 before any of it is spooled
 --- config
     location / {
         nixcache on;
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_upload on;
-        client_max_body_size 1m;
+        nixcache_push_tokens off;
+        client_max_body_size 0;
     }
+--- init
+source t/lib/upload.sh
+printf 'StorePath: x\n' > $TEST_NIXCACHE_DIR/small
+code=$(curl -s -o /dev/null -w '%{http_code}' -T - \
+       -H 'Transfer-Encoding: chunked' \
+       $U/0123456789abcdfghijklmnpqrsvwxyz.narinfo < $TEST_NIXCACHE_DIR/small)
+[ "$code" = 411 ] || { echo "small chunked narinfo: $code"; exit 1; }
+code=$(curl -s -o /dev/null -w '%{http_code}' -T - \
+       -H 'Transfer-Encoding: chunked' \
+       $U/nar/x.nar < $TEST_NIXCACHE_DIR/small)
+[ "$code" = 411 ] || { echo "chunked NAR: $code"; exit 1; }
 --- raw_request eval
 "PUT /0123456789abcdfghijklmnpqrsvwxyz.narinfo HTTP/1.1\r\nHost: x\r\n"
 . "Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
 . "11170\r\n" . ("Sig: x\n" x 10000) . "\r\n0\r\n\r\n"
---- error_code: 413
+--- error_code: 411
+--- error_log
+a chunked body (send Content-Length)
 --- no_error_log
 [error]
 
@@ -281,6 +303,7 @@ larger than 65536 bytes
         nixcache on;
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_upload on;
+        nixcache_push_tokens off;
     }
 --- init
 source t/lib/upload.sh
@@ -311,6 +334,7 @@ is not <name>.nar[.xz|.zst|.bz2]
         nixcache on;
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_upload on;
+        nixcache_push_tokens off;
     }
 --- init
 source t/lib/upload.sh
@@ -345,6 +369,7 @@ add_nar(name => 'a', prefix => 'fix:', content => "cut me\n" x 50000);
         nixcache on;
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_upload on;
+        nixcache_push_tokens off;
         client_max_body_size 0;
     }
 --- init
@@ -373,6 +398,7 @@ truncated xz stream
         nixcache on;
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_upload on;
+        nixcache_push_tokens off;
         client_body_timeout 1s;
     }
 --- init
@@ -404,6 +430,7 @@ grep -q '"PUT /nar/short.nar HTTP/1.1" 408 ' $TEST_NIXCACHE_LOGS/access.log
         nixcache on;
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_upload on;
+        nixcache_push_tokens off;
     }
 --- init
 source t/lib/upload.sh
@@ -440,6 +467,7 @@ add_nar(name => 'a', prefix => 'fix:', content => "longer\n" x 5000);
         nixcache on;
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_upload on;
+        nixcache_push_tokens off;
     }
 --- init
 source t/lib/upload.sh
@@ -482,6 +510,7 @@ Allow: GET, HEAD
         nixcache on;
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_upload on;
+        nixcache_push_tokens off;
     }
 --- init
 source t/lib/upload.sh
@@ -510,6 +539,7 @@ add_nar(name => 'a', prefix => 'fix:',
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_redis_prefix up:;
         nixcache_upload on;
+        nixcache_push_tokens off;
         client_max_body_size 0;
     }
 --- init
@@ -547,6 +577,7 @@ add_nar(name => 'a', prefix => 'fix:', content => "redis\n" x 1000);
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_redis_prefix up:;
         nixcache_upload on;
+        nixcache_push_tokens off;
     }
 --- init
 source t/lib/upload.sh
@@ -576,6 +607,7 @@ add_nar(name => 'a', prefix => 'fix:', content => "nowhere\n" x 1000);
         nixcache on;
         nixcache_chunks $TEST_NIXCACHE_DIR/file/chunks;
         nixcache_upload on;
+        nixcache_push_tokens off;
     }
 --- init
 source t/lib/upload.sh
@@ -597,6 +629,7 @@ thread_pool uploads threads=2;
         nixcache on;
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_upload on;
+        nixcache_push_tokens off;
         nixcache_upload_thread_pool uploads;
     }
 --- init
@@ -620,6 +653,7 @@ not a NAR
         nixcache on;
         nixcache_chunks /tmp;
         nixcache_upload on;
+        nixcache_push_tokens off;
         nixcache_upload_thread_pool nosuchpool;
     }
 --- error_log
@@ -638,6 +672,7 @@ add_nar(name => 'a', prefix => 'fix:',
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_redis_prefix up:;
         nixcache_upload on;
+        nixcache_push_tokens off;
         client_max_body_size 0;
     }
 --- init
@@ -679,6 +714,7 @@ add_nar(name => 'a', prefix => 'fix:', content => "\0" x 3000000);
         nixcache on;
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_upload on;
+        nixcache_push_tokens off;
         nixcache_upload_max_nar_size 1m;
     }
 --- init
@@ -697,3 +733,162 @@ no_temp_files
 the NAR is larger than nixcache_upload_max_nar_size
 --- no_error_log
 [error]
+
+
+
+=== TEST 25: nixcache_upload_max_chunks: a NAR of more chunks, 413, nothing kept
+--- fixture
+add_nar(name => 'a', prefix => 'fix:',
+        content => join('', map { "chunky $_ " . ('q' x ($_ % 113)) . "\n" }
+                               1 .. 40000));
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+        nixcache_push_tokens off;
+        nixcache_upload_max_chunks 4;
+        client_max_body_size 0;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+[ $(stat -c %s $TEST_NIXCACHE_FIX_a_NAR) -gt 1000000 ]
+put nar/a.nar $TEST_NIXCACHE_FIX_a_NAR 413
+--- request
+GET /nix-cache-info
+--- post
+source t/lib/upload.sh
+no_keys 'nixcache:*'
+no_temp_files
+--- error_log
+the NAR has more chunks than nixcache_upload_max_chunks
+--- no_error_log
+[error]
+
+
+
+=== TEST 26: a Content-Length past what the NAR size limit allows: 413 before reading
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+        nixcache_push_tokens off;
+        nixcache_upload_max_nar_size 64k;
+        client_max_body_size 0;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+head -c 200000 /dev/zero > $TEST_NIXCACHE_DIR/big
+put nar/big.nar $TEST_NIXCACHE_DIR/big 413
+--- request
+GET /nix-cache-info
+--- post
+source t/lib/upload.sh
+no_keys 'nixcache:*'
+--- error_log
+upload of "big.nar" refused: 200000 bytes, more than
+--- no_error_log
+[error]
+the NAR is larger than
+
+
+
+=== TEST 27: first writer wins: the same narinfo again is 200, another is 409 but for an admin token
+--- fixture
+add_nar(name => 'a', prefix => 'fix:', content => "first wins\n" x 3000);
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+        nixcache_push_tokens off;
+        nixcache_admin_tokens $TEST_NIXCACHE_ROOT/t/auth/admin.tokens;
+        client_max_body_size 0;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+d=$TEST_NIXCACHE_DIR
+h=$TEST_NIXCACHE_FIX_a_HASH
+put nar/a.nar $TEST_NIXCACHE_FIX_a_NAR 201
+narinfo a
+put $h.narinfo $d/a.narinfo 201
+first=$(rcli GET up:narinfo:$h)
+put $h.narinfo $d/a.narinfo 200
+# another text for the same path: a poisoned one, as a pusher could send
+sed 's/^References:.*/References: 00000000000000000000000000000000-evil/' \
+    $d/a.narinfo > $d/evil.narinfo
+put $h.narinfo $d/evil.narinfo 409
+[ "$(rcli GET up:narinfo:$h)" = "$first" ] || { echo replaced; exit 1; }
+put $h.narinfo $d/evil.narinfo 409 -H 'Authorization: Bearer wrong'
+put $h.narinfo $d/evil.narinfo 201 -H 'Authorization: Bearer admin-token-1'
+rcli GET up:narinfo:$h | grep -qx 'References: 0*-evil'
+--- request
+GET /nix-cache-info
+--- error_log
+replacing it needs one of nixcache_admin_tokens
+replaced with an admin token
+--- no_error_log
+[error]
+
+
+
+=== TEST 28: a name that is a FileHash must be the body's hash: no squatting
+--- fixture
+add_nar(name => 'a', prefix => 'fix:', content => "mine\n" x 3000);
+add_nar(name => 'b', prefix => 'fix:', content => "theirs\n" x 3000);
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+        nixcache_push_tokens off;
+        client_max_body_size 0;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+d=$TEST_NIXCACHE_DIR
+xz -c $TEST_NIXCACHE_FIX_a_NAR > $d/a.nar.xz
+xz -c $TEST_NIXCACHE_FIX_b_NAR > $d/b.nar.xz
+fa=$(nix-hash --type sha256 --flat --base32 $d/a.nar.xz)
+# b's bytes under the name a's file will have: refused, nothing recorded
+put nar/$fa.nar.xz $d/b.nar.xz 400
+status HEAD nar/$fa.nar.xz 404
+no_keys "up:upload:*"
+put nar/$fa.nar.xz $d/a.nar.xz 201
+status HEAD nar/$fa.nar.xz 200
+[ "$(rcli GET up:upload:$fa.nar.xz)" = $TEST_NIXCACHE_FIX_a_NARHASH ]
+# the same for an uncompressed NAR: its FileHash is its NarHash
+put nar/$TEST_NIXCACHE_FIX_a_NARHASH.nar $TEST_NIXCACHE_FIX_b_NAR 400
+put nar/$TEST_NIXCACHE_FIX_b_NARHASH.nar $TEST_NIXCACHE_FIX_b_NAR 201
+--- request
+GET /nix-cache-info
+--- error_log
+refused: the name is a FileHash, the body's is
+--- no_error_log
+[error]
+
+
+
+=== TEST 29: a name that is no NAR name is logged escaped, not as decoded
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_upload on;
+        nixcache_push_tokens off;
+    }
+--- request
+PUT /nar/a%0A2026%2F12%2F03%20[emerg]%20forged.nar
+x
+--- error_code: 400
+--- error_log
+"nar/a%0A2026%2F12%2F03%20%5Bemerg%5D%20forged.nar" is not
+--- no_error_log
+qr/nixcache: upload: "nar\/a$/m

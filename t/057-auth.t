@@ -109,6 +109,7 @@ $ENV{TEST_NIXCACHE_VALGRIND} ? 'no reload under valgrind' : undef
 open my $f, '>', "$ENV{TEST_NIXCACHE_DIR}/tokens" or die $!;
 print $f "keep-this-one\nrevoke-this-one\n";
 close $f;
+chmod 0600, "$ENV{TEST_NIXCACHE_DIR}/tokens" or die $!;
 --- config
     location / {
         nixcache on;
@@ -369,3 +370,126 @@ t/lib/nix-sig-verify $K/b.pk $d/a.narinfo
 too many Sig lines, a stored one is dropped
 --- no_error_log
 [error]
+
+
+
+=== TEST 16: nginx -t: uploads without nixcache_push_tokens are refused
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_upload on;
+        nixcache_read_tokens $TEST_NIXCACHE_ROOT/t/auth/read.tokens;
+    }
+--- must_die
+--- error_log
+"nixcache_upload on" in location "/" requires "nixcache_push_tokens": a token file, or "off" to take uploads from anyone
+
+
+
+=== TEST 17: nginx -t: a private cache cannot take anonymous uploads
+--- config
+    nixcache_read_tokens $TEST_NIXCACHE_ROOT/t/auth/read.tokens;
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_upload on;
+        nixcache_push_tokens off;
+    }
+--- must_die
+--- error_log
+"nixcache_push_tokens off" in location "/" would let anyone write to a cache that needs nixcache_read_tokens to be read
+
+
+
+=== TEST 18: "off" is explicit: anonymous uploads, and a public location in a private server
+--- fixture
+add_nar(name => 'a', content => "a\n" x 100);
+--- config
+    nixcache_read_tokens $TEST_NIXCACHE_ROOT/t/auth/read.tokens;
+    location /open/ {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_read_tokens off;
+        nixcache_upload on;
+        nixcache_push_tokens off;
+    }
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+    }
+--- init
+source t/lib/auth.sh
+st GET nix-cache-info 401
+st GET nix-cache-info 200 "$(bearer read-token-1)"
+st GET open/nix-cache-info 200
+st GET open/$TEST_NIXCACHE_FIX_a_HASH.narinfo 200
+st PUT open/nix-cache-info 204
+--- request
+GET /open/nix-cache-info
+--- error_code: 200
+--- no_error_log
+[error]
+
+
+
+=== TEST 19: admin tokens grant push and read
+--- fixture
+add_nar(name => 'a', content => "a\n" x 100);
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_upload on;
+        nixcache_admin_tokens $TEST_NIXCACHE_ROOT/t/auth/admin.tokens;
+        nixcache_push_tokens $TEST_NIXCACHE_ROOT/t/auth/push.tokens;
+        nixcache_read_tokens $TEST_NIXCACHE_ROOT/t/auth/read.tokens;
+    }
+--- init
+source t/lib/auth.sh
+st GET $TEST_NIXCACHE_FIX_a_HASH.narinfo 200 "$(bearer admin-token-1)"
+st PUT nix-cache-info 204 "$(bearer admin-token-1)"
+st PUT nix-cache-info 204 "$(bearer push-token-1)"
+st PUT nix-cache-info 403 "$(bearer read-token-1)"
+st PUT nix-cache-info 403 "$(bearer admin-token-2)"
+--- request
+GET /nix-cache-info
+--- error_code: 401
+--- no_error_log
+[error]
+
+
+
+=== TEST 20: nginx -t: a token file others can read
+--- fixture
+open my $f, '>', "$ENV{TEST_NIXCACHE_DIR}/open.tokens" or die $!;
+print $f "a-token\n";
+close $f;
+chmod 0644, "$ENV{TEST_NIXCACHE_DIR}/open.tokens" or die $!;
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_read_tokens $TEST_NIXCACHE_DIR/open.tokens;
+    }
+--- must_die
+--- error_log
+qr/nixcache_read_tokens "\S+\/open\.tokens" is readable or writable by group or others \(mode 644\): chmod 600 it/
+
+
+
+=== TEST 21: nginx -t: a signing key others can write
+--- fixture
+use File::Copy qw(copy);
+copy("$ENV{TEST_NIXCACHE_ROOT}/t/auth/a.sk", "$ENV{TEST_NIXCACHE_DIR}/a.sk")
+    or die $!;
+chmod 0620, "$ENV{TEST_NIXCACHE_DIR}/a.sk" or die $!;
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_sign_key $TEST_NIXCACHE_DIR/a.sk;
+    }
+--- must_die
+--- error_log
+qr/nixcache_sign_key "\S+\/a\.sk" is readable or writable by group or others \(mode 620\)/

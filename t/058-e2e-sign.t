@@ -42,6 +42,7 @@ ok $? "a wrong key of the same name"
 
 printf '# CI\nread-secret-1\n' > "$K/read.tokens"
 printf 'push-secret-1\n' > "$K/push.tokens"
+chmod 0600 "$K"/*.sk "$K"/*.tokens   # the module refuses others' access
 
 redis_start
 ok $? "redis-server started" || bail_out "no redis"

@@ -30,6 +30,7 @@ mkdir -p "$K"
 nix-store --generate-binary-cache-key ci-1 "$K/ci.sk" "$K/ci.pk"
 ok $? "a signing key"
 printf 'push-secret-1\n' > "$K/push.tokens"
+chmod 0600 "$K"/*.sk "$K"/*.tokens   # the module refuses others' access
 printf 'push-secret-1\n' > "$K/token"
 
 redis_start
@@ -56,6 +57,7 @@ nginx_start "
             nixcache_chunks $CHUNKS;
             nixcache_redis_prefix s:;
             nixcache_upload on;
+            nixcache_push_tokens off;
             nixcache_upload_max_nar_size 64k;
             client_max_body_size 0;
         }
