@@ -83,6 +83,11 @@ typedef struct {
     ngx_http_nixcache_s3_worker_t *s3_worker;  /* per-worker state */
 
     ngx_array_t               *evict;  /* one evictor per chunk directory */
+
+    ngx_uint_t                 upload_jobs;    /* ingests at once, per
+                                                  worker */
+    ngx_uint_t                 upload_running; /* per-worker state */
+    ngx_queue_t                upload_waiting;
 } ngx_http_nixcache_main_conf_t;
 
 

@@ -58,6 +58,11 @@ static ngx_conf_num_bounds_t  ngx_http_nixcache_window_bounds = {
 };
 
 
+static ngx_conf_num_bounds_t  ngx_http_nixcache_jobs_bounds = {
+    ngx_conf_check_num_bounds, 1, 1024
+};
+
+
 static ngx_conf_enum_t  ngx_http_nixcache_compressions[] = {
     { ngx_string("zstd"), NGX_HTTP_NIXCACHE_COMPRESSION_ZSTD },
     { ngx_string("none"), NGX_HTTP_NIXCACHE_COMPRESSION_NONE },
@@ -94,6 +99,13 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_nixcache_main_conf_t, manifest_window),
       &ngx_http_nixcache_window_bounds },
+
+    { ngx_string("nixcache_upload_jobs"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_main_conf_t, upload_jobs),
+      &ngx_http_nixcache_jobs_bounds },
 
     { ngx_string("nixcache_redis_prefix"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -917,6 +929,9 @@ ngx_http_nixcache_create_main_conf(ngx_conf_t *cf)
     nmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     nmcf->manifest_window = NGX_CONF_UNSET_UINT;
     nmcf->s3_max_connections = NGX_CONF_UNSET_UINT;
+    nmcf->upload_jobs = NGX_CONF_UNSET_UINT;
+
+    ngx_queue_init(&nmcf->upload_waiting);
 
     return nmcf;
 }
@@ -936,6 +951,7 @@ ngx_http_nixcache_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(nmcf->redis_timeout, 2000);
     ngx_conf_init_uint_value(nmcf->manifest_window, 1024);
     ngx_conf_init_uint_value(nmcf->s3_max_connections, 64);
+    ngx_conf_init_uint_value(nmcf->upload_jobs, 4);
 
     if (nmcf->redis_timeout == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

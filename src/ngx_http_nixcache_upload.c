@@ -93,6 +93,13 @@ typedef struct {
     u_char                    *rendered;
     size_t                     rendered_len;
 
+    ngx_queue_t                queue;          /* waiting for its turn */
+    ngx_http_request_t        *request;
+#if (NGX_THREADS)
+    ngx_thread_task_t         *task;
+    ngx_thread_pool_t         *pool;
+#endif
+
     unsigned                   done:1;         /* the answer is decided */
     unsigned                   admin:1;        /* may replace a narinfo */
 } ngx_http_nixcache_upload_ctx_t;
@@ -106,6 +113,11 @@ static int ngx_http_nixcache_upload_out(void *data, const void *p,
     size_t n);
 static void ngx_http_nixcache_upload_fail(ngx_http_nixcache_upload_job_t *job,
     ngx_uint_t status, ngx_err_t err, const char *fmt, const char *arg);
+#if (NGX_THREADS)
+static ngx_int_t ngx_http_nixcache_upload_post(
+    ngx_http_nixcache_upload_ctx_t *ctx);
+static void ngx_http_nixcache_upload_next(ngx_http_nixcache_main_conf_t *nmcf);
+#endif
 static void ngx_http_nixcache_upload_ingested(ngx_event_t *ev);
 static void ngx_http_nixcache_upload_cleanup(void *data);
 static void ngx_http_nixcache_upload_exists(ngx_http_request_t *r,
@@ -333,6 +345,7 @@ ngx_http_nixcache_upload_nar_body(ngx_http_request_t *r)
     ngx_http_nixcache_upload_job_t  *job;
     ngx_http_nixcache_upload_ctx_t  *ctx;
     ngx_http_nixcache_loc_conf_t    *nlcf;
+    ngx_http_nixcache_main_conf_t   *nmcf;
 
     nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
     ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
@@ -385,10 +398,26 @@ ngx_http_nixcache_upload_nar_body(ngx_http_request_t *r)
     task->event.data = r;
     task->event.handler = ngx_http_nixcache_upload_ingested;
 
-    if (ngx_thread_task_post(nlcf->upload_pool, task) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "nixcache: upload of \"%V\": the thread pool's queue "
-                      "is full", &ctx->name);
+    ctx->request = r;
+    ctx->task = task;
+    ctx->pool = nlcf->upload_pool;
+
+    nmcf = ngx_http_get_module_main_conf(r, ngx_http_nixcache_module);
+
+    /*
+     * At most nixcache_upload_jobs ingests of this worker in the pool,
+     * which S3 write-through and eviction share: the others wait their
+     * turn, in order, holding nothing but their spooled body.
+     */
+
+    if (nmcf->upload_running >= nmcf->upload_jobs) {
+        ngx_queue_insert_tail(&nmcf->upload_waiting, &ctx->queue);
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "nixcache upload: ingest of \"%V\" waits",
+                       &ctx->name);
+
+    } else if (ngx_http_nixcache_upload_post(ctx) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
     }
@@ -398,16 +427,77 @@ ngx_http_nixcache_upload_nar_body(ngx_http_request_t *r)
     r->main->blocked++;
     r->aio = 1;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "nixcache upload: ingest of \"%V\" posted", &ctx->name);
-
 #else
 
     (void) task;
+    (void) nmcf;
     ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
 
 #endif
 }
+
+
+#if (NGX_THREADS)
+
+static ngx_int_t
+ngx_http_nixcache_upload_post(ngx_http_nixcache_upload_ctx_t *ctx)
+{
+    ngx_http_request_t             *r;
+    ngx_http_nixcache_main_conf_t  *nmcf;
+
+    r = ctx->request;
+
+    if (ngx_thread_task_post(ctx->pool, ctx->task) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "nixcache: upload of \"%V\": the thread pool's queue "
+                      "is full", &ctx->name);
+        return NGX_ERROR;
+    }
+
+    nmcf = ngx_http_get_module_main_conf(r, ngx_http_nixcache_module);
+    nmcf->upload_running++;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "nixcache upload: ingest of \"%V\" posted", &ctx->name);
+
+    return NGX_OK;
+}
+
+
+/* An ingest ended: the next waiting one, if any, gets its place. */
+
+static void
+ngx_http_nixcache_upload_next(ngx_http_nixcache_main_conf_t *nmcf)
+{
+    ngx_queue_t                     *q;
+    ngx_connection_t                *c;
+    ngx_http_request_t              *r;
+    ngx_http_nixcache_upload_ctx_t  *ctx;
+
+    while (nmcf->upload_running < nmcf->upload_jobs
+           && !ngx_queue_empty(&nmcf->upload_waiting))
+    {
+        q = ngx_queue_head(&nmcf->upload_waiting);
+        ngx_queue_remove(q);
+
+        ctx = ngx_queue_data(q, ngx_http_nixcache_upload_ctx_t, queue);
+
+        if (ngx_http_nixcache_upload_post(ctx) == NGX_OK) {
+            continue;
+        }
+
+        r = ctx->request;
+        c = r->connection;
+
+        r->main->blocked--;
+        r->aio = 0;
+
+        ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        ngx_http_run_posted_requests(c);
+    }
+}
+
+#endif
 
 
 /*
@@ -656,6 +746,13 @@ ngx_http_nixcache_upload_ingested(ngx_event_t *ev)
     r->main->blocked--;
     r->aio = 0;
 
+    nmcf = ngx_http_get_module_main_conf(r, ngx_http_nixcache_module);
+
+#if (NGX_THREADS)
+    nmcf->upload_running--;
+    ngx_http_nixcache_upload_next(nmcf);
+#endif
+
     ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
     job = ctx->job;
 
@@ -686,8 +783,6 @@ ngx_http_nixcache_upload_ingested(ngx_event_t *ev)
                    "nixcache upload: \"%V\" is NAR %*s, %uL bytes",
                    &ctx->name, (size_t) NIXCACHE_SHA256_NIX32_LEN,
                    ctx->nar32, job->nar.nar_size);
-
-    nmcf = ngx_http_get_module_main_conf(r, ngx_http_nixcache_module);
 
     ctx->window_size = nmcf->manifest_window * NIXCACHE_MANIFEST_ENTRY_LEN;
     ctx->window = ngx_pnalloc(r->pool, ctx->window_size);

@@ -892,3 +892,61 @@ x
 "nar/a%0A2026%2F12%2F03%20%5Bemerg%5D%20forged.nar" is not
 --- no_error_log
 qr/nixcache: upload: "nar\/a$/m
+
+
+
+=== TEST 30: nixcache_upload_jobs 1: concurrent uploads wait their turn, none refused
+--- fixture
+for my $n (1 .. 4) {
+    add_nar(name => "n$n", prefix => 'fix:',
+            content => join('', map { "$n-$_ " . ('w' x ($_ % 101)) . "\n" }
+                                   1 .. 20000));
+}
+--- http_config
+    nixcache_upload_jobs 1;
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+        nixcache_push_tokens off;
+        client_max_body_size 0;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+d=$TEST_NIXCACHE_DIR
+for i in 1 2 3 4; do
+    eval "nar=\$TEST_NIXCACHE_FIX_n${i}_NAR"
+    (put nar/n$i.nar $nar 201 > $d/r$i; echo ok >> $d/r$i) &
+done
+wait
+for i in 1 2 3 4; do
+    grep -qx ok $d/r$i || { cat $d/r$i; exit 1; }
+    narinfo n$i
+    eval "h=\$TEST_NIXCACHE_FIX_n${i}_HASH"
+    put $h.narinfo $d/n$i.narinfo 201
+done
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_n4_NARHASH.nar
+--- response_body_file: $TEST_NIXCACHE_FIX_n4_NAR
+--- error_log
+nixcache upload: ingest of "n
+" waits
+--- no_error_log
+[error]
+
+
+
+=== TEST 31: nginx -t: nixcache_upload_jobs must be at least 1
+--- http_config
+    nixcache_upload_jobs 0;
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+    }
+--- must_die
+--- error_log
+value must be between 1 and 1024
