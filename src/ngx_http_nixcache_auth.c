@@ -1,9 +1,11 @@
 /*
  * ngx_http_nixcache_module: access tokens and narinfo signing keys.
  *
- * Tokens (nixcache_push_tokens, nixcache_read_tokens) are read from their
- * files at configuration load, so revoking one is an edit of the file
- * and "nginx -s reload".  Only their SHA-256 digests are kept: a
+ * Tokens (nixcache_admin_tokens, nixcache_push_tokens,
+ * nixcache_read_tokens) are read from their files at configuration load,
+ * so revoking one is an edit of the file and "nginx -s reload"; "off"
+ * says a level is open on purpose, and overrides an enclosing level's
+ * file.  Only their SHA-256 digests are kept: a
  * presented token is hashed and compared with every configured digest by
  * sodium_memcmp(), without an early exit, so neither the position of the
  * first wrong byte nor the length of a token shows in the time taken.
