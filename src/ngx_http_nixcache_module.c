@@ -635,14 +635,12 @@ static ngx_int_t
 ngx_http_nixcache_narinfo_send(ngx_http_request_t *r, ngx_str_t *key,
     ngx_str_t *hash, const char *text, size_t len)
 {
-    char                           file_hash[NIXCACHE_HASH_STR_LEN];
     size_t                         n;
-    u_char                        *p, *body;
-    u_char                         url[sizeof("nar/.nar.zst") - 1
-                                       + NIXCACHE_SHA256_NIX32_LEN];
-    const char                    *err, *base;
+    u_char                        *body;
+    const char                    *err;
     unsigned char                  digest[NIXCACHE_SHA256_LEN];
     nixcache_narinfo_t             ni;
+    nixcache_narinfo_point_t       point;
     ngx_http_nixcache_loc_conf_t  *nlcf;
 
     nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
@@ -663,17 +661,7 @@ ngx_http_nixcache_narinfo_send(ngx_http_request_t *r, ngx_str_t *key,
 
     /* a narinfo stored under another path's key must not be served */
 
-    base = ni.store_path.data + ni.store_path.len;
-
-    while (base > ni.store_path.data && base[-1] != '/') {
-        base--;
-    }
-
-    n = ni.store_path.data + ni.store_path.len - base;
-
-    if (n <= hash->len
-        || ngx_strncmp(base, hash->data, hash->len) != 0
-        || base[hash->len] != '-')
+    if (!nixcache_narinfo_is_path(&ni, (const char *) hash->data, hash->len))
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "nixcache: narinfo in redis key \"%V\" is for another "
@@ -682,30 +670,13 @@ ngx_http_nixcache_narinfo_send(ngx_http_request_t *r, ngx_str_t *key,
         return NGX_HTTP_BAD_GATEWAY;
     }
 
-    p = ngx_cpymem(url, "nar/", sizeof("nar/") - 1);
-    nixcache_nix32_encode((char *) p, digest, NIXCACHE_SHA256_LEN);
-    p += NIXCACHE_SHA256_NIX32_LEN;
+    /* stored narinfos carry the stored frames' FileHash already */
 
-    if (nlcf->compression == NGX_HTTP_NIXCACHE_COMPRESSION_NONE) {
-        p = ngx_cpymem(p, ".nar", sizeof(".nar") - 1);
-
-        ni.compression.data = "none";
-        ni.compression.len = sizeof("none") - 1;
-
-        nixcache_hash_format(file_hash, digest);
-        ni.file_hash.data = file_hash;
-        ni.file_hash.len = NIXCACHE_HASH_STR_LEN;
-        ni.file_size = ni.nar_size;
-
-    } else {
-        p = ngx_cpymem(p, ".nar.zst", sizeof(".nar.zst") - 1);
-
-        ni.compression.data = "zstd";
-        ni.compression.len = sizeof("zstd") - 1;
-    }
-
-    ni.url.data = (const char *) url;
-    ni.url.len = p - url;
+    nixcache_narinfo_point(&ni, &point,
+                           nlcf->compression
+                           == NGX_HTTP_NIXCACHE_COMPRESSION_NONE
+                           ? NIXCACHE_NARINFO_NONE : NIXCACHE_NARINFO_ZSTD,
+                           digest, NULL, 0);
 
     if (ngx_http_nixcache_auth_sign(r, &ni) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

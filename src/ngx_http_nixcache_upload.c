@@ -159,7 +159,7 @@ static ngx_int_t ngx_http_nixcache_upload_rename(ngx_http_request_t *r,
 static ngx_int_t ngx_http_nixcache_upload_name_hash(ngx_http_request_t *r,
     ngx_http_nixcache_upload_ctx_t *ctx);
 static ngx_int_t ngx_http_nixcache_upload_bounded(ngx_http_request_t *r,
-    ngx_str_t *name, off_t max);
+    ngx_str_t *name, off_t max, ngx_uint_t chunked);
 
 
 static ngx_uint_t  ngx_http_nixcache_upload_counter;
@@ -284,7 +284,9 @@ ngx_http_nixcache_upload_nar(ngx_http_request_t *r, ngx_str_t *name)
     /*
      * Compressed, a NAR is hardly larger than itself (xz and zstd add
      * well under 1/64 to incompressible input): a body past that is
-     * refused before any of it is spooled.
+     * refused before any of it is spooled.  A chunked one (`nixcache
+     * push --url` streams its NARs) is bounded by client_max_body_size
+     * as nginx reads it.
      */
 
     rc = ngx_http_nixcache_upload_bounded(r, name,
@@ -292,7 +294,8 @@ ngx_http_nixcache_upload_nar(ngx_http_request_t *r, ngx_str_t *name)
                                    ? 0
                                    : nlcf->upload_max_nar_size
                                      + nlcf->upload_max_nar_size / 64
-                                     + 65536);
+                                     + 65536,
+                                   1);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -1218,7 +1221,7 @@ ngx_http_nixcache_upload_narinfo(ngx_http_request_t *r, ngx_str_t *hash)
     name.len = hash->len + sizeof(".narinfo") - 1;
 
     rc = ngx_http_nixcache_upload_bounded(r, &name,
-                                          NIXCACHE_NARINFO_MAX_LEN);
+                                          NIXCACHE_NARINFO_MAX_LEN, 0);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -1327,8 +1330,8 @@ static ngx_int_t
 ngx_http_nixcache_upload_narinfo_check(ngx_http_request_t *r,
     ngx_http_nixcache_upload_ctx_t *ctx)
 {
-    size_t               n, argvlen[4];
-    const char          *err, *base, *argv[4];
+    size_t               argvlen[4];
+    const char          *err, *argv[4];
     unsigned char        digest[NIXCACHE_SHA256_LEN];
     nixcache_narinfo_t  *ni;
 
@@ -1344,17 +1347,8 @@ ngx_http_nixcache_upload_narinfo_check(ngx_http_request_t *r,
         return NGX_HTTP_BAD_REQUEST;
     }
 
-    base = ni->store_path.data + ni->store_path.len;
-
-    while (base > ni->store_path.data && base[-1] != '/') {
-        base--;
-    }
-
-    n = ni->store_path.data + ni->store_path.len - base;
-
-    if (n <= ctx->hash.len
-        || ngx_strncmp(base, ctx->hash.data, ctx->hash.len) != 0
-        || base[ctx->hash.len] != '-')
+    if (!nixcache_narinfo_is_path(ni, (const char *) ctx->hash.data,
+                                  ctx->hash.len))
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "nixcache: upload of \"%V\" refused: StorePath "
@@ -1415,10 +1409,10 @@ ngx_http_nixcache_upload_narinfo_manifest(ngx_http_request_t *r,
     redisReply *reply, void *data)
 {
     size_t                           n, argvlen[6];
-    u_char                          *p;
     const char                      *argv[6];
     unsigned char                    digest[NIXCACHE_SHA256_LEN];
     nixcache_narinfo_t              *ni;
+    nixcache_narinfo_point_t         point;
     nixcache_manifest_header_t       h;
 
     /*
@@ -1436,10 +1430,6 @@ ngx_http_nixcache_upload_narinfo_manifest(ngx_http_request_t *r,
         "return 3 end "
         "return 0";
     ngx_http_nixcache_upload_ctx_t  *ctx;
-
-    char  nar_hash[NIXCACHE_HASH_STR_LEN];
-    char  file_hash[NIXCACHE_HASH_STR_LEN];
-    char  url[sizeof("nar/.nar.zst") - 1 + NIXCACHE_SHA256_NIX32_LEN];
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
     ni = &ctx->ni;
@@ -1469,22 +1459,9 @@ ngx_http_nixcache_upload_narinfo_manifest(ngx_http_request_t *r,
 
     /* the cache's own URL and compression, the stored frames' hash */
 
-    nixcache_hash_format(nar_hash, h.nar_hash);
-    nixcache_hash_format(file_hash, h.file_hash);
-
-    p = ngx_cpymem(url, "nar/", sizeof("nar/") - 1);
-    p = ngx_cpymem(p, ctx->nar32, NIXCACHE_SHA256_NIX32_LEN);
-    p = ngx_cpymem(p, ".nar.zst", sizeof(".nar.zst") - 1);
-
-    ni->url.data = url;
-    ni->url.len = p - (u_char *) url;
-    ni->compression.data = "zstd";
-    ni->compression.len = sizeof("zstd") - 1;
-    ni->file_hash.data = file_hash;
-    ni->file_hash.len = NIXCACHE_HASH_STR_LEN;
-    ni->file_size = h.file_size;
-    ni->nar_hash.data = nar_hash;
-    ni->nar_hash.len = NIXCACHE_HASH_STR_LEN;
+    nixcache_narinfo_point(ni, &point,
+                           NIXCACHE_NARINFO_ZSTD|NIXCACHE_NARINFO_NAR_HASH,
+                           h.nar_hash, h.file_hash, h.file_size);
 
     n = nixcache_narinfo_render(NULL, 0, ni);
 
@@ -1587,10 +1564,13 @@ ngx_http_nixcache_upload_narinfo_stored(ngx_http_request_t *r,
 
 /*
  * `nix copy` names a NAR file by its FileHash, the nix32 SHA-256 of the
- * file as sent: a name of that form must be the body's hash.  Otherwise
- * one pusher could claim the name another's file will have, whose HEAD
- * would then answer 200, so Nix would skip the upload and its narinfo
- * be refused.  Other names are the client's own affair.
+ * file as sent, and a HEAD of a .nar.xz or .nar.bz2 name is answered from
+ * the upload records: such a name of that form must be the body's hash.
+ * Otherwise one pusher could claim the name another's file will have,
+ * whose HEAD would then answer 200, so Nix would skip the upload and its
+ * narinfo be refused.  A HEAD of a .nar or .nar.zst name is answered by
+ * the NarHash routes from what is stored (`nixcache push --url` names
+ * its frames by the NarHash); other names are the client's own affair.
  */
 
 static ngx_int_t
@@ -1600,7 +1580,9 @@ ngx_http_nixcache_upload_name_hash(ngx_http_request_t *r,
     u_char  claimed[NIXCACHE_SHA256_LEN];
     u_char  actual[NIXCACHE_SHA256_NIX32_LEN];
 
-    if (ctx->name.len <= NIXCACHE_SHA256_NIX32_LEN
+    if ((ctx->job->kind != NIXCACHE_DECOMP_XZ
+         && ctx->job->kind != NIXCACHE_DECOMP_BZIP2)
+        || ctx->name.len <= NIXCACHE_SHA256_NIX32_LEN
         || ctx->name.data[NIXCACHE_SHA256_NIX32_LEN] != '.'
         || nixcache_nix32_decode(claimed, NIXCACHE_SHA256_LEN,
                                  (const char *) ctx->name.data,
@@ -1628,18 +1610,19 @@ ngx_http_nixcache_upload_name_hash(ngx_http_request_t *r,
 
 /*
  * A body that is larger than max (0: no limit) is refused before it is
- * read; so is a chunked one, whose size shows only once it is spooled.
+ * read; so is a chunked one unless allowed, as its size shows only once
+ * it is spooled.
  */
 
 static ngx_int_t
 ngx_http_nixcache_upload_bounded(ngx_http_request_t *r, ngx_str_t *name,
-    off_t max)
+    off_t max, ngx_uint_t chunked)
 {
     if (max == 0) {
         return NGX_OK;
     }
 
-    if (r->headers_in.chunked) {
+    if (r->headers_in.chunked && !chunked) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "nixcache: upload of \"%V\" refused: a chunked body "
                       "(send Content-Length)", name);

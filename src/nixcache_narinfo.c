@@ -233,6 +233,75 @@ nixcache_narinfo_fingerprint(char *dst, size_t cap,
 }
 
 
+int
+nixcache_narinfo_is_path(const nixcache_narinfo_t *ni, const char *hash,
+    size_t len)
+{
+    const char  *base, *end;
+
+    end = ni->store_path.data + ni->store_path.len;
+    base = end;
+
+    while (base > ni->store_path.data && base[-1] != '/') {
+        base--;
+    }
+
+    return (size_t) (end - base) > len
+           && memcmp(base, hash, len) == 0
+           && base[len] == '-';
+}
+
+
+void
+nixcache_narinfo_point(nixcache_narinfo_t *ni, nixcache_narinfo_point_t *buf,
+    unsigned how, const unsigned char *nar_hash,
+    const unsigned char *file_hash, uint64_t file_size)
+{
+    char  *p;
+
+    p = buf->url;
+    memcpy(p, "nar/", sizeof("nar/") - 1);
+    p += sizeof("nar/") - 1;
+    nixcache_nix32_encode(p, nar_hash, NIXCACHE_SHA256_LEN);
+    p += NIXCACHE_SHA256_NIX32_LEN;
+
+    nixcache_hash_format(buf->nar_hash, nar_hash);
+
+    if (how & NIXCACHE_NARINFO_NAR_HASH) {
+        ni->nar_hash.data = buf->nar_hash;
+        ni->nar_hash.len = NIXCACHE_HASH_STR_LEN;
+    }
+
+    if (how & NIXCACHE_NARINFO_NONE) {
+        memcpy(p, ".nar", sizeof(".nar") - 1);
+        p += sizeof(".nar") - 1;
+
+        ni->compression.data = "none";
+        ni->compression.len = sizeof("none") - 1;
+        ni->file_hash.data = buf->nar_hash;
+        ni->file_hash.len = NIXCACHE_HASH_STR_LEN;
+        ni->file_size = ni->nar_size;
+
+    } else {
+        memcpy(p, ".nar.zst", sizeof(".nar.zst") - 1);
+        p += sizeof(".nar.zst") - 1;
+
+        ni->compression.data = "zstd";
+        ni->compression.len = sizeof("zstd") - 1;
+
+        if (file_hash != NULL) {
+            nixcache_hash_format(buf->file_hash, file_hash);
+            ni->file_hash.data = buf->file_hash;
+            ni->file_hash.len = NIXCACHE_HASH_STR_LEN;
+            ni->file_size = file_size;
+        }
+    }
+
+    ni->url.data = buf->url;
+    ni->url.len = p - buf->url;
+}
+
+
 static void
 nixcache_narinfo_render_out(nixcache_out_t *o, const nixcache_narinfo_t *ni)
 {

@@ -77,5 +77,45 @@ size_t nixcache_narinfo_render(char *dst, size_t cap,
 size_t nixcache_narinfo_fingerprint(char *dst, size_t cap,
     const nixcache_narinfo_t *ni);
 
+/*
+ * 1 when StorePath is the path of the store hash hash (its 32 nix32
+ * characters): "<dir>/<hash>-<name>"; else 0.  A narinfo stored or sent
+ * under one path's key must describe that path.
+ */
+int nixcache_narinfo_is_path(const nixcache_narinfo_t *ni, const char *hash,
+    size_t len);
+
+
+/*
+ * nixcache_narinfo_point()'s how: the stored frames, or the NAR served
+ * decompressed; and whether NarHash is written too.
+ */
+#define NIXCACHE_NARINFO_ZSTD       0x0     /* nar/<NarHash>.nar.zst */
+#define NIXCACHE_NARINFO_NONE       0x1     /* nar/<NarHash>.nar */
+#define NIXCACHE_NARINFO_NAR_HASH   0x2
+
+
+/* The strings nixcache_narinfo_point() makes; must outlive the narinfo. */
+typedef struct {
+    char                       url[sizeof("nar/.nar.zst") - 1
+                                   + NIXCACHE_SHA256_NIX32_LEN];
+    char                       nar_hash[NIXCACHE_HASH_STR_LEN];
+    char                       file_hash[NIXCACHE_HASH_STR_LEN];
+} nixcache_narinfo_point_t;
+
+/*
+ * Points ni at this cache's stored NAR of NarHash nar_hash (the one
+ * definition of the URL a narinfo here carries): URL and Compression,
+ * with NIXCACHE_NARINFO_NAR_HASH also NarHash (as sha256:<nix32>; else the
+ * narinfo's own text is kept).  For NIXCACHE_NARINFO_ZSTD, FileHash and
+ * FileSize are those of the stored frames (file_hash, file_size; with
+ * file_hash NULL the narinfo's own are kept); for NIXCACHE_NARINFO_NONE
+ * they are the NarHash and NarSize.  NarSize is the caller's.
+ */
+void nixcache_narinfo_point(nixcache_narinfo_t *ni,
+    nixcache_narinfo_point_t *buf, unsigned how,
+    const unsigned char *nar_hash, const unsigned char *file_hash,
+    uint64_t file_size);
+
 
 #endif /* NIXCACHE_NARINFO_H */

@@ -265,7 +265,7 @@ bytes, more than 65536
 
 
 
-=== TEST 9: a chunked narinfo or NAR: 411 before any of it is spooled
+=== TEST 9: a chunked narinfo: 411 before any of it is spooled
 --- config
     location / {
         nixcache on;
@@ -281,10 +281,11 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -T - \
        -H 'Transfer-Encoding: chunked' \
        $U/0123456789abcdfghijklmnpqrsvwxyz.narinfo < $TEST_NIXCACHE_DIR/small)
 [ "$code" = 411 ] || { echo "small chunked narinfo: $code"; exit 1; }
+# a NAR may come chunked (push --url streams them): a non-NAR is a 400
 code=$(curl -s -o /dev/null -w '%{http_code}' -T - \
        -H 'Transfer-Encoding: chunked' \
        $U/nar/x.nar < $TEST_NIXCACHE_DIR/small)
-[ "$code" = 411 ] || { echo "chunked NAR: $code"; exit 1; }
+[ "$code" = 400 ] || { echo "chunked NAR: $code"; exit 1; }
 --- raw_request eval
 "PUT /0123456789abcdfghijklmnpqrsvwxyz.narinfo HTTP/1.1\r\nHost: x\r\n"
 . "Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -864,9 +865,12 @@ no_keys "up:upload:*"
 put nar/$fa.nar.xz $d/a.nar.xz 201
 status HEAD nar/$fa.nar.xz 200
 [ "$(rcli GET up:upload:$fa.nar.xz)" = $TEST_NIXCACHE_FIX_a_NARHASH ]
-# the same for an uncompressed NAR: its FileHash is its NarHash
-put nar/$TEST_NIXCACHE_FIX_a_NARHASH.nar $TEST_NIXCACHE_FIX_b_NAR 400
-put nar/$TEST_NIXCACHE_FIX_b_NARHASH.nar $TEST_NIXCACHE_FIX_b_NAR 201
+bzip2 -c $TEST_NIXCACHE_FIX_b_NAR > $d/b.nar.bz2
+put nar/$fa.nar.bz2 $d/b.nar.bz2 400
+# HEAD of .nar and .nar.zst names asks the NarHash routes, which answer
+# from what is stored: such names are not checked (push --url names its
+# frames by the NarHash)
+put nar/$TEST_NIXCACHE_FIX_a_NARHASH.nar $TEST_NIXCACHE_FIX_b_NAR 201
 --- request
 GET /nix-cache-info
 --- error_log

@@ -30,6 +30,7 @@ mkdir -p "$K"
 nix-store --generate-binary-cache-key ci-1 "$K/ci.sk" "$K/ci.pk"
 ok $? "a signing key"
 printf 'push-secret-1\n' > "$K/push.tokens"
+printf 'admin-secret-1\n' > "$K/admin.tokens"
 chmod 0600 "$K"/*.sk "$K"/*.tokens   # the module refuses others' access
 printf 'push-secret-1\n' > "$K/token"
 
@@ -50,6 +51,7 @@ nginx_start "
             nixcache_redis_prefix c:;
             nixcache_upload on;
             nixcache_push_tokens $K/push.tokens;
+            nixcache_admin_tokens $K/admin.tokens;
             client_max_body_size 0;
         }
         location /small/ {
@@ -162,9 +164,20 @@ is "$(access_count '"PUT ')" "$puts" "... and uploads nothing"
 like "$out" "already present" "... saying the paths are present"
 
 out=$("$NIXCACHE" push --url "$URL/c" --token push-secret-1 --force \
-      --store "$SRC" "${FIX[text]}" 2>&1)
+      --store "$SRC" --sign-key "$K/ci.sk" "${FIX[text]}" 2>&1)
 is "$?" 0 "--force pushes a present path again (URL without trailing /)"
 is "$(access_count '"PUT ')" $((puts + 2)) "... a NAR and a narinfo PUT"
+
+# another narinfo text (no signature): a push token cannot replace it
+out=$("$NIXCACHE" push --url "$URL/c" --token push-secret-1 --force \
+      --store "$SRC" "${FIX[text]}" 2>&1)
+is "$?" 1 "--force with another text and a push token: exit 1"
+like "$out" "narinfo: HTTP 409 Conflict" "... the server refuses it (409)"
+like "$(curl -s "$URL/c/$(basename "${FIX[text]}" | cut -c1-32).narinfo")" \
+     "Sig: ci-1:" "... and keeps the first"
+out=$("$NIXCACHE" push --url "$URL/c" --token admin-secret-1 --force \
+      --store "$SRC" "${FIX[text]}" 2>&1)
+is "$?" 0 "--force with an admin token replaces it"
 
 leftover=$(find "$T/nginx/client_body" -type f 2>/dev/null | wc -l)
 is "$leftover" 0 "no request body file left behind"

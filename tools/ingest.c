@@ -281,13 +281,12 @@ nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
     int                          rc;
     char                        *text;
     char                         nar_hash[NIXCACHE_HASH_STR_LEN];
-    char                         file_hash[NIXCACHE_HASH_STR_LEN];
-    char                         url[sizeof("nar/.nar.zst")
-                                     + NIXCACHE_SHA256_NIX32_LEN];
     char                         sig[NIXCACHE_SIGN_TEXT_MAX + 1];
     size_t                       len, n;
     uint64_t                     file_size;
     unsigned char                header[NIXCACHE_MANIFEST_HEADER_LEN];
+    const unsigned char         *file_hash;
+    nixcache_narinfo_point_t     point;
     nixcache_manifest_header_t   h;
 
     if (nixcache_ingest_sync(&ing->core) != 0) {
@@ -304,7 +303,7 @@ nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
     }
 
     nixcache_hash_format(nar_hash, ing->core.nar.nar_hash);
-    nixcache_hash_format(file_hash, ing->core.nar.file_hash);
+    file_hash = ing->core.nar.file_hash;
     file_size = ing->core.nar.file_size;
 
     n = sizeof("sha256:") - 1;
@@ -330,25 +329,14 @@ nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
             return -1;
         }
 
-        nixcache_hash_format(file_hash, h.file_hash);
+        file_hash = h.file_hash;
         file_size = h.file_size;
     }
 
-    memcpy(url, "nar/", 4);
-    memcpy(url + 4, nar_hash + n, NIXCACHE_SHA256_NIX32_LEN);
-    memcpy(url + 4 + NIXCACHE_SHA256_NIX32_LEN, ".nar.zst",
-           sizeof(".nar.zst") - 1);
-
-    ni->url.data = url;
-    ni->url.len = 4 + NIXCACHE_SHA256_NIX32_LEN + sizeof(".nar.zst") - 1;
-    ni->compression.data = "zstd";
-    ni->compression.len = 4;
-    ni->file_hash.data = file_hash;
-    ni->file_hash.len = NIXCACHE_HASH_STR_LEN;
-    ni->file_size = file_size;
-    ni->nar_hash.data = nar_hash;
-    ni->nar_hash.len = NIXCACHE_HASH_STR_LEN;
     ni->nar_size = ing->core.nar.nar_size;
+    nixcache_narinfo_point(ni, &point,
+                           NIXCACHE_NARINFO_ZSTD|NIXCACHE_NARINFO_NAR_HASH,
+                           ing->core.nar.nar_hash, file_hash, file_size);
 
     if (ing->sign_key != NULL
         && nixcache_narinfo_sign(ing, ni, sig, sizeof(sig)) != 0)

@@ -763,16 +763,14 @@ static int
 nixcache_push_one_url(nixcache_push_t *pu, nixcache_path_t *pi)
 {
     int                  fd, rc;
-    char                *text;
-    char                 nar_hash[NIXCACHE_HASH_STR_LEN];
-    char                 url[sizeof("nar/.nar.zst")
-                             + NIXCACHE_SHA256_NIX32_LEN];
-    char                 sig[NIXCACHE_SIGN_TEXT_MAX + 1];
-    pid_t                pid;
-    size_t               len, n;
-    uint64_t             got_size, sent;
-    nixcache_narinfo_t   ni;
-    unsigned char        got_hash[NIXCACHE_SHA256_LEN];
+    char                      *text;
+    char                       sig[NIXCACHE_SIGN_TEXT_MAX + 1];
+    pid_t                      pid;
+    size_t                     len;
+    uint64_t                   got_size, sent;
+    nixcache_narinfo_t         ni;
+    unsigned char              got_hash[NIXCACHE_SHA256_LEN];
+    nixcache_narinfo_point_t   point;
 
     if (nixcache_push_dump(pu, pi, &pid, &fd) != 0) {
         return -1;
@@ -815,23 +813,14 @@ nixcache_push_one_url(nixcache_push_t *pu, nixcache_path_t *pi)
         return -1;
     }
 
+    /* the cache fills in FileHash and FileSize of the frames it stored */
+
     nixcache_push_narinfo(pi, &ni);
 
-    nixcache_hash_format(nar_hash, pi->nar_hash);
-    n = sizeof("sha256:") - 1;
-
-    memcpy(url, "nar/", 4);
-    memcpy(url + 4, nar_hash + n, NIXCACHE_SHA256_NIX32_LEN);
-    memcpy(url + 4 + NIXCACHE_SHA256_NIX32_LEN, ".nar.zst",
-           sizeof(".nar.zst") - 1);
-
-    ni.url.data = url;
-    ni.url.len = 4 + NIXCACHE_SHA256_NIX32_LEN + sizeof(".nar.zst") - 1;
-    ni.compression.data = "zstd";
-    ni.compression.len = 4;
-    ni.nar_hash.data = nar_hash;
-    ni.nar_hash.len = NIXCACHE_HASH_STR_LEN;
     ni.nar_size = pi->nar_size;
+    nixcache_narinfo_point(&ni, &point,
+                           NIXCACHE_NARINFO_ZSTD|NIXCACHE_NARINFO_NAR_HASH,
+                           pi->nar_hash, NULL, 0);
 
     if (pu->ingest.sign_key != NULL
         && nixcache_narinfo_sign(&pu->ingest, &ni, sig, sizeof(sig)) != 0)

@@ -34,8 +34,6 @@
 
 #define NIXCACHE_VERIFY_SCAN_COUNT  "1000"
 #define NIXCACHE_VERIFY_WINDOW      1024        /* manifest entries */
-#define NIXCACHE_VERIFY_URL_LEN     (sizeof("nar/.nar.zst") - 1              \
-                                     + NIXCACHE_SHA256_NIX32_LEN)
 
 #define NIXCACHE_VERIFY_USAGE                                                \
     "usage: nixcache verify [OPTIONS]\n"                                     \
@@ -456,13 +454,13 @@ nixcache_verify_narinfo(nixcache_verify_t *v, const char *key,
     size_t key_len, size_t prefix_len)
 {
     int                  rc;
-    char                 hash[NIXCACHE_STORE_HASH_NIX32_LEN + 1];
-    char                 url[NIXCACHE_VERIFY_URL_LEN + 1];
-    size_t               n, len;
-    const char          *name, *err, *base;
-    redisReply          *reply;
-    nixcache_narinfo_t   ni;
-    unsigned char        nar_hash[NIXCACHE_SHA256_LEN];
+    char                       hash[NIXCACHE_STORE_HASH_NIX32_LEN + 1];
+    size_t                     len;
+    const char                *name, *err;
+    redisReply                *reply;
+    nixcache_narinfo_t         ni, want;
+    unsigned char              nar_hash[NIXCACHE_SHA256_LEN];
+    nixcache_narinfo_point_t   point;
 
     name = key + prefix_len + sizeof(NIXCACHE_KEY_NARINFO) - 1;
     len = key_len - prefix_len - (sizeof(NIXCACHE_KEY_NARINFO) - 1);
@@ -522,14 +520,7 @@ nixcache_verify_narinfo(nixcache_verify_t *v, const char *key,
         goto done;
     }
 
-    /* the parser checked StorePath is "<dir>/<32 nix32>-<name>" */
-
-    base = ni.store_path.data + ni.store_path.len;
-    while (base > ni.store_path.data && base[-1] != '/') {
-        base--;
-    }
-
-    if (memcmp(base, hash, NIXCACHE_STORE_HASH_NIX32_LEN) != 0) {
+    if (!nixcache_narinfo_is_path(&ni, hash, NIXCACHE_STORE_HASH_NIX32_LEN)) {
         nixcache_verify_problem(v, "narinfo %s: StorePath %.*s does not "
                                 "match its key", hash,
                                 (int) ni.store_path.len, ni.store_path.data);
@@ -552,17 +543,16 @@ nixcache_verify_narinfo(nixcache_verify_t *v, const char *key,
         goto done;
     }
 
-    n = sizeof("nar/") - 1;
-    memcpy(url, "nar/", n);
-    nixcache_nix32_encode(url + n, nar_hash, NIXCACHE_SHA256_LEN);
-    memcpy(url + n + NIXCACHE_SHA256_NIX32_LEN, ".nar.zst",
-           sizeof(".nar.zst"));
+    want = ni;
+    nixcache_narinfo_point(&want, &point, NIXCACHE_NARINFO_ZSTD, nar_hash,
+                           NULL, 0);
 
-    if (ni.url.len != NIXCACHE_VERIFY_URL_LEN
-        || memcmp(ni.url.data, url, NIXCACHE_VERIFY_URL_LEN) != 0)
+    if (ni.url.len != want.url.len
+        || memcmp(ni.url.data, want.url.data, want.url.len) != 0)
     {
-        nixcache_verify_problem(v, "narinfo %s: URL %.*s, expected %s", hash,
-                                (int) ni.url.len, ni.url.data, url);
+        nixcache_verify_problem(v, "narinfo %s: URL %.*s, expected %.*s",
+                                hash, (int) ni.url.len, ni.url.data,
+                                (int) want.url.len, want.url.data);
     }
 
     rc = nixcache_verify_manifest(v, hash, &ni, nar_hash);

@@ -178,6 +178,9 @@ replace(const char *text, const char *from, const char *to)
 }
 
 
+static void test_point(void);
+
+
 int
 main(void)
 {
@@ -455,5 +458,89 @@ main(void)
     buf[NIXCACHE_NARINFO_MAX_LEN + 1] = '\0';
     ok(parse_err(buf, "narinfo too long"), "one byte more is too long");
 
+    test_point();
+
     return done_testing();
+}
+
+
+/*
+ * nixcache_narinfo_is_path() and nixcache_narinfo_point().  The nix32
+ * strings were made by Nix: nix-hash --type sha256 --to-base32 of
+ * abab...ab and 1111...11.
+ */
+
+static void
+test_point(void)
+{
+    char                       out[4096];
+    size_t                     n;
+    const char                *err;
+    unsigned char              nar_hash[32], file_hash[32];
+    nixcache_narinfo_t         ni, back;
+    nixcache_narinfo_point_t   point;
+
+    ok(nixcache_narinfo_parse(&ni, REFS_TEST, strlen(REFS_TEST), &err) == 0,
+       "parse refs-test for pointing");
+
+    ok(nixcache_narinfo_is_path(&ni, "nhnwsw5w3pbx1zlhx2v6pas42q607qn5", 32),
+       "is_path: its own hash");
+    ok(!nixcache_narinfo_is_path(&ni, "nhnwsw5w3pbx1zlhx2v6pas42q607qn6", 32),
+       "is_path: another hash");
+    ok(!nixcache_narinfo_is_path(&ni, "nhnwsw5w3pbx1zlhx2v6pas42q607qn", 31),
+       "is_path: a prefix of the hash is not the path");
+    ni.store_path.data = "/nix/store/nhnwsw5w3pbx1zlhx2v6pas42q607qn5";
+    ni.store_path.len = strlen(ni.store_path.data);
+    ok(!nixcache_narinfo_is_path(&ni, "nhnwsw5w3pbx1zlhx2v6pas42q607qn5", 32),
+       "is_path: a hash without \"-name\" is no store path");
+
+    ok(nixcache_narinfo_parse(&ni, REFS_TEST, strlen(REFS_TEST), &err) == 0,
+       "parse again");
+
+    memset(nar_hash, 0xab, sizeof(nar_hash));
+    memset(file_hash, 0x11, sizeof(file_hash));
+
+    nixcache_narinfo_point(&ni, &point,
+                           NIXCACHE_NARINFO_ZSTD|NIXCACHE_NARINFO_NAR_HASH,
+                           nar_hash, file_hash, 1234);
+    n = nixcache_narinfo_render(out, sizeof(out), &ni);
+    ok(nixcache_narinfo_parse(&back, out, n, &err) == 0,
+       "a pointed narinfo renders and parses (%s)", err ? err : "ok");
+    is_str(back.url.data, back.url.len,
+           "nar/1axbmfmspaxbmfmspaxbmfmspaxbmfmspaxbmfmspaxbmfmspaxb.nar.zst",
+           "zstd: URL is nar/<NarHash>.nar.zst");
+    is_str(back.compression.data, back.compression.len, "zstd",
+           "zstd: Compression");
+    is_str(back.nar_hash.data, back.nar_hash.len,
+           "sha256:1axbmfmspaxbmfmspaxbmfmspaxbmfmspaxbmfmspaxbmfmspaxb",
+           "zstd: NarHash");
+    is_str(back.file_hash.data, back.file_hash.len,
+           "sha256:048i248i248i248i248i248i248i248i248i248i248i248i248i",
+           "zstd: FileHash of the frames");
+    is_u64(back.file_size, 1234, "zstd: FileSize of the frames");
+    is_u64(back.nar_size, 224, "NarSize is the caller's");
+    is_str(back.references.data, back.references.len,
+           "nhnwsw5w3pbx1zlhx2v6pas42q607qn5-refs-test "
+           "xi3f2pz4v48y7ixc8ziasr88svp006jj-dep.txt", "References kept");
+    is_u64(back.nsigs, 2, "Sig lines kept");
+
+    ni = back;
+    nixcache_narinfo_point(&ni, &point, NIXCACHE_NARINFO_ZSTD, file_hash,
+                           NULL, 0);
+    is_u64(ni.file_size, 1234, "zstd without a file hash: FileSize kept");
+    is_str(ni.nar_hash.data, ni.nar_hash.len,
+           "sha256:1axbmfmspaxbmfmspaxbmfmspaxbmfmspaxbmfmspaxbmfmspaxb",
+           "without NIXCACHE_NARINFO_NAR_HASH the NarHash text is kept");
+
+    nixcache_narinfo_point(&ni, &point, NIXCACHE_NARINFO_NONE, nar_hash,
+                           file_hash, 99);
+    is_str(ni.url.data, ni.url.len,
+           "nar/1axbmfmspaxbmfmspaxbmfmspaxbmfmspaxbmfmspaxbmfmspaxb.nar",
+           "none: URL is nar/<NarHash>.nar");
+    is_str(ni.compression.data, ni.compression.len, "none",
+           "none: Compression");
+    is_str(ni.file_hash.data, ni.file_hash.len,
+           "sha256:1axbmfmspaxbmfmspaxbmfmspaxbmfmspaxbmfmspaxbmfmspaxb",
+           "none: FileHash is the NarHash");
+    is_u64(ni.file_size, 224, "none: FileSize is the NarSize");
 }
