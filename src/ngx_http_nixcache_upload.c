@@ -1009,11 +1009,7 @@ ngx_http_nixcache_upload_rename(ngx_http_request_t *r,
     size_t       argvlen[5];
     const char  *argv[5];
 
-    static const char  rename_script[] =
-        "local ok = redis.call('RENAMENX', KEYS[1], KEYS[2]) "
-        "redis.call('PERSIST', KEYS[2]) "
-        "redis.call('DEL', KEYS[1]) "
-        "return ok";
+    static const char  rename_script[] = NIXCACHE_SCRIPT_MANIFEST_RENAME;
 
     argv[0] = "EVAL";
     argv[1] = rename_script;
@@ -1418,17 +1414,10 @@ ngx_http_nixcache_upload_narinfo_manifest(ngx_http_request_t *r,
     /*
      * First writer wins, as `nix copy` expects (it skips paths the cache
      * has): the same text again is a success, another text is stored
-     * only for an admin token (ARGV[2]).  1 stored, 2 the same, 3
-     * replaced, 0 refused.
+     * only for an admin token.
      */
 
-    static const char  store_script[] =
-        "local cur = redis.call('GET', KEYS[1]) "
-        "if not cur then redis.call('SET', KEYS[1], ARGV[1]) return 1 end "
-        "if cur == ARGV[1] then return 2 end "
-        "if ARGV[2] == '1' then redis.call('SET', KEYS[1], ARGV[1]) "
-        "return 3 end "
-        "return 0";
+    static const char  store_script[] = NIXCACHE_SCRIPT_NARINFO_STORE;
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
@@ -1518,21 +1507,21 @@ ngx_http_nixcache_upload_narinfo_stored(ngx_http_request_t *r,
 
     switch (reply->integer) {
 
-    case 1:
+    case NIXCACHE_NARINFO_STORED:
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "nixcache: uploaded \"%V\": %*s", &ctx->name,
                       ctx->ni.store_path.len, ctx->ni.store_path.data);
         status = NGX_HTTP_CREATED;
         break;
 
-    case 2:
+    case NIXCACHE_NARINFO_SAME:
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "nixcache upload: \"%V\" was there already",
                        &ctx->name);
         status = NGX_HTTP_OK;
         break;
 
-    case 3:
+    case NIXCACHE_NARINFO_REPLACED:
         ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                       "nixcache: narinfo \"%V\" of %*s replaced with an "
                       "admin token", &ctx->name, ctx->ni.store_path.len,

@@ -127,7 +127,7 @@ int nixcache_redis_put_manifest(nixcache_redis_t *r, const char *nar_hash32,
     const unsigned char *manifest, size_t manifest_len, int replace,
     unsigned char *header);
 int nixcache_redis_put_narinfo(nixcache_redis_t *r, const char *store_hash,
-    const char *narinfo, size_t narinfo_len);
+    const char *narinfo, size_t narinfo_len, int replace);
 
 /* pushurl.c: one HTTP client for a run (nixcache_pushurl_open) */
 typedef struct nixcache_pushurl_s  nixcache_pushurl_t;

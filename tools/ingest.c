@@ -358,7 +358,7 @@ nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
         return -1;
     }
 
-    rc = nixcache_redis_put_narinfo(r, store_hash, text, len);
+    rc = nixcache_redis_put_narinfo(r, store_hash, text, len, replace);
 
     free(text);
 

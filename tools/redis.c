@@ -310,16 +310,37 @@ nixcache_redis_put_manifest(nixcache_redis_t *r, const char *nar_hash32,
 
 int
 nixcache_redis_put_narinfo(nixcache_redis_t *r, const char *store_hash,
-    const char *narinfo, size_t narinfo_len)
+    const char *narinfo, size_t narinfo_len, int replace)
 {
+    long long    stored;
     redisReply  *reply;
 
-    reply = redisCommand(r->ctx, "SET %s" NIXCACHE_KEY_NARINFO "%b %b",
-                         r->prefix, store_hash,
-                         (size_t) NIXCACHE_STORE_HASH_NIX32_LEN,
-                         narinfo, narinfo_len);
+    reply = redisCommand(r->ctx,
+                         "EVAL %s 1 %s" NIXCACHE_KEY_NARINFO "%b %b %s",
+                         NIXCACHE_SCRIPT_NARINFO_STORE, r->prefix,
+                         store_hash, (size_t) NIXCACHE_STORE_HASH_NIX32_LEN,
+                         narinfo, narinfo_len, replace ? "1" : "0");
 
-    return nixcache_redis_ok(r, reply, "SET narinfo");
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
+        stored = reply->integer;
+        freeReplyObject(reply);
+
+        if (stored != NIXCACHE_NARINFO_KEPT) {
+            return 0;
+        }
+
+        nixcache_error("narinfo %.*s: another text was stored meanwhile, "
+                       "and is kept (--force replaces it)",
+                       NIXCACHE_STORE_HASH_NIX32_LEN, store_hash);
+        return -1;
+    }
+
+    if (nixcache_redis_ok(r, reply, "EVAL narinfo") == 0) {
+        nixcache_error("Redis at %s: EVAL narinfo: unexpected reply",
+                       r->addr);
+    }
+
+    return -1;
 }
 
 
