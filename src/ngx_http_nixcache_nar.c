@@ -41,6 +41,7 @@
 #include "nixcache_cid.h"
 #include "nixcache_hash.h"
 #include "nixcache_manifest.h"
+#include "nixcache_range.h"
 
 
 /* file buffers in flight for .nar.zst: open fds per request */
@@ -218,8 +219,6 @@ static ngx_int_t ngx_http_nixcache_nar_send_header(ngx_http_request_t *r,
     ngx_http_nixcache_nar_ctx_t *ctx);
 static ngx_int_t ngx_http_nixcache_nar_range(ngx_http_request_t *r,
     ngx_http_nixcache_nar_ctx_t *ctx);
-static ngx_int_t ngx_http_nixcache_nar_parse_range(u_char *p, u_char *last,
-    off_t length, off_t *start, off_t *end);
 static void ngx_http_nixcache_nar_fail(ngx_http_request_t *r,
     ngx_int_t status);
 static void ngx_http_nixcache_nar_cleanup(void *data);
@@ -1784,20 +1783,21 @@ ngx_http_nixcache_nar_send_header(ngx_http_request_t *r,
 
 /*
  * Applies a Range header to [start, end) and the status.  A header that
- * does not parse, several ranges or an If-Range that does not match our
- * tag are ignored (the whole body); NGX_HTTP_RANGE_NOT_SATISFIABLE after
- * having added "Content-Range: bytes * /length".
+ * nixcache_range_parse() ignores (several ranges, junk) or an If-Range
+ * that does not match our tag give the whole body;
+ * NGX_HTTP_RANGE_NOT_SATISFIABLE after having added
+ * "Content-Range: bytes * /length".
  */
 
 static ngx_int_t
 ngx_http_nixcache_nar_range(ngx_http_request_t *r,
     ngx_http_nixcache_nar_ctx_t *ctx)
 {
-    u_char           *p;
-    off_t             start, end;
-    ngx_int_t         rc;
-    ngx_str_t         value;
-    ngx_table_elt_t  *h;
+    u_char            *p;
+    uint64_t           start, end;
+    ngx_str_t          value;
+    ngx_table_elt_t   *h;
+    nixcache_range_e   rc;
 
     h = r->headers_in.range;
 
@@ -1814,17 +1814,16 @@ ngx_http_nixcache_nar_range(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    rc = ngx_http_nixcache_nar_parse_range(h->value.data,
-                                           h->value.data + h->value.len,
-                                           ctx->length, &start, &end);
+    rc = nixcache_range_parse((const char *) h->value.data, h->value.len,
+                              (uint64_t) ctx->length, &start, &end);
 
-    if (rc == NGX_DECLINED) {
+    if (rc == NIXCACHE_RANGE_IGNORE) {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "nixcache nar: Range \"%V\" ignored", &h->value);
         return NGX_OK;
     }
 
-    if (rc == NGX_HTTP_RANGE_NOT_SATISFIABLE) {
+    if (rc == NIXCACHE_RANGE_UNSATISFIABLE) {
         value.data = ngx_pnalloc(r->pool, sizeof("bytes */") - 1
                                           + NGX_OFF_T_LEN);
         if (value.data == NULL) {
@@ -1844,119 +1843,9 @@ ngx_http_nixcache_nar_range(ngx_http_request_t *r,
         return NGX_HTTP_RANGE_NOT_SATISFIABLE;
     }
 
-    ctx->start = start;
-    ctx->end = end;
+    ctx->start = (off_t) start;
+    ctx->end = (off_t) end;
     ctx->status = NGX_HTTP_PARTIAL_CONTENT;
-
-    return NGX_OK;
-}
-
-
-/*
- * "bytes=a-b", "bytes=a-", "bytes=-n", spaces allowed around the parts.
- * NGX_OK with [*start, *end) clamped to length; NGX_DECLINED when the
- * header is not one such range; NGX_HTTP_RANGE_NOT_SATISFIABLE.
- */
-
-static ngx_int_t
-ngx_http_nixcache_nar_parse_range(u_char *p, u_char *last, off_t length,
-    off_t *start, off_t *end)
-{
-    off_t       a, b, cutoff, cutlim;
-    ngx_uint_t  suffix, have_b;
-
-    cutoff = NGX_MAX_OFF_T_VALUE / 10;
-    cutlim = NGX_MAX_OFF_T_VALUE % 10;
-
-    while (p < last && (*p == ' ' || *p == '\t')) { p++; }
-
-    if (last - p < 5 || ngx_strncasecmp(p, (u_char *) "bytes", 5) != 0) {
-        return NGX_DECLINED;
-    }
-
-    p += 5;
-
-    while (p < last && (*p == ' ' || *p == '\t')) { p++; }
-
-    if (p == last || *p++ != '=') {
-        return NGX_DECLINED;
-    }
-
-    while (p < last && (*p == ' ' || *p == '\t')) { p++; }
-
-    a = 0;
-    b = 0;
-    suffix = 0;
-    have_b = 0;
-
-    if (p < last && *p == '-') {
-        suffix = 1;
-
-    } else {
-        if (p == last || *p < '0' || *p > '9') {
-            return NGX_DECLINED;
-        }
-
-        while (p < last && *p >= '0' && *p <= '9') {
-            if (a > cutoff || (a == cutoff && *p - '0' > cutlim)) {
-                return NGX_HTTP_RANGE_NOT_SATISFIABLE;
-            }
-
-            a = a * 10 + (*p++ - '0');
-        }
-
-        while (p < last && (*p == ' ' || *p == '\t')) { p++; }
-
-        if (p == last || *p != '-') {
-            return NGX_DECLINED;
-        }
-    }
-
-    p++;
-
-    while (p < last && (*p == ' ' || *p == '\t')) { p++; }
-
-    while (p < last && *p >= '0' && *p <= '9') {
-        if (b > cutoff || (b == cutoff && *p - '0' > cutlim)) {
-            return NGX_DECLINED;
-        }
-
-        b = b * 10 + (*p++ - '0');
-        have_b = 1;
-    }
-
-    while (p < last && (*p == ' ' || *p == '\t')) { p++; }
-
-    if (p != last) {
-        /* several ranges, or garbage: the whole body */
-        return NGX_DECLINED;
-    }
-
-    if (suffix) {
-        if (!have_b) {
-            return NGX_DECLINED;
-        }
-
-        if (b == 0 || length == 0) {
-            return NGX_HTTP_RANGE_NOT_SATISFIABLE;
-        }
-
-        *start = length - ngx_min(b, length);
-        *end = length;
-
-        return NGX_OK;
-    }
-
-    if (have_b && b < a) {
-        return NGX_DECLINED;
-    }
-
-    if (a >= length) {
-        return NGX_HTTP_RANGE_NOT_SATISFIABLE;
-    }
-
-    *start = a;
-    *end = (have_b && b < length) ? b + 1 : length;
 
     return NGX_OK;
 }
