@@ -304,4 +304,51 @@ ngx_int_t ngx_http_nixcache_auth_sign(ngx_http_request_t *r,
 extern ngx_module_t  ngx_http_nixcache_module;
 
 
+/*
+ * Per-request contexts.  The module has one ctx slot per request and
+ * several kinds of context for it, so every context struct starts with
+ * "ngx_uint_t kind;", one of these, set by ngx_http_nixcache_set_ctx();
+ * handlers fetch theirs with ngx_http_nixcache_get_ctx(), which answers
+ * NULL (and logs an alert) for a context of another kind rather than let
+ * a handler cast it.  0 is no kind: a context set without its tag is
+ * refused too.
+ */
+typedef enum {
+    NGX_HTTP_NIXCACHE_CTX_NAR = 1,     /* ngx_http_nixcache_nar.c */
+    NGX_HTTP_NIXCACHE_CTX_UPLOAD       /* ngx_http_nixcache_upload.c: PUT
+                                          of a NAR or narinfo, HEAD of an
+                                          uploaded NAR name */
+} ngx_http_nixcache_ctx_kind_e;
+
+
+static ngx_inline void
+ngx_http_nixcache_set_ctx(ngx_http_request_t *r, void *ctx,
+    ngx_http_nixcache_ctx_kind_e kind)
+{
+    *(ngx_uint_t *) ctx = kind;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_nixcache_module);
+}
+
+
+static ngx_inline void *
+ngx_http_nixcache_get_ctx(ngx_http_request_t *r,
+    ngx_http_nixcache_ctx_kind_e kind)
+{
+    ngx_uint_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+
+    if (ctx == NULL || *ctx == (ngx_uint_t) kind) {
+        return ctx;
+    }
+
+    ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                  "nixcache: request context of kind %ui where %ui was "
+                  "expected", *ctx, (ngx_uint_t) kind);
+
+    return NULL;
+}
+
+
 #endif /* NGX_HTTP_NIXCACHE_H */

@@ -107,6 +107,7 @@ typedef struct {
 
 
 typedef struct {
+    ngx_uint_t                 kind;       /* first: ..._CTX_NAR */
     ngx_str_t                  key;        /* <prefix>manifest:<hash> */
     ngx_str_t                  etag;
 
@@ -352,7 +353,7 @@ ngx_http_nixcache_nar_handler(ngx_http_request_t *r, ngx_str_t *hash,
     cln->handler = ngx_http_nixcache_nar_cleanup;
     cln->data = ctx;
 
-    ngx_http_set_ctx(r, ctx, ngx_http_nixcache_module);
+    ngx_http_nixcache_set_ctx(r, ctx, NGX_HTTP_NIXCACHE_CTX_NAR);
 
     if (ngx_http_nixcache_nar_fetch(r, ctx) != NGX_OK) {
         return NGX_HTTP_SERVICE_UNAVAILABLE;
@@ -1380,7 +1381,7 @@ ngx_http_nixcache_nar_s3_handler(ngx_http_nixcache_s3_fetch_t *f)
 
     fs->state = NGX_HTTP_NIXCACHE_FETCH_DONE;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_NAR);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "nixcache nar: S3 answer for entry %ui: %i, %uz bytes",
@@ -1669,7 +1670,7 @@ ngx_http_nixcache_nar_write_handler(ngx_http_request_t *r)
     c = r->connection;
     wev = c->write;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_NAR);
 
     if (wev->timedout) {
         ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
@@ -1856,7 +1857,7 @@ ngx_http_nixcache_nar_fail(ngx_http_request_t *r, ngx_int_t status)
 {
     ngx_http_nixcache_nar_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_NAR);
 
     if (ctx != NULL) {
         ngx_http_nixcache_nar_s3_stop(ctx);
