@@ -39,6 +39,15 @@
 #define NGX_HTTP_NIXCACHE_NAR_TYPE        "application/x-nix-nar"
 
 
+static ngx_int_t ngx_http_nixcache_nar_entry(ngx_http_request_t *r,
+    ngx_http_nixcache_nar_ctx_t *ctx, nixcache_manifest_entry_t *e,
+    off_t *size);
+static ngx_int_t ngx_http_nixcache_nar_next_window(ngx_http_request_t *r,
+    ngx_http_nixcache_nar_ctx_t *ctx);
+static ngx_int_t ngx_http_nixcache_nar_s3_wait(ngx_http_request_t *r,
+    ngx_http_nixcache_nar_ctx_t *ctx, nixcache_manifest_entry_t *e);
+static void ngx_http_nixcache_nar_done(ngx_http_request_t *r,
+    ngx_http_nixcache_nar_ctx_t *ctx);
 static ngx_int_t ngx_http_nixcache_nar_flush(ngx_http_request_t *r,
     ngx_http_nixcache_nar_ctx_t *ctx);
 static void ngx_http_nixcache_nar_reclaim(ngx_http_nixcache_nar_ctx_t *ctx);
@@ -211,7 +220,8 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
     for ( ;; ) {
 
         if (ctx->offset >= ctx->end) {
-            goto done;
+            ngx_http_nixcache_nar_done(r, ctx);
+            return;
         }
 
         if (ctx->index == ctx->header.chunk_count) {
@@ -223,20 +233,8 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
         }
 
         if (ctx->index == ctx->window_first + ctx->window_count) {
-
-            rc = ngx_http_nixcache_nar_flush(r, ctx);
-            if (rc == NGX_ERROR) {
+            if (ngx_http_nixcache_nar_next_window(r, ctx) != NGX_OK) {
                 goto cut;
-            }
-
-            if (rc == NGX_AGAIN
-                && ngx_http_nixcache_nar_wait_write(r) != NGX_OK)
-            {
-                goto cut;
-            }
-
-            if (ngx_http_nixcache_nar_fetch(r, ctx) != NGX_OK) {
-                ngx_http_nixcache_nar_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE);
             }
 
             return;
@@ -271,26 +269,7 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
             continue;
         }
 
-        nixcache_manifest_entry_decode(&e,
-              ctx->entries
-              + (ctx->index - ctx->window_first) * NIXCACHE_MANIFEST_ENTRY_LEN);
-
-        if (e.usize == 0 || e.csize == 0
-            || e.usize > NIXCACHE_CHUNK_MAX_LIMIT
-            || e.csize > ZSTD_compressBound(NIXCACHE_CHUNK_MAX_LIMIT))
-        {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "nixcache: manifest \"%V\" entry %ui has an "
-                          "invalid size", &ctx->key, ctx->index);
-            goto failed;
-        }
-
-        size = ctx->zst ? e.csize : e.usize;
-
-        if (ctx->offset + size > ctx->length) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "nixcache: manifest \"%V\" entries exceed its "
-                          "size at entry %ui", &ctx->key, ctx->index);
+        if (ngx_http_nixcache_nar_entry(r, ctx, &e, &size) != NGX_OK) {
             goto failed;
         }
 
@@ -307,23 +286,7 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
         rc = ngx_http_nixcache_nar_chunk(r, ctx, &e, lo, hi);
 
         if (rc == NGX_AGAIN) {
-
-            /* its GET is in flight: what is queued goes out meanwhile */
-
-            rc = ngx_http_nixcache_nar_flush(r, ctx);
-            if (rc == NGX_ERROR) {
-                goto cut;
-            }
-
-            /* the flush may have freed slots of frames sent: refill them */
-
-            ngx_http_nixcache_nar_prefetch(r, ctx, &e);
-
-            ctx->s3_waiting = 1;
-
-            if (rc == NGX_AGAIN
-                && ngx_http_nixcache_nar_wait_write(r) != NGX_OK)
-            {
+            if (ngx_http_nixcache_nar_s3_wait(r, ctx, &e) != NGX_OK) {
                 goto cut;
             }
 
@@ -386,33 +349,6 @@ ngx_http_nixcache_nar_run(ngx_http_request_t *r,
         }
     }
 
-done:
-
-    if (!r->header_sent) {
-        rc = ngx_http_nixcache_nar_send_header(r, ctx);
-
-        if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-            ngx_http_finalize_request(r, rc);
-            return;
-        }
-    }
-
-    ctx->done = 1;
-
-    *ctx->last_out = ngx_alloc_chain_link(r->pool);
-    if (*ctx->last_out == NULL) {
-        goto cut;
-    }
-
-    (*ctx->last_out)->buf = ctx->last;
-    (*ctx->last_out)->next = NULL;
-    ctx->last_out = &(*ctx->last_out)->next;
-
-    rc = ngx_http_nixcache_nar_flush(r, ctx);
-
-    ngx_http_finalize_request(r, rc);
-    return;
-
 wait:
 
     if (ngx_http_nixcache_nar_wait_write(r) == NGX_OK) {
@@ -431,6 +367,140 @@ cut:
 
     ngx_http_nixcache_nar_s3_stop(ctx);
     ngx_http_finalize_request(r, NGX_ERROR);
+}
+
+
+/*
+ * The manifest entry at ctx->index, checked against the limits and the
+ * manifest's size: NGX_OK with *e and *size, its share of the body in
+ * this form, or NGX_ERROR (logged).
+ */
+
+static ngx_int_t
+ngx_http_nixcache_nar_entry(ngx_http_request_t *r,
+    ngx_http_nixcache_nar_ctx_t *ctx, nixcache_manifest_entry_t *e,
+    off_t *size)
+{
+    nixcache_manifest_entry_decode(e,
+          ctx->entries
+          + (ctx->index - ctx->window_first) * NIXCACHE_MANIFEST_ENTRY_LEN);
+
+    if (e->usize == 0 || e->csize == 0
+        || e->usize > NIXCACHE_CHUNK_MAX_LIMIT
+        || e->csize > ZSTD_compressBound(NIXCACHE_CHUNK_MAX_LIMIT))
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "nixcache: manifest \"%V\" entry %ui has an "
+                      "invalid size", &ctx->key, ctx->index);
+        return NGX_ERROR;
+    }
+
+    *size = ctx->zst ? e->csize : e->usize;
+
+    if (ctx->offset + *size > ctx->length) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "nixcache: manifest \"%V\" entries exceed its "
+                      "size at entry %ui", &ctx->key, ctx->index);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The window is used up: what is queued goes out, and the next window is
+ * asked for.  NGX_OK with the request parked or failed (503); NGX_ERROR:
+ * the connection is to be cut.
+ */
+
+static ngx_int_t
+ngx_http_nixcache_nar_next_window(ngx_http_request_t *r,
+    ngx_http_nixcache_nar_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_nixcache_nar_flush(r, ctx);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_AGAIN && ngx_http_nixcache_nar_wait_write(r) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_nixcache_nar_fetch(r, ctx) != NGX_OK) {
+        ngx_http_nixcache_nar_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Entry e's S3 GET is in flight: what is queued goes out meanwhile, and
+ * the request waits for the answer.  NGX_OK, or NGX_ERROR: the connection
+ * is to be cut.
+ */
+
+static ngx_int_t
+ngx_http_nixcache_nar_s3_wait(ngx_http_request_t *r,
+    ngx_http_nixcache_nar_ctx_t *ctx, nixcache_manifest_entry_t *e)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_nixcache_nar_flush(r, ctx);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    /* the flush may have freed slots of frames sent: refill them */
+
+    ngx_http_nixcache_nar_prefetch(r, ctx, e);
+
+    ctx->s3_waiting = 1;
+
+    if (rc == NGX_AGAIN && ngx_http_nixcache_nar_wait_write(r) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* The body is complete: the headers if not sent yet, the last buffer. */
+
+static void
+ngx_http_nixcache_nar_done(ngx_http_request_t *r,
+    ngx_http_nixcache_nar_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    if (!r->header_sent) {
+        rc = ngx_http_nixcache_nar_send_header(r, ctx);
+
+        if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+            ngx_http_finalize_request(r, rc);
+            return;
+        }
+    }
+
+    ctx->done = 1;
+
+    *ctx->last_out = ngx_alloc_chain_link(r->pool);
+    if (*ctx->last_out == NULL) {
+        ngx_http_nixcache_nar_s3_stop(ctx);
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
+    }
+
+    (*ctx->last_out)->buf = ctx->last;
+    (*ctx->last_out)->next = NULL;
+    ctx->last_out = &(*ctx->last_out)->next;
+
+    rc = ngx_http_nixcache_nar_flush(r, ctx);
+
+    ngx_http_finalize_request(r, rc);
 }
 
 
