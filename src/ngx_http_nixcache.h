@@ -7,9 +7,13 @@
  *   ngx_http_nixcache_redis.c    non-blocking Redis (hiredis async API on
  *                                an nginx event adapter), one persistent
  *                                connection per worker
- *   ngx_http_nixcache_nar.c      /nar/: manifest windows, Range, .nar.zst
- *                                by sendfile, .nar decompressed on the fly,
- *                                chunks missing on disk fetched from S3
+ *   ngx_http_nixcache_nar.c      /nar/: the response: Range, headers, the
+ *                                output ring
+ *   ngx_http_nixcache_nar_manifest.c   /nar/: manifest windows (GETRANGE)
+ *   ngx_http_nixcache_nar_chunk.c      /nar/: the chunk source: .nar.zst
+ *                                by sendfile, .nar decompressed and
+ *                                checked, chunks missing on disk fetched
+ *                                from S3 and written through
  *   ngx_http_nixcache_s3.c       S3 GETs with libcurl's multi interface
  *                                on nginx events, one CURLM per worker;
  *                                the S3 directives
@@ -31,8 +35,10 @@
 #include <ngx_http.h>
 
 #include <hiredis/hiredis.h>
+#include <zstd.h>
 
 #include "nixcache_format.h"
+#include "nixcache_manifest.h"
 #include "nixcache_narinfo.h"
 
 
@@ -239,6 +245,125 @@ void ngx_http_nixcache_s3_exit_process(ngx_cycle_t *cycle);
 
 
 /*
+ * The NAR response's state, shared by its files: ngx_http_nixcache_nar.c
+ * (the handler, Range, headers, the output ring), _nar_manifest.c (the
+ * manifest's windows from Redis) and _nar_chunk.c (the chunk source: the
+ * disk tier, S3 fetch slots, write-through).
+ */
+
+typedef enum {
+    NGX_HTTP_NIXCACHE_FETCH_FREE = 0,
+    NGX_HTTP_NIXCACHE_FETCH_BUSY,          /* GET in flight */
+    NGX_HTTP_NIXCACHE_FETCH_DONE,          /* answered, not used yet */
+    NGX_HTTP_NIXCACHE_FETCH_SENDING        /* .nar.zst: queued for output */
+} ngx_http_nixcache_fetch_state_e;
+
+
+typedef struct {
+    ngx_http_nixcache_s3_fetch_t   f;      /* first: f is the slot */
+    ngx_http_request_t            *r;
+    ngx_uint_t                     index;  /* manifest entry */
+    nixcache_manifest_entry_t      e;
+    u_char                        *mem;    /* the frame */
+    size_t                         mem_size;
+    ngx_http_nixcache_fetch_state_e  state;
+} ngx_http_nixcache_nar_fetch_t;
+
+
+typedef struct {
+    ngx_buf_t                  buf;
+    ngx_chain_t                chain;
+    ngx_file_t                 file;       /* .nar.zst: the chunk file */
+    u_char                    *mem;        /* .nar: the decompressed chunk */
+    size_t                     mem_size;
+    ngx_http_nixcache_nar_fetch_t  *fetch; /* .nar.zst: a frame from S3 */
+} ngx_http_nixcache_nar_slot_t;
+
+
+typedef struct {
+    ngx_uint_t                 kind;       /* first: ..._CTX_NAR */
+    ngx_str_t                  key;        /* <prefix>manifest:<hash> */
+    ngx_str_t                  etag;
+
+    u_char                    *path;       /* chunk dir + relpath + NUL */
+    size_t                     dir_len;
+
+    nixcache_manifest_header_t header;
+
+    u_char                    *window;     /* header + window entries */
+    u_char                    *entries;    /* first entry in window */
+    ngx_uint_t                 window_size;    /* entries per GETRANGE */
+    ngx_uint_t                 window_first;   /* index of entries[0] */
+    ngx_uint_t                 window_count;
+    ngx_uint_t                 fetch_first;    /* the GETRANGE in flight */
+    ngx_uint_t                 fetch_count;
+
+    ngx_uint_t                 index;      /* next manifest entry */
+    off_t                      offset;     /* body offset of that entry */
+    off_t                      length;     /* whole body */
+    off_t                      start;      /* bytes sent: [start, end) */
+    off_t                      end;
+    ngx_uint_t                 status;
+
+    ngx_http_nixcache_nar_slot_t  *slots;
+    ngx_uint_t                 nslots;
+    ngx_uint_t                 head;       /* oldest slot in flight */
+    ngx_uint_t                 used;
+
+    ngx_chain_t               *out;        /* queued, not yet passed on */
+    ngx_chain_t              **last_out;
+    ngx_buf_t                 *last;       /* the last_buf */
+    size_t                     budget;
+
+    ngx_file_t                 file;       /* .nar: chunk being read */
+    u_char                    *in;         /* .nar: compressed chunk */
+    size_t                     in_size;
+    ZSTD_DCtx                 *dctx;
+
+    ngx_http_nixcache_s3_conf_t    *s3;    /* NULL: no S3 tier */
+    ngx_http_nixcache_nar_fetch_t  *fetches;   /* made at the first miss */
+    ngx_uint_t                 nfetches;
+    ngx_uint_t                 probed;     /* next entry to prefetch */
+    off_t                      probe_offset;   /* its body offset */
+    u_char                    *scratch;    /* .nar.zst: checked content */
+    size_t                     scratch_size;
+    ngx_int_t                  fail_status;
+    const u_char              *chunks;     /* disk tier dir, NUL */
+
+    unsigned                   zst:1;
+    unsigned                   head_only:1;
+    unsigned                   have_header:1;
+    unsigned                   waiting:1;  /* for Redis */
+    unsigned                   s3_waiting:1;   /* for the next chunk */
+    unsigned                   done:1;
+} ngx_http_nixcache_nar_ctx_t;
+
+
+/* ngx_http_nixcache_nar.c */
+void ngx_http_nixcache_nar_run(ngx_http_request_t *r,
+    ngx_http_nixcache_nar_ctx_t *ctx);
+ngx_int_t ngx_http_nixcache_nar_send_header(ngx_http_request_t *r,
+    ngx_http_nixcache_nar_ctx_t *ctx);
+ngx_int_t ngx_http_nixcache_nar_range(ngx_http_request_t *r,
+    ngx_http_nixcache_nar_ctx_t *ctx);
+void ngx_http_nixcache_nar_fail(ngx_http_request_t *r, ngx_int_t status);
+
+/* ngx_http_nixcache_nar_manifest.c: GETRANGE of the next window */
+ngx_int_t ngx_http_nixcache_nar_fetch(ngx_http_request_t *r,
+    ngx_http_nixcache_nar_ctx_t *ctx);
+
+/* ngx_http_nixcache_nar_chunk.c */
+ngx_int_t ngx_http_nixcache_nar_chunk(ngx_http_request_t *r,
+    ngx_http_nixcache_nar_ctx_t *ctx, nixcache_manifest_entry_t *e,
+    off_t lo, off_t hi);
+ngx_http_nixcache_nar_fetch_t *ngx_http_nixcache_nar_s3_find(
+    ngx_http_nixcache_nar_ctx_t *ctx, ngx_uint_t index);
+void ngx_http_nixcache_nar_prefetch(ngx_http_request_t *r,
+    ngx_http_nixcache_nar_ctx_t *ctx, nixcache_manifest_entry_t *cur);
+void ngx_http_nixcache_nar_s3_stop(ngx_http_nixcache_nar_ctx_t *ctx);
+
+
+/*
  * The disk tier's size limit (nixcache_chunks_max_size): directives,
  * merge (registers one evictor per chunk directory), the evictor's timer
  * in worker 0, and the serving path's note that a chunk was used (bumps
@@ -320,6 +445,53 @@ ngx_int_t ngx_http_nixcache_auth_sign(ngx_http_request_t *r,
 
 
 extern ngx_module_t  ngx_http_nixcache_module;
+
+
+/*
+ * Per-request contexts.  The module has one ctx slot per request and
+ * several kinds of context for it, so every context struct starts with
+ * "ngx_uint_t kind;", one of these, set by ngx_http_nixcache_set_ctx();
+ * handlers fetch theirs with ngx_http_nixcache_get_ctx(), which answers
+ * NULL (and logs an alert) for a context of another kind rather than let
+ * a handler cast it.  0 is no kind: a context set without its tag is
+ * refused too.
+ */
+typedef enum {
+    NGX_HTTP_NIXCACHE_CTX_NAR = 1,     /* ngx_http_nixcache_nar.c */
+    NGX_HTTP_NIXCACHE_CTX_UPLOAD       /* ngx_http_nixcache_upload.c: PUT
+                                          of a NAR or narinfo, HEAD of an
+                                          uploaded NAR name */
+} ngx_http_nixcache_ctx_kind_e;
+
+
+static ngx_inline void
+ngx_http_nixcache_set_ctx(ngx_http_request_t *r, void *ctx,
+    ngx_http_nixcache_ctx_kind_e kind)
+{
+    *(ngx_uint_t *) ctx = kind;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_nixcache_module);
+}
+
+
+static ngx_inline void *
+ngx_http_nixcache_get_ctx(ngx_http_request_t *r,
+    ngx_http_nixcache_ctx_kind_e kind)
+{
+    ngx_uint_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+
+    if (ctx == NULL || *ctx == (ngx_uint_t) kind) {
+        return ctx;
+    }
+
+    ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                  "nixcache: request context of kind %ui where %ui was "
+                  "expected", *ctx, (ngx_uint_t) kind);
+
+    return NULL;
+}
 
 
 #endif /* NGX_HTTP_NIXCACHE_H */
