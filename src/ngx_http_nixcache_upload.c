@@ -73,6 +73,7 @@ typedef struct {
 
 
 typedef struct {
+    ngx_uint_t                 kind;           /* ..._CTX_UPLOAD */
     ngx_str_t                  name;           /* "<x>.nar[.ext]" */
     ngx_str_t                  hash;           /* narinfo: store hash */
     ngx_http_nixcache_upload_job_t  *job;
@@ -315,7 +316,7 @@ ngx_http_nixcache_upload_nar(ngx_http_request_t *r, ngx_str_t *name)
     ctx->job->kind = kind;
     ctx->job->manifest_fd = NGX_INVALID_FILE;
 
-    ngx_http_set_ctx(r, ctx, ngx_http_nixcache_module);
+    ngx_http_nixcache_set_ctx(r, ctx, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
 
     /* the body never stays in memory: a temporary file, removed at the end */
 
@@ -351,7 +352,7 @@ ngx_http_nixcache_upload_nar_body(ngx_http_request_t *r)
     ngx_http_nixcache_main_conf_t   *nmcf;
 
     nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
-    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
     job = ctx->job;
     rb = r->request_body;
 
@@ -756,7 +757,7 @@ ngx_http_nixcache_upload_ingested(ngx_event_t *ev)
     ngx_http_nixcache_upload_next(nmcf);
 #endif
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
     job = ctx->job;
 
     if (job->status != 0) {
@@ -855,7 +856,7 @@ ngx_http_nixcache_upload_exists(ngx_http_request_t *r, redisReply *reply,
     ngx_int_t                        rc;
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
 
     if (ctx->done) {
         ngx_http_finalize_request(r, NGX_DONE);
@@ -1038,7 +1039,7 @@ ngx_http_nixcache_upload_appended(ngx_http_request_t *r, redisReply *reply,
     ngx_int_t                        rc;
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
 
     if (ctx->done) {
         ngx_http_finalize_request(r, NGX_DONE);
@@ -1072,7 +1073,7 @@ ngx_http_nixcache_upload_renamed(ngx_http_request_t *r, redisReply *reply,
     ngx_int_t                        rc;
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
 
     if (ctx->done) {
         ngx_http_finalize_request(r, NGX_DONE);
@@ -1105,7 +1106,7 @@ ngx_http_nixcache_upload_recorded(ngx_http_request_t *r, redisReply *reply,
 {
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
 
     if (ctx->done) {
         ngx_http_finalize_request(r, NGX_DONE);
@@ -1150,7 +1151,7 @@ ngx_http_nixcache_upload_head(ngx_http_request_t *r, ngx_str_t *name)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_set_ctx(r, ctx, ngx_http_nixcache_module);
+    ngx_http_nixcache_set_ctx(r, ctx, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
 
     if (ngx_http_nixcache_upload_key(r, &ctx->upload_key,
                                      NIXCACHE_KEY_UPLOAD,
@@ -1231,7 +1232,7 @@ ngx_http_nixcache_upload_narinfo(ngx_http_request_t *r, ngx_str_t *hash)
     ctx->name = name;
     ctx->admin = ngx_http_nixcache_auth_admin(r);
 
-    ngx_http_set_ctx(r, ctx, ngx_http_nixcache_module);
+    ngx_http_nixcache_set_ctx(r, ctx, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
 
     rc = ngx_http_read_client_request_body(r,
                                        ngx_http_nixcache_upload_narinfo_body);
@@ -1255,7 +1256,7 @@ ngx_http_nixcache_upload_narinfo_body(ngx_http_request_t *r)
     ngx_chain_t                     *cl;
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
 
     if (r->request_body == NULL || r->request_body->bufs == NULL) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -1420,7 +1421,7 @@ ngx_http_nixcache_upload_narinfo_manifest(ngx_http_request_t *r,
     static const char  store_script[] = NIXCACHE_SCRIPT_NARINFO_STORE;
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
     ni = &ctx->ni;
 
     if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
@@ -1498,7 +1499,7 @@ ngx_http_nixcache_upload_narinfo_stored(ngx_http_request_t *r,
     ngx_uint_t                       status;
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
 
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
         ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
@@ -1724,7 +1725,7 @@ ngx_http_nixcache_upload_finalize(ngx_http_request_t *r, ngx_int_t rc)
 {
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+    ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
 
     if (ctx->done) {
         ngx_http_finalize_request(r, NGX_DONE);
