@@ -2,13 +2,13 @@
  * Redis from the CLI: synchronous hiredis, one connection per run.
  */
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
 #include "cli.h"
+#include "nixcache_redis_addr.h"
 
 
 static int nixcache_redis_connect(nixcache_redis_t *r, const char *addr);
@@ -28,121 +28,30 @@ nixcache_redis_open(nixcache_redis_t *r, const char *addr,
 }
 
 
-/*
- * Address forms: "unix:/path", "redis://host[:port][/db]", "host:port",
- * "[v6addr]:port", "host".
- */
+/* Address forms: nixcache_redis_addr.h. */
 
 static int
 nixcache_redis_connect(nixcache_redis_t *r, const char *addr)
 {
-    int              port;
-    long             db, n;
-    char            *end, host[256];
-    size_t           len, hlen;
-    const char      *p, *h, *e, *colon, *slash;
-    redisReply      *reply;
-    struct timeval   tv;
+    const char             *err;
+    redisReply             *reply;
+    struct timeval          tv;
+    nixcache_redis_addr_t   a;
 
     tv.tv_sec = NIXCACHE_CLI_REDIS_TIMEOUT;
     tv.tv_usec = 0;
 
-    db = -1;
-
-    if (strncmp(addr, "unix:", 5) == 0) {
-        if (addr[5] == '\0') {
-            nixcache_error("invalid Redis address \"%s\"", addr);
-            return -1;
-        }
-
-        r->ctx = redisConnectUnixWithTimeout(addr + 5, tv);
-        goto connected;
-    }
-
-    p = addr;
-
-    if (strncmp(p, "redis://", 8) == 0) {
-        p += 8;
-    }
-
-    slash = strchr(p, '/');
-    len = (slash != NULL) ? (size_t) (slash - p) : strlen(p);
-
-    if (slash != NULL) {
-        if (p == addr) {
-            nixcache_error("invalid Redis address \"%s\"", addr);
-            return -1;
-        }
-
-        if (slash[1] != '\0') {
-            errno = 0;
-            db = strtol(slash + 1, &end, 10);
-            if (errno != 0 || *end != '\0' || db < 0) {
-                nixcache_error("invalid Redis database in \"%s\"", addr);
-                return -1;
-            }
-        }
-    }
-
-    /* host part: "[v6]" or everything before the last ':' */
-
-    if (len > 0 && p[0] == '[') {
-        h = p + 1;
-        e = memchr(p, ']', len);
-        if (e == NULL) {
-            nixcache_error("invalid Redis address \"%s\"", addr);
-            return -1;
-        }
-
-        hlen = (size_t) (e - h);
-        colon = (e + 1 < p + len) ? e + 1 : NULL;
-
-        if (colon != NULL && *colon != ':') {
-            nixcache_error("invalid Redis address \"%s\"", addr);
-            return -1;
-        }
-
-    } else {
-        h = p;
-        colon = NULL;
-
-        for (e = p + len; e > p; e--) {
-            if (e[-1] == ':') {
-                colon = e - 1;
-                break;
-            }
-        }
-
-        hlen = (colon != NULL) ? (size_t) (colon - p) : len;
-    }
-
-    if (hlen == 0 || hlen >= sizeof(host)) {
-        nixcache_error("invalid Redis address \"%s\"", addr);
+    if (nixcache_redis_addr_parse(&a, addr, strlen(addr), &err) != 0) {
+        nixcache_error("Redis address \"%s\": %s", addr, err);
         return -1;
     }
 
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
+    if (a.port == 0) {
+        r->ctx = redisConnectUnixWithTimeout(a.host, tv);
 
-    port = 6379;
-
-    if (colon != NULL) {
-        errno = 0;
-        n = strtol(colon + 1, &end, 10);
-
-        if (errno != 0 || end == colon + 1 || n < 1 || n > 65535
-            || end != p + len)
-        {
-            nixcache_error("invalid Redis port in \"%s\"", addr);
-            return -1;
-        }
-
-        port = (int) n;
+    } else {
+        r->ctx = redisConnectWithTimeout(a.host, a.port, tv);
     }
-
-    r->ctx = redisConnectWithTimeout(host, port, tv);
-
-connected:
 
     if (r->ctx == NULL) {
         nixcache_error("cannot connect to Redis at %s: out of memory", addr);
@@ -160,8 +69,8 @@ connected:
         goto failed;
     }
 
-    if (db >= 0) {
-        reply = redisCommand(r->ctx, "SELECT %ld", db);
+    if (a.db >= 0) {
+        reply = redisCommand(r->ctx, "SELECT %d", a.db);
         if (nixcache_redis_ok(r, reply, "SELECT") != 0) {
             goto failed;
         }

@@ -46,9 +46,9 @@
     "printed on stdout, one a line; nothing is changed.  Exit status: 0\n"   \
     "sound, 1 problems found, 2 usage or Redis error.\n"                     \
     "\n"                                                                     \
-    "      --redis ADDR     Redis: IP:port, host:port, redis://host:port[/db]" \
-    "\n"                                                                     \
-    "                       or unix:/path (default $NIXCACHE_REDIS, else\n"  \
+    "      --redis ADDR     Redis: host:port, [IPv6]:port,\n"              \
+    "                       redis://host[:port][/db], unix:/path[?db=N]\n"  \
+    "                       (default $NIXCACHE_REDIS, else\n"               \
     "                       " NIXCACHE_CLI_REDIS_DEFAULT ")\n"               \
     "      --chunks DIR     chunk directory (default $NIXCACHE_CHUNKS)\n"    \
     "      --prefix P       Redis key prefix (default \""                    \
