@@ -266,10 +266,22 @@ nixcache_redis_addr_host(nixcache_redis_addr_t *addr, const char *p,
         return -1;
     }
 
+    if (v6 && memchr(h, ':', hlen) == NULL) {
+        *err = "brackets are for IPv6 addresses only";
+        return -1;
+    }
+
     for (i = 0; i < hlen; i++) {
         if (!nixcache_redis_addr_host_char((unsigned char) h[i], v6)) {
             *err = "invalid character in Redis host";
             return -1;
+        }
+
+        if (v6 && h[i] == '%') {
+
+            /* a zone index: an interface name or number */
+
+            v6 = 0;
         }
     }
 
@@ -292,18 +304,21 @@ nixcache_redis_addr_host(nixcache_redis_addr_t *addr, const char *p,
 }
 
 
-/* Host names and IPv4: letters, digits, "-._"; IPv6 also ":" and "%". */
+/*
+ * Host names and IPv4: letters, digits, "-._".  IPv6: hex digits, ":",
+ * "." (an IPv4 tail), "%" before a zone index (a host name's letters).
+ */
 
 static int
 nixcache_redis_addr_host_char(int c, int v6)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-        || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_')
-    {
-        return 1;
+    if (v6) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
+               || (c >= 'A' && c <= 'F') || c == ':' || c == '.' || c == '%';
     }
 
-    return v6 && (c == ':' || c == '%');
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+           || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
 }
 
 

@@ -36,6 +36,7 @@ static const addr_t  addrs[] = {
     { "10.1.2.3:1", "10.1.2.3", 1, -1, NULL },
     { "[::1]:6380", "::1", 6380, -1, NULL },
     { "[fe80::1%eth0]:6379", "fe80::1%eth0", 6379, -1, NULL },
+    { "[::ffff:10.0.0.1]", "::ffff:10.0.0.1", 6379, -1, NULL },
     { "unix:/run/redis/redis.sock", "/run/redis/redis.sock", 0, -1, NULL },
     { "unix:redis.sock", "redis.sock", 0, -1, NULL },
 
@@ -107,6 +108,11 @@ static const addr_t  addrs[] = {
     { "h st:6379", NULL, 0, 0, "invalid character" },
     { "h\t:6379", NULL, 0, 0, "invalid character" },
     { "[::1 ]:6379", NULL, 0, 0, "invalid character" },
+    { "[::g]:6379", NULL, 0, 0, "invalid character" },
+    { "[fe80::1%eth 0]", NULL, 0, 0, "invalid character" },
+    { "[localhost]:6379", NULL, 0, 0, "IPv6 addresses only" },
+    { "redis://[%e]/0", NULL, 0, 0, "IPv6 addresses only" },
+    { "[1.2.3.4]", NULL, 0, 0, "IPv6 addresses only" },
     { H255 "a:1", NULL, 0, 0, "too long" },
 };
 
