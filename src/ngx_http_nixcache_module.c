@@ -7,6 +7,7 @@
 #include "ngx_http_nixcache.h"
 
 #include "nixcache_hash.h"
+#include "nixcache_key.h"
 #include "nixcache_narinfo.h"
 #include "nixcache_nix32.h"
 #include "nixcache_route.h"
@@ -516,7 +517,6 @@ ngx_http_nixcache_info(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_nixcache_narinfo(ngx_http_request_t *r, ngx_str_t *hash)
 {
-    u_char                        *p;
     size_t                         argvlen[2];
     ngx_str_t                     *key;
     const char                    *argv[2];
@@ -531,16 +531,17 @@ ngx_http_nixcache_narinfo(ngx_http_request_t *r, ngx_str_t *hash)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    key->len = nlcf->prefix.len + sizeof(NIXCACHE_KEY_NARINFO) - 1
-               + hash->len;
+    key->len = nixcache_key_len(nlcf->prefix.len, NIXCACHE_KEY_KIND_NARINFO,
+                                hash->len);
     key->data = ngx_pnalloc(r->pool, key->len);
     if (key->data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_cpymem(key->data, nlcf->prefix.data, nlcf->prefix.len);
-    p = ngx_cpymem(p, NIXCACHE_KEY_NARINFO, sizeof(NIXCACHE_KEY_NARINFO) - 1);
-    ngx_memcpy(p, hash->data, hash->len);
+    (void) nixcache_key_build((char *) key->data,
+                              (const char *) nlcf->prefix.data,
+                              nlcf->prefix.len, NIXCACHE_KEY_KIND_NARINFO,
+                              (const char *) hash->data, hash->len);
 
     argv[0] = "GET";
     argvlen[0] = sizeof("GET") - 1;
