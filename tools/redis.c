@@ -110,17 +110,51 @@ nixcache_redis_close(nixcache_redis_t *r)
 }
 
 
+/*
+ * <prefix><kind><name> (nixcache_key.h), NUL-terminated, in memory the
+ * caller frees; NULL (printed) when out of memory.
+ */
+
+char *
+nixcache_redis_key(const nixcache_redis_t *r, nixcache_key_kind_e kind,
+    const char *name, size_t name_len, size_t *len)
+{
+    char    *key;
+    size_t   plen;
+
+    plen = strlen(r->prefix);
+    *len = nixcache_key_len(plen, kind, name_len);
+
+    key = malloc(*len + 1);
+    if (key == NULL) {
+        nixcache_error("out of memory");
+        return NULL;
+    }
+
+    *nixcache_key_build(key, r->prefix, plen, kind, name, name_len) = '\0';
+
+    return key;
+}
+
+
 /* 1 if the narinfo of a store hash is present, 0 if not, -1 on error. */
 
 int
 nixcache_redis_has_narinfo(nixcache_redis_t *r, const char *store_hash)
 {
     int          rc;
+    char        *key;
+    size_t       klen;
     redisReply  *reply;
 
-    reply = redisCommand(r->ctx, "EXISTS %s" NIXCACHE_KEY_NARINFO "%b",
-                         r->prefix, store_hash,
-                         (size_t) NIXCACHE_STORE_HASH_NIX32_LEN);
+    key = nixcache_redis_key(r, NIXCACHE_KEY_KIND_NARINFO, store_hash,
+                             NIXCACHE_STORE_HASH_NIX32_LEN, &klen);
+    if (key == NULL) {
+        return -1;
+    }
+
+    reply = redisCommand(r->ctx, "EXISTS %b", key, klen);
+    free(key);
 
     if (reply == NULL) {
         nixcache_error("Redis at %s: %s", r->addr, r->ctx->errstr);
@@ -157,58 +191,57 @@ nixcache_redis_put_manifest(nixcache_redis_t *r, const char *nar_hash32,
     unsigned char *header)
 {
     int          rc;
+    char        *key;
+    size_t       klen;
     redisReply  *reply;
 
-    /* (a "%s" argument would not be split on its space: two formats) */
-
-    if (replace) {
-        reply = redisCommand(r->ctx, "SET %s" NIXCACHE_KEY_MANIFEST "%b %b",
-                             r->prefix, nar_hash32,
-                             (size_t) NIXCACHE_SHA256_NIX32_LEN,
-                             manifest, manifest_len);
-
-    } else {
-        reply = redisCommand(r->ctx,
-                             "SET %s" NIXCACHE_KEY_MANIFEST "%b %b NX",
-                             r->prefix, nar_hash32,
-                             (size_t) NIXCACHE_SHA256_NIX32_LEN,
-                             manifest, manifest_len);
+    key = nixcache_redis_key(r, NIXCACHE_KEY_KIND_MANIFEST, nar_hash32,
+                             NIXCACHE_SHA256_NIX32_LEN, &klen);
+    if (key == NULL) {
+        return -1;
     }
 
-    if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
-        freeReplyObject(reply);
+    reply = redisCommand(r->ctx, replace ? "SET %b %b" : "SET %b %b NX",
+                         key, klen, manifest, manifest_len);
 
-        reply = redisCommand(r->ctx,
-                             "GETRANGE %s" NIXCACHE_KEY_MANIFEST "%b 0 %d",
-                             r->prefix, nar_hash32,
-                             (size_t) NIXCACHE_SHA256_NIX32_LEN,
-                             NIXCACHE_MANIFEST_HEADER_LEN - 1);
+    if (reply == NULL || reply->type != REDIS_REPLY_NIL) {
+        rc = nixcache_redis_ok(r, reply, "SET manifest");
+        goto done;
+    }
 
-        if (reply != NULL && reply->type == REDIS_REPLY_STRING) {
-            rc = (reply->len == NIXCACHE_MANIFEST_HEADER_LEN) ? 1 : -1;
+    freeReplyObject(reply);
 
-            if (rc == 1) {
-                memcpy(header, reply->str, NIXCACHE_MANIFEST_HEADER_LEN);
+    reply = redisCommand(r->ctx, "GETRANGE %b 0 %d", key, klen,
+                         NIXCACHE_MANIFEST_HEADER_LEN - 1);
 
-            } else {
-                nixcache_error("Redis at %s: the manifest in place for "
-                               "NarHash %.*s is too short", r->addr,
-                               NIXCACHE_SHA256_NIX32_LEN, nar_hash32);
-            }
-
-            freeReplyObject(reply);
-            return rc;
-        }
-
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
         if (nixcache_redis_ok(r, reply, "GETRANGE manifest") == 0) {
             nixcache_error("Redis at %s: GETRANGE manifest: unexpected "
                            "reply", r->addr);
         }
 
-        return -1;
+        rc = -1;
+        goto done;
     }
 
-    return nixcache_redis_ok(r, reply, "SET manifest");
+    rc = (reply->len == NIXCACHE_MANIFEST_HEADER_LEN) ? 1 : -1;
+
+    if (rc == 1) {
+        memcpy(header, reply->str, NIXCACHE_MANIFEST_HEADER_LEN);
+
+    } else {
+        nixcache_error("Redis at %s: the manifest in place for NarHash %.*s "
+                       "is too short", r->addr, NIXCACHE_SHA256_NIX32_LEN,
+                       nar_hash32);
+    }
+
+    freeReplyObject(reply);
+
+done:
+
+    free(key);
+
+    return rc;
 }
 
 
@@ -221,12 +254,19 @@ int
 nixcache_redis_put_narinfo(nixcache_redis_t *r, const char *store_hash,
     const char *narinfo, size_t narinfo_len)
 {
+    char        *key;
+    size_t       klen;
     redisReply  *reply;
 
-    reply = redisCommand(r->ctx, "SET %s" NIXCACHE_KEY_NARINFO "%b %b",
-                         r->prefix, store_hash,
-                         (size_t) NIXCACHE_STORE_HASH_NIX32_LEN,
-                         narinfo, narinfo_len);
+    key = nixcache_redis_key(r, NIXCACHE_KEY_KIND_NARINFO, store_hash,
+                             NIXCACHE_STORE_HASH_NIX32_LEN, &klen);
+    if (key == NULL) {
+        return -1;
+    }
+
+    reply = redisCommand(r->ctx, "SET %b %b", key, klen, narinfo,
+                         narinfo_len);
+    free(key);
 
     return nixcache_redis_ok(r, reply, "SET narinfo");
 }
