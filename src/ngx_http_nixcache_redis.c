@@ -71,7 +71,8 @@ typedef struct {
 static ngx_http_nixcache_redis_req_t *ngx_http_nixcache_redis_req(
     ngx_http_request_t *r);
 static void ngx_http_nixcache_redis_req_cleanup(void *data);
-static ngx_int_t ngx_http_nixcache_redis_resolve(ngx_conf_t *cf,
+static ngx_int_t ngx_http_nixcache_redis_is_ip(nixcache_redis_addr_t *addr);
+static char *ngx_http_nixcache_redis_resolve(ngx_conf_t *cf,
     ngx_http_nixcache_main_conf_t *nmcf, nixcache_redis_addr_t *addr);
 static ngx_int_t ngx_http_nixcache_redis_connect(
     ngx_http_nixcache_redis_t *redis, ngx_log_t *log);
@@ -131,80 +132,74 @@ ngx_http_nixcache_redis_address(ngx_conf_t *cf, ngx_command_t *cmd,
     nmcf->redis_port = addr.port;
     nmcf->redis_db = addr.db;
 
-    if (addr.port == 0) {
-        nmcf->redis_host = ngx_pnalloc(cf->pool, addr.host_len + 1);
-        if (nmcf->redis_host == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memcpy(nmcf->redis_host, addr.host, addr.host_len + 1);
-
-        return NGX_CONF_OK;
+    if (addr.port != 0 && !ngx_http_nixcache_redis_is_ip(&addr)) {
+        return ngx_http_nixcache_redis_resolve(cf, nmcf, &addr);
     }
 
-    if (ngx_http_nixcache_redis_resolve(cf, nmcf, &addr) != NGX_OK) {
+    /* a socket path or an IP address: as it is */
+
+    nmcf->redis_host = ngx_pnalloc(cf->pool, addr.host_len + 1);
+    if (nmcf->redis_host == NULL) {
         return NGX_CONF_ERROR;
     }
+
+    ngx_memcpy(nmcf->redis_host, addr.host, addr.host_len + 1);
 
     return NGX_CONF_OK;
 }
 
 
-/* Sets redis_host to an IP address: the host itself, or its first. */
+/* An IP address is handed to hiredis as it is: no lookup then either. */
 
 static ngx_int_t
+ngx_http_nixcache_redis_is_ip(nixcache_redis_addr_t *addr)
+{
+#if (NGX_HAVE_INET6)
+    u_char  buf[16];
+
+    if (ngx_inet6_addr((u_char *) addr->host, addr->host_len, buf) == NGX_OK)
+    {
+        return 1;
+    }
+#endif
+
+    return ngx_inet_addr((u_char *) addr->host, addr->host_len)
+           != INADDR_NONE;
+}
+
+
+/* A host name: redis_host is the text of its first address. */
+
+static char *
 ngx_http_nixcache_redis_resolve(ngx_conf_t *cf,
     ngx_http_nixcache_main_conf_t *nmcf, nixcache_redis_addr_t *addr)
 {
-    size_t      len;
-    u_char     *host;
-    ngx_url_t   u;
-#if (NGX_HAVE_INET6)
-    u_char      buf[16];
-#endif
-
-    host = (u_char *) addr->host;
-    len = addr->host_len;
-
-    if (ngx_inet_addr(host, len) != INADDR_NONE
-#if (NGX_HAVE_INET6)
-        || ngx_inet6_addr(host, len, buf) == NGX_OK
-#endif
-       )
-    {
-        nmcf->redis_host = ngx_pnalloc(cf->pool, len + 1);
-        if (nmcf->redis_host == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(nmcf->redis_host, host, len + 1);
-
-        return NGX_OK;
-    }
+    size_t     len;
+    ngx_url_t  u;
 
     ngx_memzero(&u, sizeof(ngx_url_t));
 
-    u.host.data = host;
-    u.host.len = len;
+    u.host.data = (u_char *) addr->host;
+    u.host.len = addr->host_len;
     u.port = (in_port_t) addr->port;
 
     if (ngx_inet_resolve_host(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "nixcache_redis \"%V\": host \"%s\" not found",
                            &nmcf->redis, addr->host);
-        return NGX_ERROR;
+        return NGX_CONF_ERROR;
     }
 
     nmcf->redis_host = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
     if (nmcf->redis_host == NULL) {
-        return NGX_ERROR;
+        return NGX_CONF_ERROR;
     }
 
     len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen,
                         nmcf->redis_host, NGX_SOCKADDR_STRLEN, 0);
     nmcf->redis_host[len] = '\0';
 
-    return NGX_OK;
+    return NGX_CONF_OK;
 }
 
 
