@@ -74,13 +74,14 @@ typedef struct {
 
 
 typedef struct {
-    ngx_str_t                  redis;          /* "host:port" or "unix:path" */
+    ngx_str_t                  redis;          /* as written, for logs */
     ngx_msec_t                 redis_timeout;
     ngx_uint_t                 manifest_window;    /* entries per GETRANGE */
 
-    /* nixcache_redis, parsed at configuration time */
+    /* nixcache_redis, parsed and resolved at configuration time */
     u_char                    *redis_host;     /* IP or socket path, NUL */
     ngx_int_t                  redis_port;     /* 0 for a unix socket */
+    ngx_int_t                  redis_db;       /* -1: none (SELECT 0) */
 
     ngx_http_nixcache_redis_t *redis_worker;   /* per-worker state */
 
@@ -169,6 +170,13 @@ typedef void (*ngx_http_nixcache_redis_pt)(ngx_http_request_t *r,
 ngx_int_t ngx_http_nixcache_redis_command(ngx_http_request_t *r,
     ngx_http_nixcache_redis_pt handler, void *data, int argc,
     const char **argv, const size_t *argvlen);
+
+/*
+ * nixcache_redis: the address forms of nixcache_redis_addr.h; a host name
+ * is resolved here, when the configuration is loaded.
+ */
+char *ngx_http_nixcache_redis_address(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* Per-worker setup and teardown, called from the module's process hooks. */
 ngx_int_t ngx_http_nixcache_redis_init_process(ngx_cycle_t *cycle);

@@ -7,6 +7,7 @@
 #include "ngx_http_nixcache.h"
 
 #include "nixcache_hash.h"
+#include "nixcache_key.h"
 #include "nixcache_narinfo.h"
 #include "nixcache_nix32.h"
 #include "nixcache_route.h"
@@ -35,8 +36,6 @@ static ngx_int_t ngx_http_nixcache_narinfo_send(ngx_http_request_t *r,
 static ngx_int_t ngx_http_nixcache_send(ngx_http_request_t *r,
     ngx_str_t *type, u_char *body, size_t len);
 
-static char *ngx_http_nixcache_redis(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_http_nixcache_chunks(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static void *ngx_http_nixcache_create_main_conf(ngx_conf_t *cf);
@@ -81,7 +80,7 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
 
     { ngx_string("nixcache_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_nixcache_redis,
+      ngx_http_nixcache_redis_address,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -545,7 +544,6 @@ ngx_http_nixcache_info(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_nixcache_narinfo(ngx_http_request_t *r, ngx_str_t *hash)
 {
-    u_char                        *p;
     size_t                         argvlen[2];
     ngx_str_t                     *key;
     const char                    *argv[2];
@@ -560,16 +558,17 @@ ngx_http_nixcache_narinfo(ngx_http_request_t *r, ngx_str_t *hash)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    key->len = nlcf->prefix.len + sizeof(NIXCACHE_KEY_NARINFO) - 1
-               + hash->len;
+    key->len = nixcache_key_len(nlcf->prefix.len, NIXCACHE_KEY_KIND_NARINFO,
+                                hash->len);
     key->data = ngx_pnalloc(r->pool, key->len);
     if (key->data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_cpymem(key->data, nlcf->prefix.data, nlcf->prefix.len);
-    p = ngx_cpymem(p, NIXCACHE_KEY_NARINFO, sizeof(NIXCACHE_KEY_NARINFO) - 1);
-    ngx_memcpy(p, hash->data, hash->len);
+    (void) nixcache_key_build((char *) key->data,
+                              (const char *) nlcf->prefix.data,
+                              nlcf->prefix.len, NIXCACHE_KEY_KIND_NARINFO,
+                              (const char *) hash->data, hash->len);
 
     argv[0] = "GET";
     argvlen[0] = sizeof("GET") - 1;
@@ -736,109 +735,6 @@ ngx_http_nixcache_send(ngx_http_request_t *r, ngx_str_t *type, u_char *body,
 
 
 static char *
-ngx_http_nixcache_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_nixcache_main_conf_t *nmcf = conf;
-
-    u_char     *colon, *host;
-    size_t      len;
-    ngx_int_t   port;
-    ngx_str_t  *value, addr;
-
-    if (nmcf->redis.data != NULL) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    addr = value[1];
-
-    if (addr.len > sizeof("unix:") - 1
-        && ngx_strncmp(addr.data, "unix:", sizeof("unix:") - 1) == 0)
-    {
-        len = addr.len - (sizeof("unix:") - 1);
-
-        if (len >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "nixcache_redis \"%V\": socket path too long",
-                               &addr);
-            return NGX_CONF_ERROR;
-        }
-
-        nmcf->redis = addr;
-        nmcf->redis_host = addr.data + sizeof("unix:") - 1;
-        nmcf->redis_port = 0;
-
-        return NGX_CONF_OK;
-    }
-
-    colon = NULL;
-
-    for (host = addr.data; host < addr.data + addr.len; host++) {
-        if (*host == ':') {
-            colon = host;
-        }
-    }
-
-    if (colon == NULL || colon == addr.data) {
-        goto invalid;
-    }
-
-    port = ngx_atoi(colon + 1, addr.data + addr.len - (colon + 1));
-
-    if (port < 1 || port > 65535) {
-        goto invalid;
-    }
-
-    host = addr.data;
-    len = colon - addr.data;
-
-    if (host[0] == '[') {
-
-#if (NGX_HAVE_INET6)
-        u_char  buf[16];
-
-        if (len < 3 || host[len - 1] != ']') {
-            goto invalid;
-        }
-
-        host++;
-        len -= 2;
-
-        if (ngx_inet6_addr(host, len, buf) != NGX_OK) {
-            goto invalid;
-        }
-#else
-        goto invalid;
-#endif
-
-    } else if (ngx_inet_addr(host, len) == INADDR_NONE) {
-        goto invalid;
-    }
-
-    nmcf->redis_host = ngx_pnalloc(cf->pool, len + 1);
-    if (nmcf->redis_host == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_cpystrn(nmcf->redis_host, host, len + 1);
-
-    nmcf->redis = addr;
-    nmcf->redis_port = port;
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "nixcache_redis \"%V\" is not \"IP:port\", "
-                       "\"[IPv6]:port\" nor \"unix:/path\" (host names are "
-                       "not resolved)", &addr);
-
-    return NGX_CONF_ERROR;
-}
-
-
-static char *
 ngx_http_nixcache_chunks(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_nixcache_loc_conf_t *nlcf = conf;
@@ -894,6 +790,7 @@ ngx_http_nixcache_create_main_conf(ngx_conf_t *cf)
      *     nmcf->redis = { 0, NULL };
      *     nmcf->redis_host = NULL;
      *     nmcf->redis_port = 0;
+     *     nmcf->redis_db = 0;
      *     nmcf->redis_worker = NULL;
      */
 
@@ -917,6 +814,7 @@ ngx_http_nixcache_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&nmcf->redis, "127.0.0.1:6379");
         nmcf->redis_host = (u_char *) "127.0.0.1";
         nmcf->redis_port = 6379;
+        nmcf->redis_db = -1;
     }
 
     ngx_conf_init_msec_value(nmcf->redis_timeout, 2000);

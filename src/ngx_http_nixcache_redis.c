@@ -16,11 +16,17 @@
  * dropped.  Each record has a timer; when one fires, the connection is
  * torn down (every pending command gets a NULL reply) so that a stuck
  * Redis cannot hold requests, and the next command reconnects.
+ *
+ * With a database in nixcache_redis, every connection opens with SELECT,
+ * queued before any command; if it fails, the connection is torn down
+ * before a command can read the wrong database.
  */
 
 #include "ngx_http_nixcache.h"
 
 #include <hiredis/async.h>
+
+#include "nixcache_redis_addr.h"
 
 
 #define NGX_HTTP_NIXCACHE_REDIS_READS  64     /* x 16 KB per read event */
@@ -65,8 +71,13 @@ typedef struct {
 static ngx_http_nixcache_redis_req_t *ngx_http_nixcache_redis_req(
     ngx_http_request_t *r);
 static void ngx_http_nixcache_redis_req_cleanup(void *data);
+static ngx_int_t ngx_http_nixcache_redis_is_ip(nixcache_redis_addr_t *addr);
+static char *ngx_http_nixcache_redis_resolve(ngx_conf_t *cf,
+    ngx_http_nixcache_main_conf_t *nmcf, nixcache_redis_addr_t *addr);
 static ngx_int_t ngx_http_nixcache_redis_connect(
     ngx_http_nixcache_redis_t *redis, ngx_log_t *log);
+static void ngx_http_nixcache_redis_selected(redisAsyncContext *ac,
+    void *rep, void *privdata);
 static void ngx_http_nixcache_redis_connected(const redisAsyncContext *ac,
     int status);
 static void ngx_http_nixcache_redis_disconnected(const redisAsyncContext *ac,
@@ -83,6 +94,113 @@ static void ngx_http_nixcache_redis_del_write(void *privdata);
 static void ngx_http_nixcache_redis_add(ngx_event_t *ev, ngx_int_t event);
 static void ngx_http_nixcache_redis_del(ngx_event_t *ev, ngx_int_t event);
 static void ngx_http_nixcache_redis_cleanup(void *privdata);
+
+
+/*
+ * nixcache_redis ADDR.  A host name is resolved now, as nginx resolves the
+ * server names of an upstream block: hiredis would resolve it in the
+ * worker, blocking, at every connect.  The first address is used.
+ */
+
+char *
+ngx_http_nixcache_redis_address(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_nixcache_main_conf_t *nmcf = conf;
+
+    ngx_str_t              *value;
+    const char             *err;
+    nixcache_redis_addr_t   addr;
+
+    if (nmcf->redis.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (nixcache_redis_addr_parse(&addr, (const char *) value[1].data,
+                                  value[1].len, &err)
+        != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "nixcache_redis \"%V\" is not a valid address: %s",
+                           &value[1], err);
+        return NGX_CONF_ERROR;
+    }
+
+    nmcf->redis = value[1];
+    nmcf->redis_port = addr.port;
+    nmcf->redis_db = addr.db;
+
+    if (addr.port != 0 && !ngx_http_nixcache_redis_is_ip(&addr)) {
+        return ngx_http_nixcache_redis_resolve(cf, nmcf, &addr);
+    }
+
+    /* a socket path or an IP address: as it is */
+
+    nmcf->redis_host = ngx_pnalloc(cf->pool, addr.host_len + 1);
+    if (nmcf->redis_host == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(nmcf->redis_host, addr.host, addr.host_len + 1);
+
+    return NGX_CONF_OK;
+}
+
+
+/* An IP address is handed to hiredis as it is: no lookup then either. */
+
+static ngx_int_t
+ngx_http_nixcache_redis_is_ip(nixcache_redis_addr_t *addr)
+{
+#if (NGX_HAVE_INET6)
+    u_char  buf[16];
+
+    if (ngx_inet6_addr((u_char *) addr->host, addr->host_len, buf) == NGX_OK)
+    {
+        return 1;
+    }
+#endif
+
+    return ngx_inet_addr((u_char *) addr->host, addr->host_len)
+           != INADDR_NONE;
+}
+
+
+/* A host name: redis_host is the text of its first address. */
+
+static char *
+ngx_http_nixcache_redis_resolve(ngx_conf_t *cf,
+    ngx_http_nixcache_main_conf_t *nmcf, nixcache_redis_addr_t *addr)
+{
+    size_t     len;
+    ngx_url_t  u;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.host.data = (u_char *) addr->host;
+    u.host.len = addr->host_len;
+    u.port = (in_port_t) addr->port;
+
+    if (ngx_inet_resolve_host(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "nixcache_redis \"%V\": host \"%s\" not found",
+                           &nmcf->redis, addr->host);
+        return NGX_CONF_ERROR;
+    }
+
+    nmcf->redis_host = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+    if (nmcf->redis_host == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen,
+                        nmcf->redis_host, NGX_SOCKADDR_STRLEN, 0);
+    nmcf->redis_host[len] = '\0';
+
+    return NGX_CONF_OK;
+}
 
 
 ngx_int_t
@@ -346,11 +464,72 @@ ngx_http_nixcache_redis_connect(ngx_http_nixcache_redis_t *redis,
     redisAsyncSetConnectCallback(ac, ngx_http_nixcache_redis_connected);
     redisAsyncSetDisconnectCallback(ac, ngx_http_nixcache_redis_disconnected);
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
-                   "nixcache redis: connecting to %V, fd:%d",
-                   &nmcf->redis, c->fd);
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                   "nixcache redis: connecting to %V (%s port %i), fd:%d",
+                   &nmcf->redis, nmcf->redis_host, nmcf->redis_port, c->fd);
+
+    /* first in the pipeline: no command may run in database 0 */
+
+    if (nmcf->redis_db > 0
+        && redisAsyncCommand(ac, ngx_http_nixcache_redis_selected, redis,
+                             "SELECT %d", (int) nmcf->redis_db)
+           != REDIS_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "nixcache: redis %V: cannot queue SELECT",
+                      &nmcf->redis);
+        redisAsyncFree(ac);
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
+}
+
+
+/*
+ * The commands pipelined behind a SELECT that failed would run in
+ * database 0: the context is freed (after this callback, by hiredis), and
+ * each of them gets a NULL reply, logged with the context's error, set
+ * here to say why.
+ */
+
+static void
+ngx_http_nixcache_redis_selected(redisAsyncContext *ac, void *rep,
+    void *privdata)
+{
+    ngx_http_nixcache_redis_t  *redis = privdata;
+
+    u_char      *p;
+    redisReply  *reply;
+
+    reply = rep;
+
+    if (reply == NULL) {
+
+        /* the context is being freed: the commands get NULL replies too */
+
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_STATUS) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                       "nixcache redis: database %i selected",
+                       redis->conf->redis_db);
+        return;
+    }
+
+    p = ngx_snprintf((u_char *) ac->c.errstr, sizeof(ac->c.errstr) - 1,
+                     "SELECT %i: %*s", redis->conf->redis_db,
+                     (size_t) (reply->type == REDIS_REPLY_ERROR
+                               ? reply->len : 0),
+                     reply->str);
+    *p = '\0';
+
+    ac->c.err = REDIS_ERR_OTHER;
+    ac->err = ac->c.err;
+    ac->errstr = ac->c.errstr;
+
+    redisAsyncFree(ac);
 }
 
 

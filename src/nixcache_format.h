@@ -31,6 +31,7 @@
  * The narinfo text is stored as the cache serves it with
  * "Compression: zstd" and "URL: nar/<NarHash nix32>.nar.zst"; FileHash and
  * FileSize are those of the concatenated chunk frames (see manifest).
+ * Keys are built and read back by nixcache_key.h, nowhere else.
  */
 #define NIXCACHE_DEFAULT_PREFIX          "nixcache:"
 #define NIXCACHE_KEY_NARINFO             "narinfo:"

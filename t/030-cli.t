@@ -155,6 +155,19 @@ is($rc, 0, 'IP:port address');
                              $redis =~ s/127\.0\.0\.1/localhost/r, $small);
 is($rc, 0, 'host:port address');
 
+# a database on a unix socket: ?db=N, the bare path and unix:///path forms
+($rc, $out, $err) = nixcache(@push, '--redis', "$T/redis/sock?db=2",
+                             '--prefix', 'db2:', $small);
+is($rc, 0, '/path?db=N address') or diag($err);
+is_deeply([redis_keys('db2:*')], [], '?db=2: nothing in database 0');
+my @db2 = split /\n/,
+    `redis-cli -s $T/redis/sock -n 2 --scan --pattern 'db2:narinfo:*'`;
+is(scalar(@db2), 1, '?db=2: the narinfo is in database 2');
+($rc, $out, $err) = nixcache(@push, '--redis', "unix://$T/redis/sock?db=2",
+                             '--prefix', 'db2:', $small);
+is($rc, 0, 'unix:///path?db=N address') or diag($err);
+like($err, qr/already present/, 'already present in database 2');
+
 {
     local $ENV{NIXCACHE_REDIS} = $redis;
     local $ENV{NIXCACHE_CHUNKS} = $chunks;

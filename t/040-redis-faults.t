@@ -330,26 +330,26 @@ location /cache/ {
 
 
 
-=== TEST 14: nginx -t: a host name is refused (it would be resolved synchronously)
+=== TEST 14: a host name without a port is accepted (resolved at load, port 6379)
 --- http_config
-nixcache_redis localhost:6379;
+nixcache_redis localhost;
 --- config
 location /cache/ {
     nixcache on;
     nixcache_chunks $TEST_NIXCACHE_CHUNKS;
 }
---- must_die
---- error_log
-nixcache_redis "localhost:6379" is not "IP:port", "[IPv6]:port" nor "unix:/path"
+--- request
+GET /cache/nix-cache-info
+--- error_code: 200
 
 
 
-=== TEST 15: nginx -t: no port
+=== TEST 15: nginx -t: an empty port
 --- http_config
-nixcache_redis 127.0.0.1;
+nixcache_redis 127.0.0.1:;
 --- must_die
 --- error_log
-nixcache_redis "127.0.0.1" is not
+nixcache_redis "127.0.0.1:" is not
 
 
 

@@ -2,7 +2,8 @@
  * The nixcache CLI: shared types of its parts.
  *
  *   nixcache.c   main, options, usage, messages, progress
- *   redis.c      address forms, synchronous hiredis connection, keys
+ *   redis.c      synchronous hiredis connection (address forms and keys
+ *                from the core), publication commands
  *   ingest.c     the core's ingest pipeline (src/nixcache_ingest.h) and
  *                decoders (src/nixcache_decompress.h) with messages and
  *                progress; publication of a NAR in Redis
@@ -28,6 +29,7 @@
 #include "nixcache_decompress.h"
 #include "nixcache_hash.h"
 #include "nixcache_ingest.h"
+#include "nixcache_key.h"
 #include "nixcache_narinfo.h"
 #include "nixcache_sign.h"
 #include "s3.h"
@@ -121,6 +123,8 @@ int nixcache_store_path_hash(const char *path, const char **base);
 /* redis.c */
 int nixcache_redis_open(nixcache_redis_t *r, const char *addr,
     const char *prefix);
+char *nixcache_redis_key(const nixcache_redis_t *r, nixcache_key_kind_e kind,
+    const char *name, size_t name_len, size_t *len);
 void nixcache_redis_close(nixcache_redis_t *r);
 int nixcache_redis_has_narinfo(nixcache_redis_t *r, const char *store_hash);
 int nixcache_redis_put_manifest(nixcache_redis_t *r, const char *nar_hash32,

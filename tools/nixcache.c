@@ -104,8 +104,8 @@ static void nixcache_human(char *dst, size_t cap, double bytes);
     { "help",      no_argument,       NULL, NIXCACHE_OPT_HELP }
 
 #define NIXCACHE_COMMON_USAGE                                                \
-    "      --redis ADDR     Redis: IP:port, host:port,\n"                   \
-    "                       redis://host:port[/db] or unix:/path\n"         \
+    "      --redis ADDR     Redis: host:port, [IPv6]:port,\n"              \
+    "                       redis://host[:port][/db], unix:/path[?db=N]\n"  \
     "                       (default $NIXCACHE_REDIS, else "                 \
     NIXCACHE_CLI_REDIS_DEFAULT ")\n"                                        \
     "      --chunks DIR     chunk directory (default $NIXCACHE_CHUNKS);\n"   \

@@ -2,13 +2,13 @@
  * Redis from the CLI: synchronous hiredis, one connection per run.
  */
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
 #include "cli.h"
+#include "nixcache_redis_addr.h"
 
 
 static int nixcache_redis_connect(nixcache_redis_t *r, const char *addr);
@@ -28,121 +28,30 @@ nixcache_redis_open(nixcache_redis_t *r, const char *addr,
 }
 
 
-/*
- * Address forms: "unix:/path", "redis://host[:port][/db]", "host:port",
- * "[v6addr]:port", "host".
- */
+/* Address forms: nixcache_redis_addr.h. */
 
 static int
 nixcache_redis_connect(nixcache_redis_t *r, const char *addr)
 {
-    int              port;
-    long             db, n;
-    char            *end, host[256];
-    size_t           len, hlen;
-    const char      *p, *h, *e, *colon, *slash;
-    redisReply      *reply;
-    struct timeval   tv;
+    const char             *err;
+    redisReply             *reply;
+    struct timeval          tv;
+    nixcache_redis_addr_t   a;
 
     tv.tv_sec = NIXCACHE_CLI_REDIS_TIMEOUT;
     tv.tv_usec = 0;
 
-    db = -1;
-
-    if (strncmp(addr, "unix:", 5) == 0) {
-        if (addr[5] == '\0') {
-            nixcache_error("invalid Redis address \"%s\"", addr);
-            return -1;
-        }
-
-        r->ctx = redisConnectUnixWithTimeout(addr + 5, tv);
-        goto connected;
-    }
-
-    p = addr;
-
-    if (strncmp(p, "redis://", 8) == 0) {
-        p += 8;
-    }
-
-    slash = strchr(p, '/');
-    len = (slash != NULL) ? (size_t) (slash - p) : strlen(p);
-
-    if (slash != NULL) {
-        if (p == addr) {
-            nixcache_error("invalid Redis address \"%s\"", addr);
-            return -1;
-        }
-
-        if (slash[1] != '\0') {
-            errno = 0;
-            db = strtol(slash + 1, &end, 10);
-            if (errno != 0 || *end != '\0' || db < 0) {
-                nixcache_error("invalid Redis database in \"%s\"", addr);
-                return -1;
-            }
-        }
-    }
-
-    /* host part: "[v6]" or everything before the last ':' */
-
-    if (len > 0 && p[0] == '[') {
-        h = p + 1;
-        e = memchr(p, ']', len);
-        if (e == NULL) {
-            nixcache_error("invalid Redis address \"%s\"", addr);
-            return -1;
-        }
-
-        hlen = (size_t) (e - h);
-        colon = (e + 1 < p + len) ? e + 1 : NULL;
-
-        if (colon != NULL && *colon != ':') {
-            nixcache_error("invalid Redis address \"%s\"", addr);
-            return -1;
-        }
-
-    } else {
-        h = p;
-        colon = NULL;
-
-        for (e = p + len; e > p; e--) {
-            if (e[-1] == ':') {
-                colon = e - 1;
-                break;
-            }
-        }
-
-        hlen = (colon != NULL) ? (size_t) (colon - p) : len;
-    }
-
-    if (hlen == 0 || hlen >= sizeof(host)) {
-        nixcache_error("invalid Redis address \"%s\"", addr);
+    if (nixcache_redis_addr_parse(&a, addr, strlen(addr), &err) != 0) {
+        nixcache_error("Redis address \"%s\": %s", addr, err);
         return -1;
     }
 
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
+    if (a.port == 0) {
+        r->ctx = redisConnectUnixWithTimeout(a.host, tv);
 
-    port = 6379;
-
-    if (colon != NULL) {
-        errno = 0;
-        n = strtol(colon + 1, &end, 10);
-
-        if (errno != 0 || end == colon + 1 || n < 1 || n > 65535
-            || end != p + len)
-        {
-            nixcache_error("invalid Redis port in \"%s\"", addr);
-            return -1;
-        }
-
-        port = (int) n;
+    } else {
+        r->ctx = redisConnectWithTimeout(a.host, a.port, tv);
     }
-
-    r->ctx = redisConnectWithTimeout(host, port, tv);
-
-connected:
 
     if (r->ctx == NULL) {
         nixcache_error("cannot connect to Redis at %s: out of memory", addr);
@@ -160,8 +69,8 @@ connected:
         goto failed;
     }
 
-    if (db >= 0) {
-        reply = redisCommand(r->ctx, "SELECT %ld", db);
+    if (a.db >= 0) {
+        reply = redisCommand(r->ctx, "SELECT %d", a.db);
         if (nixcache_redis_ok(r, reply, "SELECT") != 0) {
             goto failed;
         }
@@ -201,17 +110,51 @@ nixcache_redis_close(nixcache_redis_t *r)
 }
 
 
+/*
+ * <prefix><kind><name> (nixcache_key.h), NUL-terminated, in memory the
+ * caller frees; NULL (printed) when out of memory.
+ */
+
+char *
+nixcache_redis_key(const nixcache_redis_t *r, nixcache_key_kind_e kind,
+    const char *name, size_t name_len, size_t *len)
+{
+    char    *key;
+    size_t   plen;
+
+    plen = strlen(r->prefix);
+    *len = nixcache_key_len(plen, kind, name_len);
+
+    key = malloc(*len + 1);
+    if (key == NULL) {
+        nixcache_error("out of memory");
+        return NULL;
+    }
+
+    *nixcache_key_build(key, r->prefix, plen, kind, name, name_len) = '\0';
+
+    return key;
+}
+
+
 /* 1 if the narinfo of a store hash is present, 0 if not, -1 on error. */
 
 int
 nixcache_redis_has_narinfo(nixcache_redis_t *r, const char *store_hash)
 {
     int          rc;
+    char        *key;
+    size_t       klen;
     redisReply  *reply;
 
-    reply = redisCommand(r->ctx, "EXISTS %s" NIXCACHE_KEY_NARINFO "%b",
-                         r->prefix, store_hash,
-                         (size_t) NIXCACHE_STORE_HASH_NIX32_LEN);
+    key = nixcache_redis_key(r, NIXCACHE_KEY_KIND_NARINFO, store_hash,
+                             NIXCACHE_STORE_HASH_NIX32_LEN, &klen);
+    if (key == NULL) {
+        return -1;
+    }
+
+    reply = redisCommand(r->ctx, "EXISTS %b", key, klen);
+    free(key);
 
     if (reply == NULL) {
         nixcache_error("Redis at %s: %s", r->addr, r->ctx->errstr);
@@ -248,58 +191,57 @@ nixcache_redis_put_manifest(nixcache_redis_t *r, const char *nar_hash32,
     unsigned char *header)
 {
     int          rc;
+    char        *key;
+    size_t       klen;
     redisReply  *reply;
 
-    /* (a "%s" argument would not be split on its space: two formats) */
-
-    if (replace) {
-        reply = redisCommand(r->ctx, "SET %s" NIXCACHE_KEY_MANIFEST "%b %b",
-                             r->prefix, nar_hash32,
-                             (size_t) NIXCACHE_SHA256_NIX32_LEN,
-                             manifest, manifest_len);
-
-    } else {
-        reply = redisCommand(r->ctx,
-                             "SET %s" NIXCACHE_KEY_MANIFEST "%b %b NX",
-                             r->prefix, nar_hash32,
-                             (size_t) NIXCACHE_SHA256_NIX32_LEN,
-                             manifest, manifest_len);
+    key = nixcache_redis_key(r, NIXCACHE_KEY_KIND_MANIFEST, nar_hash32,
+                             NIXCACHE_SHA256_NIX32_LEN, &klen);
+    if (key == NULL) {
+        return -1;
     }
 
-    if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
-        freeReplyObject(reply);
+    reply = redisCommand(r->ctx, replace ? "SET %b %b" : "SET %b %b NX",
+                         key, klen, manifest, manifest_len);
 
-        reply = redisCommand(r->ctx,
-                             "GETRANGE %s" NIXCACHE_KEY_MANIFEST "%b 0 %d",
-                             r->prefix, nar_hash32,
-                             (size_t) NIXCACHE_SHA256_NIX32_LEN,
-                             NIXCACHE_MANIFEST_HEADER_LEN - 1);
+    if (reply == NULL || reply->type != REDIS_REPLY_NIL) {
+        rc = nixcache_redis_ok(r, reply, "SET manifest");
+        goto done;
+    }
 
-        if (reply != NULL && reply->type == REDIS_REPLY_STRING) {
-            rc = (reply->len == NIXCACHE_MANIFEST_HEADER_LEN) ? 1 : -1;
+    freeReplyObject(reply);
 
-            if (rc == 1) {
-                memcpy(header, reply->str, NIXCACHE_MANIFEST_HEADER_LEN);
+    reply = redisCommand(r->ctx, "GETRANGE %b 0 %d", key, klen,
+                         NIXCACHE_MANIFEST_HEADER_LEN - 1);
 
-            } else {
-                nixcache_error("Redis at %s: the manifest in place for "
-                               "NarHash %.*s is too short", r->addr,
-                               NIXCACHE_SHA256_NIX32_LEN, nar_hash32);
-            }
-
-            freeReplyObject(reply);
-            return rc;
-        }
-
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
         if (nixcache_redis_ok(r, reply, "GETRANGE manifest") == 0) {
             nixcache_error("Redis at %s: GETRANGE manifest: unexpected "
                            "reply", r->addr);
         }
 
-        return -1;
+        rc = -1;
+        goto done;
     }
 
-    return nixcache_redis_ok(r, reply, "SET manifest");
+    rc = (reply->len == NIXCACHE_MANIFEST_HEADER_LEN) ? 1 : -1;
+
+    if (rc == 1) {
+        memcpy(header, reply->str, NIXCACHE_MANIFEST_HEADER_LEN);
+
+    } else {
+        nixcache_error("Redis at %s: the manifest in place for NarHash %.*s "
+                       "is too short", r->addr, NIXCACHE_SHA256_NIX32_LEN,
+                       nar_hash32);
+    }
+
+    freeReplyObject(reply);
+
+done:
+
+    free(key);
+
+    return rc;
 }
 
 
@@ -312,14 +254,21 @@ int
 nixcache_redis_put_narinfo(nixcache_redis_t *r, const char *store_hash,
     const char *narinfo, size_t narinfo_len, int replace)
 {
+    char        *key;
+    size_t       klen;
     long long    stored;
     redisReply  *reply;
 
-    reply = redisCommand(r->ctx,
-                         "EVAL %s 1 %s" NIXCACHE_KEY_NARINFO "%b %b %s",
-                         NIXCACHE_SCRIPT_NARINFO_STORE, r->prefix,
-                         store_hash, (size_t) NIXCACHE_STORE_HASH_NIX32_LEN,
+    key = nixcache_redis_key(r, NIXCACHE_KEY_KIND_NARINFO, store_hash,
+                             NIXCACHE_STORE_HASH_NIX32_LEN, &klen);
+    if (key == NULL) {
+        return -1;
+    }
+
+    reply = redisCommand(r->ctx, "EVAL %s 1 %b %b %s",
+                         NIXCACHE_SCRIPT_NARINFO_STORE, key, klen,
                          narinfo, narinfo_len, replace ? "1" : "0");
+    free(key);
 
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
         stored = reply->integer;

@@ -44,9 +44,9 @@
     "printed on stdout, one a line; nothing is changed.  Exit status: 0\n"   \
     "sound, 1 problems found, 2 usage or Redis error.\n"                     \
     "\n"                                                                     \
-    "      --redis ADDR     Redis: IP:port, host:port, redis://host:port[/db]" \
-    "\n"                                                                     \
-    "                       or unix:/path (default $NIXCACHE_REDIS, else\n"  \
+    "      --redis ADDR     Redis: host:port, [IPv6]:port,\n"              \
+    "                       redis://host[:port][/db], unix:/path[?db=N]\n"  \
+    "                       (default $NIXCACHE_REDIS, else\n"               \
     "                       " NIXCACHE_CLI_REDIS_DEFAULT ")\n"               \
     "      --chunks DIR     chunk directory (default $NIXCACHE_CHUNKS)\n"    \
     "      --prefix P       Redis key prefix (default \""                    \
@@ -81,6 +81,8 @@ typedef struct {
     const char                *chunks;
     char                      *path;        /* chunks + "/xx/CID" */
     size_t                     path_dir_len;
+    char                      *key;         /* nixcache_verify_key() */
+    size_t                     prefix_len;
     unsigned char             *window;
     unsigned char             *frame;
     size_t                     frame_cap;
@@ -127,8 +129,10 @@ static redisReply *nixcache_verify_command(nixcache_verify_t *v,
     const char *fmt, ...);
 static int nixcache_verify_string(nixcache_verify_t *v, redisReply *reply,
     const char *what, const char *name);
-static int nixcache_verify_exists(nixcache_verify_t *v, const char *kind,
-    const char *name, size_t len);
+static size_t nixcache_verify_key(nixcache_verify_t *v,
+    nixcache_key_kind_e kind, const char *name, size_t len);
+static int nixcache_verify_exists(nixcache_verify_t *v,
+    nixcache_key_kind_e kind, const char *name, size_t len);
 static void nixcache_verify_problem(nixcache_verify_t *v,
     const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void nixcache_verify_free(nixcache_verify_t *v);
@@ -297,7 +301,15 @@ nixcache_cmd_verify(int argc, char **argv)
     v.window = malloc(NIXCACHE_VERIFY_WINDOW * NIXCACHE_MANIFEST_ENTRY_LEN);
     v.dctx = ZSTD_createDCtx();
 
-    if (v.path == NULL || v.window == NULL || v.dctx == NULL) {
+    /* the longest key looked up: a manifest's (a NarHash is the longer) */
+
+    v.prefix_len = strlen(prefix);
+    v.key = malloc(nixcache_key_len(v.prefix_len, NIXCACHE_KEY_KIND_MANIFEST,
+                                    NIXCACHE_SHA256_NIX32_LEN));
+
+    if (v.path == NULL || v.window == NULL || v.dctx == NULL
+        || v.key == NULL)
+    {
         nixcache_error("out of memory");
         nixcache_verify_free(&v);
         return 2;
@@ -343,6 +355,7 @@ nixcache_verify_free(nixcache_verify_t *v)
     free(v->frame);
     free(v->window);
     free(v->path);
+    free(v->key);
 
     v->s3 = NULL;
     v->dctx = NULL;
@@ -350,6 +363,7 @@ nixcache_verify_free(nixcache_verify_t *v)
     v->frame = NULL;
     v->window = NULL;
     v->path = NULL;
+    v->key = NULL;
 }
 
 
@@ -369,7 +383,8 @@ nixcache_verify_scan(nixcache_verify_t *v, const char *prefix)
 
     plen = strlen(prefix);
 
-    pattern = malloc(2 * plen + sizeof(NIXCACHE_KEY_NARINFO "*"));
+    pattern = malloc(2 * plen + nixcache_key_len(0, NIXCACHE_KEY_KIND_NARINFO,
+                                                 1));
     if (pattern == NULL) {
         nixcache_error("out of memory");
         return -1;
@@ -385,8 +400,8 @@ nixcache_verify_scan(nixcache_verify_t *v, const char *prefix)
         *p++ = prefix[i];
     }
 
-    memcpy(p, NIXCACHE_KEY_NARINFO "*", sizeof(NIXCACHE_KEY_NARINFO "*"));
-    n = (size_t) (p - pattern) + sizeof(NIXCACHE_KEY_NARINFO "*") - 1;
+    p = nixcache_key_build(p, "", 0, NIXCACHE_KEY_KIND_NARINFO, "*", 1);
+    n = (size_t) (p - pattern);
 
     memcpy(cursor, "0", 2);
     rc = -1;
@@ -462,12 +477,12 @@ nixcache_verify_narinfo(nixcache_verify_t *v, const char *key,
     unsigned char              nar_hash[NIXCACHE_SHA256_LEN];
     nixcache_narinfo_point_t   point;
 
-    name = key + prefix_len + sizeof(NIXCACHE_KEY_NARINFO) - 1;
-    len = key_len - prefix_len - (sizeof(NIXCACHE_KEY_NARINFO) - 1);
-
     v->narinfos++;
 
-    if (len != NIXCACHE_STORE_HASH_NIX32_LEN
+    if (nixcache_key_name(key, key_len, v->redis.prefix, prefix_len,
+                          NIXCACHE_KEY_KIND_NARINFO, &name, &len)
+        != 0
+        || len != NIXCACHE_STORE_HASH_NIX32_LEN
         || !nixcache_nix32_valid(name, len))
     {
         nixcache_verify_problem(v, "narinfo key %.*s: not a store hash",
@@ -491,7 +506,8 @@ nixcache_verify_narinfo(nixcache_verify_t *v, const char *key,
     if (reply->len == 0) {
         freeReplyObject(reply);
 
-        rc = nixcache_verify_exists(v, NIXCACHE_KEY_NARINFO, hash, len);
+        rc = nixcache_verify_exists(v, NIXCACHE_KEY_KIND_NARINFO, hash,
+                                    len);
         if (rc == -1) {
             return -1;
         }
@@ -572,6 +588,7 @@ nixcache_verify_manifest(nixcache_verify_t *v, const char *store_hash,
     int                     rc;
     char                    name[NIXCACHE_SHA256_NIX32_LEN + 1];
     char                    hstr[NIXCACHE_HASH_STR_LEN + 1];
+    size_t                  klen;
     long long               len;
     redisReply             *reply;
     unsigned char           digest[NIXCACHE_SHA256_LEN];
@@ -583,8 +600,9 @@ nixcache_verify_manifest(nixcache_verify_t *v, const char *store_hash,
     memset(&nar, 0, sizeof(nixcache_verify_nar_t));
     nar.name = name;
 
-    reply = nixcache_verify_command(v, "GETRANGE %s" NIXCACHE_KEY_MANIFEST
-                                    "%s 0 %d", v->redis.prefix, name,
+    klen = nixcache_verify_key(v, NIXCACHE_KEY_KIND_MANIFEST, name,
+                               NIXCACHE_SHA256_NIX32_LEN);
+    reply = nixcache_verify_command(v, "GETRANGE %b 0 %d", v->key, klen,
                                     NIXCACHE_MANIFEST_HEADER_LEN - 1);
 
     rc = nixcache_verify_string(v, reply, "manifest", name);
@@ -595,7 +613,7 @@ nixcache_verify_manifest(nixcache_verify_t *v, const char *store_hash,
     if (reply->len == 0) {
         freeReplyObject(reply);
 
-        rc = nixcache_verify_exists(v, NIXCACHE_KEY_MANIFEST, name,
+        rc = nixcache_verify_exists(v, NIXCACHE_KEY_KIND_MANIFEST, name,
                                     NIXCACHE_SHA256_NIX32_LEN);
         if (rc == -1) {
             return -1;
@@ -622,8 +640,9 @@ nixcache_verify_manifest(nixcache_verify_t *v, const char *store_hash,
         return 0;
     }
 
-    reply = nixcache_verify_command(v, "STRLEN %s" NIXCACHE_KEY_MANIFEST
-                                    "%s", v->redis.prefix, name);
+    klen = nixcache_verify_key(v, NIXCACHE_KEY_KIND_MANIFEST, name,
+                               NIXCACHE_SHA256_NIX32_LEN);
+    reply = nixcache_verify_command(v, "STRLEN %b", v->key, klen);
     if (reply == NULL) {
         return -1;
     }
@@ -697,6 +716,7 @@ nixcache_verify_entries(nixcache_verify_t *v, nixcache_verify_nar_t *nar)
 {
     int                         rc;
     char                        hstr[NIXCACHE_HASH_STR_LEN + 1];
+    size_t                      klen;
     uint32_t                    i, k, n;
     uint64_t                    off;
     redisReply                 *reply;
@@ -726,9 +746,10 @@ nixcache_verify_entries(nixcache_verify_t *v, nixcache_verify_nar_t *nar)
 
         off = nixcache_manifest_entry_offset(i);
 
-        reply = nixcache_verify_command(v, "GETRANGE %s" NIXCACHE_KEY_MANIFEST
-                                        "%s %llu %llu", v->redis.prefix,
-                                        nar->name, (unsigned long long) off,
+        klen = nixcache_verify_key(v, NIXCACHE_KEY_KIND_MANIFEST, nar->name,
+                                   NIXCACHE_SHA256_NIX32_LEN);
+        reply = nixcache_verify_command(v, "GETRANGE %b %llu %llu", v->key,
+                                        klen, (unsigned long long) off,
                                         (unsigned long long)
                                         (off + (uint64_t) n
                                                * NIXCACHE_MANIFEST_ENTRY_LEN
@@ -1142,15 +1163,28 @@ nixcache_verify_string(nixcache_verify_t *v, redisReply *reply,
 
 /* 1 if <prefix><kind><name> exists, 0 if not, -1 on a Redis failure. */
 
+/* <prefix><kind><name> in v->key, made for the longest; its length. */
+
+static size_t
+nixcache_verify_key(nixcache_verify_t *v, nixcache_key_kind_e kind,
+    const char *name, size_t len)
+{
+    return (size_t) (nixcache_key_build(v->key, v->redis.prefix,
+                                        v->prefix_len, kind, name, len)
+                     - v->key);
+}
+
+
 static int
-nixcache_verify_exists(nixcache_verify_t *v, const char *kind,
+nixcache_verify_exists(nixcache_verify_t *v, nixcache_key_kind_e kind,
     const char *name, size_t len)
 {
     int          rc;
+    size_t       klen;
     redisReply  *reply;
 
-    reply = nixcache_verify_command(v, "EXISTS %s%s%b", v->redis.prefix,
-                                    kind, name, len);
+    klen = nixcache_verify_key(v, kind, name, len);
+    reply = nixcache_verify_command(v, "EXISTS %b", v->key, klen);
     if (reply == NULL) {
         return -1;
     }
