@@ -1,6 +1,6 @@
 /*
- * The S3 chunk sink (see nixcache_s3sink.h): slots of in-flight chunks, each one a
- * small state machine HEAD -> (PUT | GET -> compare) -> free.
+ * The S3 chunk sink (see nixcache_s3sink.h): slots of in-flight chunks,
+ * each one a small state machine HEAD -> (PUT | GET -> compare) -> free.
  */
 
 #include <errno.h>
