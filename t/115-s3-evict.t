@@ -35,6 +35,7 @@ chmod 0600, $creds;
 
 $ENV{TEST_NIXCACHE_S3_ENDPOINT} = $s3->{endpoint};
 $ENV{TEST_NIXCACHE_S3_CREDS} = $creds;
+$ENV{TEST_NIXCACHE_S3_DATA} = "$s3->{dir}/data/nixcache";
 
 # the slow downloads of TEST 3 must outlast the eviction, also under
 # valgrind
@@ -83,7 +84,7 @@ sub to_s3 {
 
 sub s3_vars {
     $Nixcache::Fixture::VARS{"TEST_NIXCACHE_$_"} = $ENV{"TEST_NIXCACHE_$_"}
-        for qw(S3_ENDPOINT S3_CREDS EV_RATE);
+        for qw(S3_ENDPOINT S3_CREDS S3_DATA EV_RATE);
 }
 
 package main;
@@ -380,3 +381,78 @@ invalid value
 --- request
 GET /nix-cache-info
 --- error_code: 200
+
+
+
+=== TEST 10: NARs uploaded (nix copy --to) to a cache with an S3 tier are in S3 before 201, survive eviction, and are served byte-exact
+--- fixture
+for my $n ([X => 21], [Y => 22], [Z => 23]) {
+    srand($n->[1]);
+    add_nar(name => $n->[0], prefix => 'fix:', chunk_size => 262144,
+            level => 1,
+            content => pack('N*', map { int(rand(4294967296)) }
+                                      1 .. 2 * 1024 * 1024));
+}
+my $tok = "$Nixcache::Fixture::DIR/push-tokens";
+open my $fh, '>', $tok or die "$tok: $!";
+print $fh "push-secret\n";
+close $fh;
+chmod 0600, $tok;
+$Nixcache::Fixture::VARS{TEST_NIXCACHE_PUSH_TOKENS} = $tok;
+s3_vars();
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+        nixcache_push_tokens $TEST_NIXCACHE_PUSH_TOKENS;
+        client_max_body_size 0;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+        nixcache_chunks_max_size 16m;
+        nixcache_chunks_evict_interval 1s;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+auth='Authorization: Bearer push-secret'
+for n in X Y Z; do
+    eval "nar=\$TEST_NIXCACHE_FIX_${n}_NAR hash=\$TEST_NIXCACHE_FIX_${n}_HASH"
+    put nar/$n.nar $nar 201 -H "$auth"
+    # the 201 promises every chunk in S3: what is on disk now is there
+    find $TEST_NIXCACHE_DIR/up -type f -name 'b*' -printf '%P %s\n' \
+        >> $TEST_NIXCACHE_DIR/uploaded
+    while read rel size; do
+        obj=$TEST_NIXCACHE_S3_DATA/chunks/$rel._S3rver_object
+        [ "$(stat -c %s $obj)" = "$size" ] \
+            || { echo "$rel: not in S3 after the 201 of $n"; exit 1; }
+    done < $TEST_NIXCACHE_DIR/uploaded
+    narinfo $n
+    put $hash.narinfo $TEST_NIXCACHE_DIR/$n.narinfo 201 -H "$auth"
+done
+--- request
+GET /nix-cache-info
+--- error_code: 200
+--- post
+TEST_NIXCACHE_CHUNKS=$TEST_NIXCACHE_DIR/up
+. t/lib/evict.sh
+echo "uploaded: $(sort -u $TEST_NIXCACHE_DIR/uploaded | wc -l) chunks"
+wait_under $((16 * 1024 * 1024))
+left=$(find $TEST_NIXCACHE_CHUNKS -type f -name 'b*' | wc -l)
+echo "after eviction: $(tier_bytes) bytes, $left chunk files"
+[ "$left" -lt "$(sort -u $TEST_NIXCACHE_DIR/uploaded | wc -l)" ]
+# every uploaded NAR still served, byte-exact, evicted chunks from S3
+for n in X Y Z; do
+    eval "nh=\$TEST_NIXCACHE_FIX_${n}_NARHASH nar=\$TEST_NIXCACHE_FIX_${n}_NAR"
+    curl -sSf $base/nar/$nh.nar | cmp - $nar
+    curl -sSf $base/nar/$nh.nar.zst | zstd -dc | cmp - $nar
+done
+--- error_log eval
+[qr/limit 16777216: [1-9]\d* chunks \(\d+ bytes\) evicted/]
+--- no_error_log
+[error]
+[alert]
+--- timeout: 90
+
