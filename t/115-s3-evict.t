@@ -456,3 +456,57 @@ done
 [alert]
 --- timeout: 90
 
+
+
+=== TEST 11: chunks on disk but not in S3 (a push without the S3 tier) are never evicted: the others go instead
+--- fixture
+big_nar($_->[0], $_->[1]) for [N => 31], [A => 32], [B => 33], [C => 34];
+# A, B and C go to S3; N's chunks stay on disk only, and are the oldest
+my $dir = $Nixcache::Fixture::CHUNKS;
+for my $n (qw(A B C)) {
+    for my $rel (split ' ', $Nixcache::Fixture::VARS{"TEST_NIXCACHE_EV_$n"}) {
+        Nixcache::S3::s3_put_file($ENV{TEST_NIXCACHE_S3_ENDPOINT},
+                                  'nixcache', "chunks/$rel", "$dir/$rel");
+        unlink "$dir/$rel" or die "$rel: $!";
+    }
+}
+for my $rel (split ' ', $Nixcache::Fixture::VARS{TEST_NIXCACHE_EV_N}) {
+    utime time - 3 * 3600, time - 3 * 3600, "$dir/$rel" or die "$rel: $!";
+}
+system('chmod', '-R', 'a+rwX', $dir) == 0 or die "chmod";
+s3_vars();
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+        nixcache_chunks_max_size 24m;
+        nixcache_chunks_evict_interval 1s;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_A_NARHASH.nar.zst
+--- error_code: 200
+--- response_body_file
+$TEST_NIXCACHE_FIX_A_NARZST
+--- post
+. t/lib/evict.sh
+wait_all A
+for n in B C; do
+    sleep 1.1
+    get $n
+    wait_all $n
+done
+wait_under $((24 * 1024 * 1024))
+echo "after: $(tier_bytes) bytes; N $(present N) of $(count N), A $(present A), B $(present B), C $(present C)"
+[ "$(present N)" = "$(count N)" ]
+[ "$(present A)" -lt "$(count A)" ]
+for n in N A B C; do get $n; get $n .nar; done
+--- error_log eval
+[qr/limit 25165824: [1-9]\d* chunks \(\d+ bytes\) evicted/,
+ qr/nixcache: disk tier "[^"]*": \d+ chunks kept: not in S3 bucket "nixcache"/]
+--- no_error_log
+[error]
+[alert]
+--- timeout: 90
