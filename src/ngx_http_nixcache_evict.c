@@ -81,6 +81,8 @@ typedef struct {
     nixcache_s3_req_t               req;
     ngx_http_nixcache_evict_job_t  *job;
     ngx_http_nixcache_evict_file_t *file;
+    int                             fan;       /* its fan-out directory */
+    char                           *name;      /* in path */
     unsigned                        busy:1;
     char                            path[NGX_MAX_PATH];
 } ngx_http_nixcache_evict_head_t;
@@ -146,13 +148,14 @@ static void ngx_http_nixcache_evict_error(ngx_http_nixcache_evict_job_t *job,
     ngx_err_t err, const char *what, const char *path);
 static void ngx_http_nixcache_evict_head_done(nixcache_s3_req_t *req);
 static void ngx_http_nixcache_evict_unlink(
-    ngx_http_nixcache_evict_job_t *job, ngx_http_nixcache_evict_file_t *f,
-    const char *path, off_t s3_size);
+    ngx_http_nixcache_evict_job_t *job, ngx_http_nixcache_evict_head_t *h,
+    off_t s3_size);
 static ngx_http_nixcache_evict_kept_t *ngx_http_nixcache_evict_kept(
     ngx_http_nixcache_evict_job_t *job, const u_char *name, time_t now,
     ngx_uint_t add, int64_t used);
 #endif
 static int64_t ngx_http_nixcache_evict_used(struct stat *st);
+static DIR *ngx_http_nixcache_evict_opendir(int at, const char *name);
 static ngx_int_t ngx_http_nixcache_evict_same_s3(
     ngx_http_nixcache_s3_conf_t *a, ngx_http_nixcache_s3_conf_t *b);
 
@@ -310,6 +313,28 @@ ngx_http_nixcache_evict_merge_conf(ngx_conf_t *cf,
     ev->s3 = &conf->s3;
 
     return NGX_CONF_OK;
+}
+
+
+/* A fan-out directory, opened only if it is one (not through a symlink). */
+
+static DIR *
+ngx_http_nixcache_evict_opendir(int at, const char *name)
+{
+    int   fd;
+    DIR  *d;
+
+    fd = openat(at, name, O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
+    if (fd == -1) {
+        return NULL;
+    }
+
+    d = fdopendir(fd);
+    if (d == NULL) {
+        (void) close(fd);
+    }
+
+    return d;
 }
 
 
@@ -661,11 +686,21 @@ ngx_http_nixcache_evict_walk(ngx_http_nixcache_evict_job_t *job,
         ngx_memcpy(path + dlen + 1, de->d_name, NIXCACHE_CHUNK_FANOUT_LEN);
         path[dlen + 1 + NIXCACHE_CHUNK_FANOUT_LEN] = '\0';
 
-        fan = opendir(path);
+        /* never through a symlink: it may lead to CID-named files elsewhere */
+
+        fan = ngx_http_nixcache_evict_opendir(dirfd(root), de->d_name);
         if (fan == NULL) {
             err = ngx_errno;
 
-            if (err != NGX_ENOENT && err != NGX_ENOTDIR) {
+            if ((err == NGX_ELOOP || err == NGX_ENOTDIR)
+                && fstatat(dirfd(root), de->d_name, &st, AT_SYMLINK_NOFOLLOW)
+                   == 0
+                && S_ISLNK(st.st_mode))
+            {
+                ngx_http_nixcache_evict_error(job, 0, "not entering the "
+                                              "symlink", path);
+
+            } else if (err != NGX_ENOENT && err != NGX_ENOTDIR) {
                 ngx_http_nixcache_evict_error(job, err, "cannot open", path);
             }
 
@@ -702,7 +737,7 @@ ngx_http_nixcache_evict_walk(ngx_http_nixcache_evict_job_t *job,
                 }
 
                 if (st.st_mtime < now - NGX_HTTP_NIXCACHE_EVICT_TMP_AGE) {
-                    if (unlink(path) == 0) {
+                    if (unlinkat(dirfd(fan), fe->d_name, 0) == 0) {
                         job->tmp_removed++;
 
                     } else if (ngx_errno != NGX_ENOENT) {
@@ -875,6 +910,7 @@ static off_t
 ngx_http_nixcache_evict_remove(ngx_http_nixcache_evict_job_t *job,
     ngx_http_nixcache_evict_file_t *heap, ngx_uint_t n)
 {
+    int                              root;
     u_char                          *p;
     size_t                           dlen;
     ngx_uint_t                       i, k;
@@ -885,27 +921,37 @@ ngx_http_nixcache_evict_remove(ngx_http_nixcache_evict_job_t *job,
 
     job->freed = 0;
     dlen = ngx_strlen(job->dir);
+    heads = NULL;
+    s3 = NULL;
+
+    root = open((char *) job->dir, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+    if (root == -1) {
+        ngx_http_nixcache_evict_error(job, ngx_errno, "cannot open",
+                                      (char *) job->dir);
+        return 0;
+    }
 
     s3 = nixcache_s3_open(&job->s3, (char *) job->s3_error,
                           sizeof(job->s3_error));
     if (s3 == NULL) {
-        job->s3_errors = n;
-        return 0;
+        job->s3_errors += n;
+        goto done;
     }
 
     heads = calloc(NGX_HTTP_NIXCACHE_EVICT_HEADS,
                    sizeof(ngx_http_nixcache_evict_head_t));
     if (heads == NULL) {
-        nixcache_s3_close(s3);
         ngx_http_nixcache_evict_error(job, NGX_ENOMEM, "cannot allocate",
                                       "the S3 requests");
-        return 0;
+        goto done;
     }
 
     for (k = 0; k < NGX_HTTP_NIXCACHE_EVICT_HEADS; k++) {
         heads[k].job = job;
+        heads[k].fan = -1;
         p = ngx_cpymem(heads[k].path, job->dir, dlen);
         *p = '/';
+        heads[k].name = (char *) p + 1 + NIXCACHE_CHUNK_FANOUT_LEN + 1;
     }
 
     for (i = 0; i < n; i++) {
@@ -930,22 +976,26 @@ ngx_http_nixcache_evict_remove(ngx_http_nixcache_evict_job_t *job,
 
         p = (u_char *) h->path + dlen + 1;
         ngx_memcpy(p, heap[i].fan, NIXCACHE_CHUNK_FANOUT_LEN);
-        p[NIXCACHE_CHUNK_FANOUT_LEN] = '/';
-        ngx_memcpy(p + NIXCACHE_CHUNK_FANOUT_LEN + 1, heap[i].name,
-                   NIXCACHE_CID_LEN);
-        p[NIXCACHE_CHUNK_FANOUT_LEN + 1 + NIXCACHE_CID_LEN] = '\0';
+        p[NIXCACHE_CHUNK_FANOUT_LEN] = '\0';
+        ngx_memcpy(h->name, heap[i].name, NIXCACHE_CID_LEN);
+        h->name[NIXCACHE_CID_LEN] = '\0';
 
-        if (lstat(h->path, &st) == -1
-            || ngx_http_nixcache_evict_used(&st) > heap[i].used)
-        {
+        /* names relative to a fan-out directory that is not a symlink */
+
+        h->fan = openat(root, (char *) p,
+                        O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
+        p[NIXCACHE_CHUNK_FANOUT_LEN] = '/';
+
+        if (h->fan == -1) {
             continue;
         }
 
-        if (nixcache_cid_decode(digest, (char *) heap[i].name,
-                                NIXCACHE_CID_LEN)
-            != 0)
+        if (fstatat(h->fan, h->name, &st, AT_SYMLINK_NOFOLLOW) == -1
+            || !S_ISREG(st.st_mode)
+            || ngx_http_nixcache_evict_used(&st) > heap[i].used
+            || nixcache_cid_decode(digest, h->name, NIXCACHE_CID_LEN) != 0)
         {
-            continue;
+            goto next;
         }
 
         ngx_memzero(&h->req, sizeof(nixcache_s3_req_t));
@@ -958,25 +1008,29 @@ ngx_http_nixcache_evict_remove(ngx_http_nixcache_evict_job_t *job,
                                   digest)
             != 0)
         {
-            continue;
+            goto next;
         }
 
         h->busy = 1;
 
         if (nixcache_s3_submit(s3, &h->req) != 0) {
             h->busy = 0;
+            (void) close(h->fan);
+            h->fan = -1;
             goto failed;
         }
+
+        continue;
+
+    next:
+
+        (void) close(h->fan);
+        h->fan = -1;
     }
 
-    if (nixcache_s3_wait(s3) != 0) {
-        goto failed;
+    if (nixcache_s3_wait(s3) == 0) {
+        goto done;
     }
-
-    free(heads);
-    nixcache_s3_close(s3);
-
-    return job->freed;
 
 failed:
 
@@ -991,8 +1045,24 @@ failed:
      * client is closed
      */
     (void) nixcache_s3_wait(s3);
-    nixcache_s3_close(s3);
-    free(heads);
+
+done:
+
+    if (heads != NULL) {
+        for (k = 0; k < NGX_HTTP_NIXCACHE_EVICT_HEADS; k++) {
+            if (heads[k].fan != -1) {
+                (void) close(heads[k].fan);
+            }
+        }
+
+        free(heads);
+    }
+
+    if (s3 != NULL) {
+        nixcache_s3_close(s3);
+    }
+
+    (void) close(root);
 
     return job->freed;
 }
@@ -1016,18 +1086,17 @@ ngx_http_nixcache_evict_head_done(nixcache_s3_req_t *req)
                         sizeof(job->s3_error));
         }
 
-        return;
-    }
-
-    if (req->status == 404) {
+    } else if (req->status == 404) {
         job->not_in_s3++;
         (void) ngx_http_nixcache_evict_kept(job, h->file->name, time(NULL),
                                             1, h->file->used);
-        return;
+
+    } else {
+        ngx_http_nixcache_evict_unlink(job, h, (off_t) req->content_length);
     }
 
-    ngx_http_nixcache_evict_unlink(job, h->file, h->path,
-                                   (off_t) req->content_length);
+    (void) close(h->fan);
+    h->fan = -1;
 }
 
 
@@ -1038,12 +1107,16 @@ ngx_http_nixcache_evict_head_done(nixcache_s3_req_t *req)
 
 static void
 ngx_http_nixcache_evict_unlink(ngx_http_nixcache_evict_job_t *job,
-    ngx_http_nixcache_evict_file_t *f, const char *path, off_t s3_size)
+    ngx_http_nixcache_evict_head_t *h, off_t s3_size)
 {
-    ngx_err_t    err;
-    struct stat  st;
+    ngx_err_t                        err;
+    struct stat                      st;
+    ngx_http_nixcache_evict_file_t  *f;
 
-    if (lstat(path, &st) == -1
+    f = h->file;
+
+    if (fstatat(h->fan, h->name, &st, AT_SYMLINK_NOFOLLOW) == -1
+        || !S_ISREG(st.st_mode)
         || ngx_http_nixcache_evict_used(&st) > f->used)
     {
         return;
@@ -1057,11 +1130,12 @@ ngx_http_nixcache_evict_unlink(ngx_http_nixcache_evict_job_t *job,
         return;
     }
 
-    if (unlink(path) == -1) {
+    if (unlinkat(h->fan, h->name, 0) == -1) {
         err = ngx_errno;
 
         if (err != NGX_ENOENT) {
-            ngx_http_nixcache_evict_error(job, err, "cannot remove", path);
+            ngx_http_nixcache_evict_error(job, err, "cannot remove",
+                                          h->path);
         }
 
         return;

@@ -510,3 +510,59 @@ for n in N A B C; do get $n; get $n .nar; done
 [error]
 [alert]
 --- timeout: 90
+
+
+
+=== TEST 12: a fan-out name that is a symlink is never entered: CID-named files behind it (in S3 too) are not removed
+--- fixture
+big_nar($_->[0], $_->[1]) for [V => 41], [A => 42], [B => 43], [C => 44];
+to_s3();
+# V's chunks, in S3, also as files in a directory outside the disk tier,
+# older than anything, reachable through the fan-out name "99"
+my $dir = $Nixcache::Fixture::CHUNKS;
+my $away = "$Nixcache::Fixture::DIR/elsewhere";
+mkdir $away or die "$away: $!";
+for my $rel (split ' ', $Nixcache::Fixture::VARS{TEST_NIXCACHE_EV_V}) {
+    (my $cid = $rel) =~ s{^.*/}{};
+    my $obj = "$ENV{TEST_NIXCACHE_S3_DATA}/chunks/$rel._S3rver_object";
+    system('cp', $obj, "$away/$cid") == 0 or die "cp $obj";
+    utime time - 3 * 3600, time - 3 * 3600, "$away/$cid" or die;
+}
+system('chmod', '-R', 'a+rwX', $away) == 0 or die "chmod";
+symlink $away, "$dir/99" or die "symlink: $!";
+$Nixcache::Fixture::VARS{TEST_NIXCACHE_AWAY} = $away;
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+        nixcache_chunks_max_size 16m;
+        nixcache_chunks_evict_interval 1s;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_A_NARHASH.nar.zst
+--- error_code: 200
+--- response_body_file
+$TEST_NIXCACHE_FIX_A_NARZST
+--- post
+. t/lib/evict.sh
+wait_all A
+for n in B C; do
+    sleep 1.1
+    get $n
+    wait_all $n
+done
+wait_under $((16 * 1024 * 1024))
+sleep 1.5
+n=$(find $TEST_NIXCACHE_AWAY -type f | wc -l)
+echo "behind the symlink: $n of $(count V) files"
+[ "$n" = "$(count V)" ]
+[ "$(present A)" -lt "$(count A)" ]
+--- error_log eval
+[qr/limit 16777216: [1-9]\d* chunks \(\d+ bytes\) evicted/,
+ qr/errors while evicting, the first: not entering the symlink "[^"]*\/99"/]
+--- no_error_log
+[alert]
+--- timeout: 90
