@@ -566,3 +566,38 @@ echo "behind the symlink: $n of $(count V) files"
 --- no_error_log
 [alert]
 --- timeout: 90
+
+
+
+=== TEST 13: an upload whose chunks S3 does not take: 502 with S3's error, nothing published
+--- fixture
+add_nar(name => 'F', prefix => 'fix:',
+        content => join('', map { "line $_\n" } 1 .. 30000));
+s3_vars();
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+        client_max_body_size 0;
+        nixcache_s3_endpoint http://127.0.0.1:9;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+put nar/f.nar $TEST_NIXCACHE_FIX_F_NAR 502
+narinfo F
+put $TEST_NIXCACHE_FIX_F_HASH.narinfo $TEST_NIXCACHE_DIR/F.narinfo 400
+no_keys 'up:manifest:*'
+no_keys 'up:narinfo:*'
+--- request
+GET /$TEST_NIXCACHE_FIX_F_HASH.narinfo
+--- error_code: 404
+--- error_log eval
+[qr/upload of "f\.nar".*chunks not stored in S3: s3 HEAD http:\/\/127\.0\.0\.1:9\/nixcache\/chunks\/\S+: Couldn't connect to server \(after 5 attempts\)/]
+--- no_error_log
+[alert]
+--- timeout: 60
