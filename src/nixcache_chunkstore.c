@@ -7,7 +7,8 @@
  * Everything below the chunk directory is reached without following a
  * symlink (the fan-out directory is opened O_NOFOLLOW, the files by name
  * relative to it): a symlinked fan-out directory is ENOTDIR (or ELOOP),
- * so nothing is written, read or found through it.  The directory itself may be one.
+ * so nothing is written, read or found through it.  The chunk directory
+ * itself may be a symlink.
  */
 
 #ifndef _GNU_SOURCE
