@@ -109,7 +109,7 @@ FUZZ_CC      ?= clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) $(WARN) \
                 -Isrc -D_GNU_SOURCE
-FUZZ_LIBS    := -lzstd -llzma -lbz2 -lsodium -lcrypto
+FUZZ_LIBS    := -lzstd -llzma -lbz2 -lsodium -lcrypto -lcurl
 FUZZ_SECONDS ?= 60
 FUZZ_SRCS    := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS    := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/fuzz/%)

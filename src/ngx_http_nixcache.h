@@ -40,6 +40,7 @@
 #include "nixcache_format.h"
 #include "nixcache_manifest.h"
 #include "nixcache_narinfo.h"
+#include "nixcache_s3.h"
 
 
 #define NGX_HTTP_NIXCACHE_COMPRESSION_ZSTD  0
@@ -67,8 +68,7 @@ typedef struct {
     ngx_str_t                  url;            /* up to the key, NUL */
     ngx_str_t                  uri;            /* the same, path only */
     ngx_str_t                  host;           /* Host header value */
-    ngx_str_t                  key_id;
-    ngx_str_t                  secret;
+    nixcache_s3_credentials_t *cred;           /* key id, secret, token */
     void                      *thread_pool;    /* ngx_thread_pool_t */
 } ngx_http_nixcache_s3_conf_t;
 

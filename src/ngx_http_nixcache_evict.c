@@ -19,6 +19,13 @@
  * Removing a chunk never breaks a response: a descriptor already open
  * keeps the file readable, and a chunk missing when a request opens it
  * is fetched from S3.
+ *
+ * Nor does it lose one: before a chunk is removed the task asks S3 (a
+ * HEAD of its object, with the location's S3 tier, 16 in flight) and
+ * removes it only when the object is there with the file's size.  A chunk
+ * that is not (written by a push without S3, or to another bucket) is
+ * kept, remembered for an hour so that it does not block the eviction of
+ * others, and counted in the log line.
  */
 
 #include <ngx_config.h>
@@ -29,6 +36,8 @@
 #endif
 
 #include "ngx_http_nixcache.h"
+#include "nixcache_cid.h"
+#include "nixcache_s3.h"
 
 
 #define NGX_HTTP_NIXCACHE_EVICT_MIN        (16 * 1024 * 1024)
@@ -37,6 +46,10 @@
 #define NGX_HTTP_NIXCACHE_EVICT_TMP_AGE    3600        /* seconds */
 #define NGX_HTTP_NIXCACHE_EVICT_HEAP_MAX   65536       /* files per pass */
 #define NGX_HTTP_NIXCACHE_EVICT_PASSES     16
+#define NGX_HTTP_NIXCACHE_EVICT_HEADS      16          /* in flight */
+#define NGX_HTTP_NIXCACHE_EVICT_KEPT_MAX   16384       /* remembered */
+#define NGX_HTTP_NIXCACHE_EVICT_KEPT_AGE   3600        /* seconds */
+#define NGX_HTTP_NIXCACHE_EVICT_YOUNG      60          /* seconds */
 
 
 /* a candidate for removal: 80 bytes, at most HEAP_MAX of them per task */
@@ -49,12 +62,41 @@ typedef struct {
 } ngx_http_nixcache_evict_file_t;
 
 
-/* the task's input and result: written by the thread, read after it */
+/* a chunk found not to be in S3: skipped by the walks for a while */
 
 typedef struct {
+    time_t                     until;      /* skipped until then */
+    ngx_uint_t                 task;       /* and during this task */
+    u_char                     name[NIXCACHE_CID_LEN];
+    u_char                     taken;      /* 0: a free entry */
+} ngx_http_nixcache_evict_kept_t;
+
+
+typedef struct ngx_http_nixcache_evict_job_s  ngx_http_nixcache_evict_job_t;
+
+
+/* one HEAD in flight: is the candidate heap[index] in S3? */
+
+typedef struct {
+    nixcache_s3_req_t               req;
+    ngx_http_nixcache_evict_job_t  *job;
+    ngx_http_nixcache_evict_file_t *file;
+    int                             fan;       /* its fan-out directory */
+    char                           *name;      /* in path */
+    unsigned                        busy:1;
+    char                            path[NGX_MAX_PATH];
+} ngx_http_nixcache_evict_head_t;
+
+
+/* the task's input and result: written by the thread, read after it */
+
+struct ngx_http_nixcache_evict_job_s {
     u_char                    *dir;        /* NUL-terminated */
     off_t                      max_size;
     off_t                      low;        /* low-water mark */
+    nixcache_s3_conf_t         s3;         /* the S3 tier asked */
+    ngx_http_nixcache_evict_kept_t  *kept; /* KEPT_MAX, or NULL */
+    ngx_uint_t                 task;       /* tasks run so far */
 
     off_t                      before;
     off_t                      after;
@@ -62,11 +104,17 @@ typedef struct {
     ngx_uint_t                 evicted;
     off_t                      evicted_bytes;
     ngx_uint_t                 tmp_removed;
+    ngx_uint_t                 not_in_s3;  /* kept: not in S3 */
     ngx_uint_t                 errors;
     ngx_err_t                  err;        /* the first error */
     const char                *what;
     u_char                     path[NGX_MAX_PATH];
-} ngx_http_nixcache_evict_job_t;
+    ngx_uint_t                 s3_errors;  /* HEADs that failed */
+    u_char                     s3_error[NIXCACHE_S3_ERROR_MAX];
+
+    /* during a removal */
+    off_t                      freed;
+};
 
 
 typedef struct {
@@ -74,6 +122,7 @@ typedef struct {
     off_t                      max_size;
     ngx_msec_t                 interval;
     void                      *pool;       /* ngx_thread_pool_t */
+    ngx_http_nixcache_s3_conf_t  *s3;
     ngx_event_t                timer;
 #if (NGX_THREADS)
     ngx_thread_task_t         *task;
@@ -97,8 +146,18 @@ static off_t ngx_http_nixcache_evict_remove(
     ngx_uint_t n);
 static void ngx_http_nixcache_evict_error(ngx_http_nixcache_evict_job_t *job,
     ngx_err_t err, const char *what, const char *path);
+static void ngx_http_nixcache_evict_head_done(nixcache_s3_req_t *req);
+static void ngx_http_nixcache_evict_unlink(
+    ngx_http_nixcache_evict_job_t *job, ngx_http_nixcache_evict_head_t *h,
+    off_t s3_size);
+static ngx_http_nixcache_evict_kept_t *ngx_http_nixcache_evict_kept(
+    ngx_http_nixcache_evict_job_t *job, const u_char *name, time_t now,
+    ngx_uint_t add, int64_t used);
 #endif
 static int64_t ngx_http_nixcache_evict_used(struct stat *st);
+static DIR *ngx_http_nixcache_evict_opendir(int at, const char *name);
+static ngx_int_t ngx_http_nixcache_evict_same_s3(
+    ngx_http_nixcache_s3_conf_t *a, ngx_http_nixcache_s3_conf_t *b);
 
 
 char *
@@ -219,6 +278,15 @@ ngx_http_nixcache_evict_merge_conf(ngx_conf_t *cf,
             continue;
         }
 
+        if (!ngx_http_nixcache_evict_same_s3(ev[i].s3, &conf->s3)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "conflicting S3 tiers for the chunk directory "
+                               "\"%V\" with \"nixcache_chunks_max_size\": "
+                               "its evictor checks every chunk in one bucket "
+                               "before removing it", &conf->chunks);
+            return NGX_CONF_ERROR;
+        }
+
         if (ev[i].max_size != conf->chunks_max_size) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "conflicting \"nixcache_chunks_max_size\" for "
@@ -242,8 +310,45 @@ ngx_http_nixcache_evict_merge_conf(ngx_conf_t *cf,
     ev->max_size = conf->chunks_max_size;
     ev->interval = conf->chunks_evict_interval;
     ev->pool = conf->s3.thread_pool;
+    ev->s3 = &conf->s3;
 
     return NGX_CONF_OK;
+}
+
+
+/* A fan-out directory, opened only if it is one (not through a symlink). */
+
+static DIR *
+ngx_http_nixcache_evict_opendir(int at, const char *name)
+{
+    int   fd;
+    DIR  *d;
+
+    fd = openat(at, name, O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
+    if (fd == -1) {
+        return NULL;
+    }
+
+    d = fdopendir(fd);
+    if (d == NULL) {
+        (void) close(fd);
+    }
+
+    return d;
+}
+
+
+static ngx_int_t
+ngx_http_nixcache_evict_same_s3(ngx_http_nixcache_s3_conf_t *a,
+    ngx_http_nixcache_s3_conf_t *b)
+{
+    return a->endpoint.len == b->endpoint.len
+           && ngx_strncmp(a->endpoint.data, b->endpoint.data,
+                          a->endpoint.len) == 0
+           && a->bucket.len == b->bucket.len
+           && ngx_strncmp(a->bucket.data, b->bucket.data, a->bucket.len) == 0
+           && a->prefix.len == b->prefix.len
+           && ngx_strncmp(a->prefix.data, b->prefix.data, a->prefix.len) == 0;
 }
 
 
@@ -288,6 +393,16 @@ ngx_http_nixcache_evict_init_process(ngx_cycle_t *cycle)
         job->dir = ev[i].dir.data;
         job->max_size = ev[i].max_size;
         job->low = ev[i].max_size / 10 * 9;
+
+        /* every string NUL-terminated: directive arguments or literals */
+        job->s3.endpoint = (const char *) ev[i].s3->endpoint.data;
+        job->s3.bucket = (const char *) ev[i].s3->bucket.data;
+        job->s3.region = (const char *) ev[i].s3->region.data;
+        job->s3.prefix = (const char *) ev[i].s3->prefix.data;
+        job->s3.cred = ev[i].s3->cred;
+        job->s3.path_style = ev[i].s3->path_style ? 1 : 0;
+        job->s3.timeout = ngx_max(ev[i].s3->timeout / 1000, 1);
+        job->s3.inflight = NGX_HTTP_NIXCACHE_EVICT_HEADS;
 
         ev[i].task->handler = ngx_http_nixcache_evict_thread;
         ev[i].task->event.handler = ngx_http_nixcache_evict_done;
@@ -381,7 +496,7 @@ ngx_http_nixcache_evict_done(ngx_event_t *ev)
     e = ev->data;
     job = e->task->ctx;
 
-    if (job->evicted || job->tmp_removed) {
+    if (job->evicted || job->tmp_removed || job->not_in_s3) {
         ngx_log_error(NGX_LOG_INFO, ev->log, 0,
                       "nixcache: disk tier \"%V\": %O bytes in %ui chunks, "
                       "limit %O: %ui chunks (%O bytes) evicted, "
@@ -404,6 +519,21 @@ ngx_http_nixcache_evict_done(ngx_event_t *ev)
                       job->errors, job->what, job->path);
     }
 
+    if (job->not_in_s3) {
+        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                      "nixcache: disk tier \"%V\": %ui chunks kept: not "
+                      "in S3 bucket \"%V\" (written without the S3 tier?); "
+                      "the disk tier may stay above its limit", &e->dir,
+                      job->not_in_s3, &e->s3->bucket);
+    }
+
+    if (job->s3_errors) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "nixcache: disk tier \"%V\": %ui chunks kept: "
+                      "cannot check them in S3, the first: %s", &e->dir,
+                      job->s3_errors, job->s3_error);
+    }
+
     if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;
     }
@@ -424,7 +554,7 @@ ngx_http_nixcache_evict_thread(void *data, ngx_log_t *log)
     ngx_http_nixcache_evict_job_t *job = data;
 
     off_t                            total, freed;
-    ngx_uint_t                       n, pass;
+    ngx_uint_t                       n, pass, kept;
     ngx_http_nixcache_evict_file_t  *heap;
 
     job->before = 0;
@@ -433,6 +563,10 @@ ngx_http_nixcache_evict_thread(void *data, ngx_log_t *log)
     job->evicted = 0;
     job->evicted_bytes = 0;
     job->tmp_removed = 0;
+    job->task++;
+    job->not_in_s3 = 0;
+    job->s3_errors = 0;
+    job->s3_error[0] = '\0';
     job->errors = 0;
     job->err = 0;
     job->what = "";
@@ -468,9 +602,12 @@ ngx_http_nixcache_evict_thread(void *data, ngx_log_t *log)
             break;
         }
 
+        kept = job->not_in_s3;
+
         freed = ngx_http_nixcache_evict_remove(job, heap, n);
 
-        if (freed == 0) {
+        /* chunks kept as not in S3 are skipped by the next pass */
+        if (freed == 0 && job->not_in_s3 == kept) {
             break;
         }
 
@@ -549,11 +686,21 @@ ngx_http_nixcache_evict_walk(ngx_http_nixcache_evict_job_t *job,
         ngx_memcpy(path + dlen + 1, de->d_name, NIXCACHE_CHUNK_FANOUT_LEN);
         path[dlen + 1 + NIXCACHE_CHUNK_FANOUT_LEN] = '\0';
 
-        fan = opendir(path);
+        /* never through a symlink: it may lead to CID-named files elsewhere */
+
+        fan = ngx_http_nixcache_evict_opendir(dirfd(root), de->d_name);
         if (fan == NULL) {
             err = ngx_errno;
 
-            if (err != NGX_ENOENT && err != NGX_ENOTDIR) {
+            if ((err == NGX_ELOOP || err == NGX_ENOTDIR)
+                && fstatat(dirfd(root), de->d_name, &st, AT_SYMLINK_NOFOLLOW)
+                   == 0
+                && S_ISLNK(st.st_mode))
+            {
+                ngx_http_nixcache_evict_error(job, 0, "not entering the "
+                                              "symlink", path);
+
+            } else if (err != NGX_ENOENT && err != NGX_ENOTDIR) {
                 ngx_http_nixcache_evict_error(job, err, "cannot open", path);
             }
 
@@ -590,7 +737,7 @@ ngx_http_nixcache_evict_walk(ngx_http_nixcache_evict_job_t *job,
                 }
 
                 if (st.st_mtime < now - NGX_HTTP_NIXCACHE_EVICT_TMP_AGE) {
-                    if (unlink(path) == 0) {
+                    if (unlinkat(dirfd(fan), fe->d_name, 0) == 0) {
                         job->tmp_removed++;
 
                     } else if (ngx_errno != NGX_ENOENT) {
@@ -634,6 +781,15 @@ ngx_http_nixcache_evict_walk(ngx_http_nixcache_evict_job_t *job,
             if (heap == NULL) {
                 total += size;
                 job->files++;
+                continue;
+            }
+
+            /* known not to be in S3: not a candidate for a while */
+            if (job->kept != NULL
+                && ngx_http_nixcache_evict_kept(job, (u_char *) fe->d_name,
+                                                now, 0, 0)
+                   != NULL)
+            {
                 continue;
             }
 
@@ -744,58 +900,318 @@ ngx_http_nixcache_evict_sift_down(ngx_http_nixcache_evict_file_t *heap,
 
 
 /*
- * Removes the chosen files, unless one was used since the walk saw it
- * (its times moved): then it stays.  Returns the bytes freed.
+ * Removes the chosen files that S3 holds: for each, unless it was used
+ * since the walk saw it (its times moved), a HEAD of its object; the
+ * answer's handler removes the file when the object has the file's size.
+ * Returns the bytes freed.
  */
 
 static off_t
 ngx_http_nixcache_evict_remove(ngx_http_nixcache_evict_job_t *job,
     ngx_http_nixcache_evict_file_t *heap, ngx_uint_t n)
 {
-    off_t        freed;
-    size_t       dlen;
-    u_char      *p;
-    ngx_err_t    err;
-    ngx_uint_t   i;
-    struct stat  st;
-    char         path[NGX_MAX_PATH];
+    int                              root;
+    u_char                          *p;
+    size_t                           dlen;
+    ngx_uint_t                       i, k;
+    nixcache_s3_t                   *s3;
+    struct stat                      st;
+    ngx_http_nixcache_evict_head_t  *heads, *h;
+    unsigned char                    digest[NIXCACHE_SHA256_LEN];
 
-    freed = 0;
+    job->freed = 0;
     dlen = ngx_strlen(job->dir);
+    heads = NULL;
+    s3 = NULL;
 
-    p = ngx_cpymem(path, job->dir, dlen);
-    *p++ = '/';
-
-    for (i = 0; i < n; i++) {
-        ngx_memcpy(p, heap[i].fan, NIXCACHE_CHUNK_FANOUT_LEN);
-        p[NIXCACHE_CHUNK_FANOUT_LEN] = '/';
-        ngx_memcpy(p + NIXCACHE_CHUNK_FANOUT_LEN + 1, heap[i].name,
-                   NIXCACHE_CID_LEN);
-        p[NIXCACHE_CHUNK_FANOUT_LEN + 1 + NIXCACHE_CID_LEN] = '\0';
-
-        if (lstat(path, &st) == -1
-            || ngx_http_nixcache_evict_used(&st) > heap[i].used)
-        {
-            continue;
-        }
-
-        if (unlink(path) == -1) {
-            err = ngx_errno;
-
-            if (err != NGX_ENOENT) {
-                ngx_http_nixcache_evict_error(job, err, "cannot remove",
-                                              path);
-            }
-
-            continue;
-        }
-
-        freed += heap[i].size;
-        job->evicted++;
-        job->evicted_bytes += heap[i].size;
+    root = open((char *) job->dir, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+    if (root == -1) {
+        ngx_http_nixcache_evict_error(job, ngx_errno, "cannot open",
+                                      (char *) job->dir);
+        return 0;
     }
 
-    return freed;
+    s3 = nixcache_s3_open(&job->s3, (char *) job->s3_error,
+                          sizeof(job->s3_error));
+    if (s3 == NULL) {
+        job->s3_errors += n;
+        goto done;
+    }
+
+    heads = calloc(NGX_HTTP_NIXCACHE_EVICT_HEADS,
+                   sizeof(ngx_http_nixcache_evict_head_t));
+    if (heads == NULL) {
+        ngx_http_nixcache_evict_error(job, NGX_ENOMEM, "cannot allocate",
+                                      "the S3 requests");
+        goto done;
+    }
+
+    for (k = 0; k < NGX_HTTP_NIXCACHE_EVICT_HEADS; k++) {
+        heads[k].job = job;
+        heads[k].fan = -1;
+        p = ngx_cpymem(heads[k].path, job->dir, dlen);
+        *p = '/';
+        heads[k].name = (char *) p + 1 + NIXCACHE_CHUNK_FANOUT_LEN + 1;
+    }
+
+    for (i = 0; i < n; i++) {
+
+        for ( ;; ) {
+            for (k = 0; k < NGX_HTTP_NIXCACHE_EVICT_HEADS; k++) {
+                if (!heads[k].busy) {
+                    break;
+                }
+            }
+
+            if (k < NGX_HTTP_NIXCACHE_EVICT_HEADS) {
+                break;
+            }
+
+            if (nixcache_s3_wait_room(s3) != 0) {
+                goto failed;
+            }
+        }
+
+        h = &heads[k];
+
+        p = (u_char *) h->path + dlen + 1;
+        ngx_memcpy(p, heap[i].fan, NIXCACHE_CHUNK_FANOUT_LEN);
+        p[NIXCACHE_CHUNK_FANOUT_LEN] = '\0';
+        ngx_memcpy(h->name, heap[i].name, NIXCACHE_CID_LEN);
+        h->name[NIXCACHE_CID_LEN] = '\0';
+
+        /* names relative to a fan-out directory that is not a symlink */
+
+        h->fan = openat(root, (char *) p,
+                        O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
+        p[NIXCACHE_CHUNK_FANOUT_LEN] = '/';
+
+        if (h->fan == -1) {
+            continue;
+        }
+
+        if (fstatat(h->fan, h->name, &st, AT_SYMLINK_NOFOLLOW) == -1
+            || !S_ISREG(st.st_mode)
+            || ngx_http_nixcache_evict_used(&st) > heap[i].used
+            || nixcache_cid_decode(digest, h->name, NIXCACHE_CID_LEN) != 0)
+        {
+            goto next;
+        }
+
+        ngx_memzero(&h->req, sizeof(nixcache_s3_req_t));
+        h->req.method = "HEAD";
+        h->req.done = ngx_http_nixcache_evict_head_done;
+        h->req.data = h;
+        h->file = &heap[i];
+
+        if (nixcache_s3_chunk_key(s3, h->req.key, sizeof(h->req.key),
+                                  digest)
+            != 0)
+        {
+            goto next;
+        }
+
+        h->busy = 1;
+
+        if (nixcache_s3_submit(s3, &h->req) != 0) {
+            h->busy = 0;
+            (void) close(h->fan);
+            h->fan = -1;
+            goto failed;
+        }
+
+        continue;
+
+    next:
+
+        (void) close(h->fan);
+        h->fan = -1;
+    }
+
+    if (nixcache_s3_wait(s3) == 0) {
+        goto done;
+    }
+
+failed:
+
+    if (job->s3_errors++ == 0) {
+        ngx_cpystrn(job->s3_error, (u_char *) nixcache_s3_error(s3),
+                    sizeof(job->s3_error));
+    }
+
+    /*
+     * S3 or curl failed us: nothing more is removed this time; requests
+     * still in flight are waited for (their files may go) before the
+     * client is closed
+     */
+    (void) nixcache_s3_wait(s3);
+
+done:
+
+    if (heads != NULL) {
+        for (k = 0; k < NGX_HTTP_NIXCACHE_EVICT_HEADS; k++) {
+            if (heads[k].fan != -1) {
+                (void) close(heads[k].fan);
+            }
+        }
+
+        free(heads);
+    }
+
+    if (s3 != NULL) {
+        nixcache_s3_close(s3);
+    }
+
+    (void) close(root);
+
+    return job->freed;
+}
+
+
+/* The HEAD of a candidate is answered: in S3, or kept. */
+
+static void
+ngx_http_nixcache_evict_head_done(nixcache_s3_req_t *req)
+{
+    ngx_http_nixcache_evict_head_t  *h;
+    ngx_http_nixcache_evict_job_t   *job;
+
+    h = req->data;
+    job = h->job;
+    h->busy = 0;
+
+    if (req->failed) {
+        if (job->s3_errors++ == 0) {
+            ngx_cpystrn(job->s3_error, (u_char *) req->error,
+                        sizeof(job->s3_error));
+        }
+
+    } else if (req->status == 404) {
+        job->not_in_s3++;
+        (void) ngx_http_nixcache_evict_kept(job, h->file->name, time(NULL),
+                                            1, h->file->used);
+
+    } else {
+        ngx_http_nixcache_evict_unlink(job, h, (off_t) req->content_length);
+    }
+
+    (void) close(h->fan);
+    h->fan = -1;
+}
+
+
+/*
+ * Removes a chunk S3 holds as an object of s3_size bytes, if the file is
+ * that size and was not used since the walk.
+ */
+
+static void
+ngx_http_nixcache_evict_unlink(ngx_http_nixcache_evict_job_t *job,
+    ngx_http_nixcache_evict_head_t *h, off_t s3_size)
+{
+    ngx_err_t                        err;
+    struct stat                      st;
+    ngx_http_nixcache_evict_file_t  *f;
+
+    f = h->file;
+
+    if (fstatat(h->fan, h->name, &st, AT_SYMLINK_NOFOLLOW) == -1
+        || !S_ISREG(st.st_mode)
+        || ngx_http_nixcache_evict_used(&st) > f->used)
+    {
+        return;
+    }
+
+    if (st.st_size != s3_size) {
+        /* another frame, or a truncated object: not what this file holds */
+        job->not_in_s3++;
+        (void) ngx_http_nixcache_evict_kept(job, f->name, time(NULL), 1,
+                                            f->used);
+        return;
+    }
+
+    if (unlinkat(h->fan, h->name, 0) == -1) {
+        err = ngx_errno;
+
+        if (err != NGX_ENOENT) {
+            ngx_http_nixcache_evict_error(job, err, "cannot remove",
+                                          h->path);
+        }
+
+        return;
+    }
+
+    job->freed += f->size;
+    job->evicted++;
+    job->evicted_bytes += f->size;
+}
+
+
+/*
+ * The chunks found not in S3, by name, in an open-addressing table of
+ * KEPT_MAX entries (1.2 MiB, allocated at the first one): add, or look up
+ * one to skip.  One is skipped for the rest of the task (so it does not
+ * stop the eviction of others) and, unless it is young (an upload may be
+ * storing it in S3 right now), for KEPT_AGE after.  A full table starts
+ * again empty.
+ */
+
+static ngx_http_nixcache_evict_kept_t *
+ngx_http_nixcache_evict_kept(ngx_http_nixcache_evict_job_t *job,
+    const u_char *name, time_t now, ngx_uint_t add, int64_t used)
+{
+    uint32_t                         hash;
+    ngx_uint_t                       i, n;
+    ngx_http_nixcache_evict_kept_t  *e;
+
+    if (job->kept == NULL) {
+        if (!add) {
+            return NULL;
+        }
+
+        job->kept = calloc(NGX_HTTP_NIXCACHE_EVICT_KEPT_MAX,
+                           sizeof(ngx_http_nixcache_evict_kept_t));
+        if (job->kept == NULL) {
+            return NULL;
+        }
+    }
+
+    hash = 2166136261u;
+    for (i = 0; i < NIXCACHE_CID_LEN; i++) {
+        hash = (hash ^ name[i]) * 16777619u;
+    }
+
+    for (n = 0; n < NGX_HTTP_NIXCACHE_EVICT_KEPT_MAX; n++) {
+        e = &job->kept[(hash + n) % NGX_HTTP_NIXCACHE_EVICT_KEPT_MAX];
+
+        if (e->taken && ngx_memcmp(e->name, name, NIXCACHE_CID_LEN) != 0) {
+            continue;
+        }
+
+        if (!add) {
+            if (!e->taken || (e->task != job->task && e->until <= now)) {
+                return NULL;
+            }
+
+            return e;
+        }
+
+        e->taken = 1;
+        e->task = job->task;
+        e->until = (used / 1000000000 < now - NGX_HTTP_NIXCACHE_EVICT_YOUNG)
+                   ? now + NGX_HTTP_NIXCACHE_EVICT_KEPT_AGE : 0;
+        ngx_memcpy(e->name, name, NIXCACHE_CID_LEN);
+
+        return e;
+    }
+
+    if (add) {
+        ngx_memzero(job->kept, NGX_HTTP_NIXCACHE_EVICT_KEPT_MAX
+                               * sizeof(ngx_http_nixcache_evict_kept_t));
+        return ngx_http_nixcache_evict_kept(job, name, now, 1, used);
+    }
+
+    return NULL;
 }
 
 

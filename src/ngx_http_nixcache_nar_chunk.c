@@ -204,7 +204,9 @@ ngx_http_nixcache_nar_open(ngx_http_request_t *r,
         ngx_memcpy(ctx->path, name, file->name.len + 1);
     }
 
-    file->fd = ngx_open_file(name, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    /* a chunk file is never a symlink: the writers make none */
+    file->fd = ngx_open_file(name, NGX_FILE_RDONLY|O_NOFOLLOW, NGX_FILE_OPEN,
+                             0);
 
     if (file->fd == NGX_INVALID_FILE) {
         err = ngx_errno;

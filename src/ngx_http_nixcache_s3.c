@@ -30,6 +30,8 @@
 
 
 #define NGX_HTTP_NIXCACHE_S3_KEY_MAX      1024
+#define NGX_HTTP_NIXCACHE_S3_TOKEN_LINE                                      \
+    (sizeof("x-amz-security-token: ") + 4 * NIXCACHE_S3_CRED_MAX)
 #define NGX_HTTP_NIXCACHE_S3_FREE_MAX     64
 
 
@@ -61,8 +63,7 @@ static void ngx_http_nixcache_s3_put_easy(ngx_http_nixcache_s3_fetch_t *f);
 static size_t ngx_http_nixcache_s3_write(char *ptr, size_t size,
     size_t nmemb, void *userdata);
 static void ngx_http_nixcache_s3_error_code(ngx_http_nixcache_s3_fetch_t *f);
-static ngx_int_t ngx_http_nixcache_s3_parse_credentials(ngx_conf_t *cf,
-    ngx_http_nixcache_s3_conf_t *s3, u_char *p, u_char *last);
+static void ngx_http_nixcache_s3_wipe_credentials(void *data);
 
 
 ngx_int_t
@@ -98,9 +99,9 @@ ngx_http_nixcache_s3_send(ngx_http_nixcache_s3_fetch_t *f)
     ngx_http_nixcache_s3_conf_t    *s3;
     nixcache_sigv4_request_t        req;
     nixcache_sigv4_credentials_t    cred;
-    nixcache_sigv4_pair_t           headers[3];
+    nixcache_sigv4_pair_t           headers[4];
     char                            date[NIXCACHE_SIGV4_DATE_LEN + 1];
-    u_char                          line[NGX_HTTP_NIXCACHE_S3_KEY_MAX];
+    u_char                          line[NGX_HTTP_NIXCACHE_S3_TOKEN_LINE];
     u_char                          buf[2 * NGX_HTTP_NIXCACHE_S3_KEY_MAX];
 
     s3 = f->conf;
@@ -149,6 +150,12 @@ ngx_http_nixcache_s3_send(ngx_http_nixcache_s3_fetch_t *f)
     headers[2].value.data = date;
     headers[2].value.len = NIXCACHE_SIGV4_DATE_LEN;
 
+    /* temporary credentials: the session token is sent and signed */
+    headers[3].name.data = "x-amz-security-token";
+    headers[3].name.len = sizeof("x-amz-security-token") - 1;
+    headers[3].value.data = s3->cred->token;
+    headers[3].value.len = ngx_strlen(s3->cred->token);
+
     ngx_memzero(&req, sizeof(nixcache_sigv4_request_t));
 
     req.method.data = "GET";
@@ -157,7 +164,7 @@ ngx_http_nixcache_s3_send(ngx_http_nixcache_s3_fetch_t *f)
     req.uri.len = p - uri;
     req.query.data = "";
     req.headers = headers;
-    req.nheaders = 3;
+    req.nheaders = (headers[3].value.len != 0) ? 4 : 3;
     req.payload_hash.data = NIXCACHE_SIGV4_EMPTY_SHA256;
     req.payload_hash.len = NIXCACHE_SIGV4_HEX_LEN;
     req.region.data = (char *) s3->region.data;
@@ -167,10 +174,10 @@ ngx_http_nixcache_s3_send(ngx_http_nixcache_s3_fetch_t *f)
     req.amz_date.data = date;
     req.amz_date.len = NIXCACHE_SIGV4_DATE_LEN;
 
-    cred.access_key_id.data = (char *) s3->key_id.data;
-    cred.access_key_id.len = s3->key_id.len;
-    cred.secret_access_key.data = (char *) s3->secret.data;
-    cred.secret_access_key.len = s3->secret.len;
+    cred.access_key_id.data = s3->cred->key_id;
+    cred.access_key_id.len = ngx_strlen(s3->cred->key_id);
+    cred.secret_access_key.data = s3->cred->secret;
+    cred.secret_access_key.len = ngx_strlen(s3->cred->secret);
 
     p = ngx_cpymem(line, "Authorization: ", sizeof("Authorization: ") - 1);
 
@@ -201,6 +208,14 @@ ngx_http_nixcache_s3_send(ngx_http_nixcache_s3_fetch_t *f)
     h = curl_slist_append(hl, (char *) line);
     if (h == NULL) {
         goto nomem;
+    }
+
+    if (headers[3].value.len != 0) {
+        ngx_sprintf(line, "x-amz-security-token: %s%Z", s3->cred->token);
+        h = curl_slist_append(hl, (char *) line);
+        if (h == NULL) {
+            goto nomem;
+        }
     }
 
     h = curl_slist_append(hl, "x-amz-content-sha256: "
@@ -839,8 +854,7 @@ ngx_http_nixcache_s3_merge_conf(ngx_conf_t *cf,
 
     if (conf->credentials.data == NULL) {
         conf->credentials = prev->credentials;
-        conf->key_id = prev->key_id;
-        conf->secret = prev->secret;
+        conf->cred = prev->cred;
     }
 
     if (conf->endpoint.len == 0) {
@@ -866,7 +880,7 @@ ngx_http_nixcache_s3_merge_conf(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    if (conf->key_id.len == 0) {
+    if (conf->cred == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"nixcache_s3_endpoint\" requires "
                            "\"nixcache_s3_credentials\"");
@@ -1033,9 +1047,10 @@ invalid:
 /*
  * Read once, as the configuration is loaded (by root, before workers
  * drop privileges).  The file must not be readable by group or others.
- * Either KEY=VALUE lines (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, any
- * letter case; other keys, "[section]" and "#" lines ignored) or two bare
- * lines: the key id, then the secret.  The CLI reads the same forms.
+ * Parsed by the core (nixcache_s3_credentials_parse(), the CLI's parser):
+ * KEY=VALUE lines (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+ * AWS_SESSION_TOKEN) or bare lines (key id, secret, optional token).  The
+ * copy in memory is wiped when the configuration goes away.
  */
 
 char *
@@ -1048,7 +1063,9 @@ ngx_http_nixcache_s3_credentials(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_fd_t                      fd;
     ngx_str_t                    *value, name;
     ngx_file_info_t               fi;
-    u_char                        buf[4096];
+    ngx_pool_cleanup_t           *cln;
+    char                          err[NIXCACHE_S3_ERROR_MAX];
+    u_char                        buf[NIXCACHE_S3_CRED_FILE_MAX + 1];
 
     if (nlcf->s3.credentials.data != NULL) {
         return "is duplicate";
@@ -1101,15 +1118,31 @@ ngx_http_nixcache_s3_credentials(ngx_conf_t *cf, ngx_command_t *cmd,
 
     nlcf->s3.credentials = name;
 
-    if (ngx_http_nixcache_s3_parse_credentials(cf, &nlcf->s3, buf, buf + n)
-        != NGX_OK)
+    nlcf->s3.cred = ngx_pcalloc(cf->pool, sizeof(nixcache_s3_credentials_t));
+    if (nlcf->s3.cred == NULL) {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_nixcache_s3_wipe_credentials;
+    cln->data = nlcf->s3.cred;
+
+    /* the core's parser, the CLI's too: key id, secret, session token */
+
+    if (nixcache_s3_credentials_parse(nlcf->s3.cred, (char *) buf, n, err,
+                                      sizeof(err))
+        != 0)
     {
         ngx_explicit_memzero(buf, sizeof(buf));
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "nixcache_s3_credentials: \"%V\" holds no access "
-                           "key id and secret (two lines, or "
-                           "AWS_ACCESS_KEY_ID=... and "
-                           "AWS_SECRET_ACCESS_KEY=...)", &name);
+                           "nixcache_s3_credentials: \"%V\": %s",
+                           &name, err);
         return NGX_CONF_ERROR;
     }
 
@@ -1125,91 +1158,10 @@ failed:
 }
 
 
-static ngx_int_t
-ngx_http_nixcache_s3_parse_credentials(ngx_conf_t *cf,
-    ngx_http_nixcache_s3_conf_t *s3, u_char *p, u_char *last)
+static void
+ngx_http_nixcache_s3_wipe_credentials(void *data)
 {
-    u_char     *line, *eol, *eq, *k, *ke, *v, *ve;
-    ngx_str_t  *dst;
-    ngx_uint_t  bare;
-
-    bare = 0;
-
-    for (line = p; line < last; line = eol + 1) {
-
-        eol = ngx_strlchr(line, last, '\n');
-        if (eol == NULL) {
-            eol = last;
-        }
-
-        k = line;
-        ve = eol;
-
-        while (k < ve && (*k == ' ' || *k == '\t')) { k++; }
-        while (ve > k && (ve[-1] == ' ' || ve[-1] == '\t'
-                          || ve[-1] == '\r'))
-        {
-            ve--;
-        }
-
-        if (k == ve || *k == '#' || *k == '[') {
-            continue;
-        }
-
-        eq = ngx_strlchr(k, ve, '=');
-
-        if (eq == NULL) {
-            if (bare == 2) {
-                return NGX_ERROR;
-            }
-
-            dst = bare++ ? &s3->secret : &s3->key_id;
-            v = k;
-
-        } else {
-            ke = eq;
-            while (ke > k && (ke[-1] == ' ' || ke[-1] == '\t')) { ke--; }
-
-            v = eq + 1;
-            while (v < ve && (*v == ' ' || *v == '\t')) { v++; }
-
-            if ((size_t) (ke - k) == sizeof("aws_access_key_id") - 1
-                && ngx_strncasecmp(k, (u_char *) "aws_access_key_id",
-                                   ke - k) == 0)
-            {
-                dst = &s3->key_id;
-
-            } else if ((size_t) (ke - k) == sizeof("aws_secret_access_key")
-                                            - 1
-                       && ngx_strncasecmp(k,
-                                          (u_char *) "aws_secret_access_key",
-                                          ke - k) == 0)
-            {
-                dst = &s3->secret;
-
-            } else {
-                continue;
-            }
-        }
-
-        if (ve - v == 0 || ve - v > NIXCACHE_SIGV4_MAX_SECRET) {
-            return NGX_ERROR;
-        }
-
-        dst->len = ve - v;
-        dst->data = ngx_pnalloc(cf->pool, dst->len);
-        if (dst->data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(dst->data, v, dst->len);
-
-        if (eol == last) {
-            break;
-        }
-    }
-
-    return (s3->key_id.len && s3->secret.len) ? NGX_OK : NGX_ERROR;
+    nixcache_s3_credentials_wipe(data);
 }
 
 

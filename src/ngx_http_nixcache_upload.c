@@ -30,6 +30,8 @@
 #include "nixcache_narinfo.h"
 #include "nixcache_nix32.h"
 #include "nixcache_route.h"
+#include "nixcache_s3.h"
+#include "nixcache_s3sink.h"
 
 
 #define NGX_HTTP_NIXCACHE_UPLOAD_KEY_TTL    "86400"
@@ -69,6 +71,12 @@ typedef struct {
     nixcache_ingest_t         *ingest;
     u_char                     err[NGX_HTTP_NIXCACHE_UPLOAD_ERR_LEN];
     size_t                     err_len;
+
+    /*
+     * the location's S3 tier (endpoint NULL: none): every chunk is stored
+     * there, and on the disk tier, before the task returns
+     */
+    nixcache_s3_conf_t         s3;
 } ngx_http_nixcache_upload_job_t;
 
 
@@ -119,6 +127,9 @@ static ngx_int_t ngx_http_nixcache_upload_post(
     ngx_http_nixcache_upload_ctx_t *ctx);
 static void ngx_http_nixcache_upload_next(ngx_http_nixcache_main_conf_t *nmcf);
 #endif
+static void ngx_http_nixcache_upload_stored_fail(
+    ngx_http_nixcache_upload_job_t *job, nixcache_s3sink_t *ss,
+    nixcache_ingest_t *ing);
 static void ngx_http_nixcache_upload_ingested(ngx_event_t *ev);
 static void ngx_http_nixcache_upload_cleanup(void *data);
 static void ngx_http_nixcache_upload_exists(ngx_http_request_t *r,
@@ -370,6 +381,17 @@ ngx_http_nixcache_upload_nar_body(ngx_http_request_t *r)
     job->max_nar_size = nlcf->upload_max_nar_size;
     job->max_chunks = nlcf->upload_max_chunks;
 
+    if (nlcf->s3.endpoint.len != 0) {
+        /* every string NUL-terminated: directive arguments or literals */
+        job->s3.endpoint = (const char *) nlcf->s3.endpoint.data;
+        job->s3.bucket = (const char *) nlcf->s3.bucket.data;
+        job->s3.region = (const char *) nlcf->s3.region.data;
+        job->s3.prefix = (const char *) nlcf->s3.prefix.data;
+        job->s3.cred = nlcf->s3.cred;
+        job->s3.path_style = nlcf->s3.path_style ? 1 : 0;
+        job->s3.timeout = ngx_max(nlcf->s3.timeout / 1000, 1);
+    }
+
     job->manifest_path = ngx_pnalloc(r->pool,
                                      path->len + sizeof(".manifest"));
     if (job->manifest_path == NULL) {
@@ -516,12 +538,17 @@ ngx_http_nixcache_upload_thread(void *data, ngx_log_t *log)
 
     int                      rc;
     ngx_fd_t                 fd;
+    nixcache_s3_t           *s3;
     nixcache_decomp_t       *d;
     nixcache_ingest_t        ing;
-    nixcache_chunk_sink_t    sink;
+    nixcache_s3sink_t       *ss;
+    nixcache_chunk_sink_t    sink, disk;
     nixcache_ingest_conf_t   conf;
+    char                     msg[NIXCACHE_S3_ERROR_MAX];
 
     d = NULL;
+    s3 = NULL;
+    ss = NULL;
     fd = NGX_INVALID_FILE;
 
     ngx_memzero(&ing, sizeof(nixcache_ingest_t));
@@ -548,7 +575,8 @@ ngx_http_nixcache_upload_thread(void *data, ngx_log_t *log)
 
     (void) ngx_delete_file(job->manifest_path);
 
-    nixcache_chunkstore_sink(&sink, (const char *) job->chunks);
+    nixcache_chunkstore_sink(&disk, (const char *) job->chunks);
+    sink = disk;
 
     conf.chunk_min = NIXCACHE_CHUNK_MIN_DEFAULT;
     conf.chunk_avg = NIXCACHE_CHUNK_AVG_DEFAULT;
@@ -562,6 +590,30 @@ ngx_http_nixcache_upload_thread(void *data, ngx_log_t *log)
         ngx_http_nixcache_upload_fail(job, NGX_HTTP_INTERNAL_SERVER_ERROR, 0,
                                       "ingest: %s", ing.errmsg);
         goto done;
+    }
+
+    /*
+     * With an S3 tier the chunks go to S3 (HEAD, then PUT if missing) and
+     * to the disk tier: the durability `nixcache push --s3-*` gives, and
+     * what eviction of the disk tier relies on.  Blocking libcurl is fine
+     * here, off the event loop; the pipeline holds &sink, filled in now.
+     */
+
+    if (job->s3.endpoint != NULL) {
+        s3 = nixcache_s3_open(&job->s3, msg, sizeof(msg));
+        if (s3 == NULL) {
+            ngx_http_nixcache_upload_fail(job, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                          0, "%s", msg);
+            goto done;
+        }
+
+        ss = nixcache_s3sink_create(&sink, s3, &disk, ing.frame_cap + 1,
+                                    msg, sizeof(msg));
+        if (ss == NULL) {
+            ngx_http_nixcache_upload_fail(job, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                          0, "%s", msg);
+            goto done;
+        }
     }
 
     d = nixcache_decomp_create(job->kind, UINT64_MAX,
@@ -584,9 +636,7 @@ ngx_http_nixcache_upload_thread(void *data, ngx_log_t *log)
 
         case NIXCACHE_DECOMP_ERR_OUTPUT:
             if (job->status == 0) {
-                ngx_http_nixcache_upload_fail(job,
-                                              NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                              0, "%s", ing.errmsg);
+                ngx_http_nixcache_upload_stored_fail(job, ss, &ing);
             }
 
             break;
@@ -613,8 +663,7 @@ ngx_http_nixcache_upload_thread(void *data, ngx_log_t *log)
 
     if (nixcache_ingest_finish(&ing) != 0 || nixcache_ingest_sync(&ing) != 0)
     {
-        ngx_http_nixcache_upload_fail(job, NGX_HTTP_INTERNAL_SERVER_ERROR, 0,
-                                      "%s", ing.errmsg);
+        ngx_http_nixcache_upload_stored_fail(job, ss, &ing);
         goto done;
     }
 
@@ -626,6 +675,14 @@ done:
     nixcache_decomp_destroy(d);
     nixcache_ingest_free(&ing);
     job->ingest = NULL;
+
+    if (ss != NULL) {
+        nixcache_s3sink_destroy(ss);
+    }
+
+    if (s3 != NULL) {
+        nixcache_s3_close(s3);
+    }
 
     if (fd != NGX_INVALID_FILE) {
         (void) ngx_close_file(fd);
@@ -712,6 +769,27 @@ ngx_http_nixcache_upload_fail(ngx_http_nixcache_upload_job_t *job,
     }
 
     job->err_len = p - job->err;
+}
+
+
+/*
+ * Storing chunks failed: 502 when S3 refused or could not be reached
+ * (with S3's own message), 500 for the disk tier.
+ */
+
+static void
+ngx_http_nixcache_upload_stored_fail(ngx_http_nixcache_upload_job_t *job,
+    nixcache_s3sink_t *ss, nixcache_ingest_t *ing)
+{
+    if (ss != NULL && nixcache_s3sink_strerror(ss)[0] != '\0') {
+        ngx_http_nixcache_upload_fail(job, NGX_HTTP_BAD_GATEWAY, 0,
+                                      "chunks not stored in S3: %s",
+                                      nixcache_s3sink_strerror(ss));
+        return;
+    }
+
+    ngx_http_nixcache_upload_fail(job, NGX_HTTP_INTERNAL_SERVER_ERROR, 0,
+                                  "%s", ing->errmsg);
 }
 
 

@@ -3,6 +3,12 @@
  * complete: it is written to a temporary name in its fan-out directory,
  * then renamed without replacing, so an existing chunk (perhaps already
  * counted in a manifest, with its own compressed size) is never touched.
+ *
+ * Everything below the chunk directory is reached without following a
+ * symlink (the fan-out directory is opened O_NOFOLLOW, the files by name
+ * relative to it): a symlinked fan-out directory is ENOTDIR (or ELOOP),
+ * so nothing is written, read or found through it.  The chunk directory
+ * itself may be a symlink.
  */
 
 #ifndef _GNU_SOURCE
@@ -31,7 +37,10 @@ static unsigned long  nixcache_chunkstore_counter;
 static int nixcache_chunkstore_path(char *path, const char *dir,
     const unsigned char *digest);
 static int nixcache_chunkstore_write(int fd, const void *p, size_t len);
-static int nixcache_chunkstore_link(const char *tmp, const char *path);
+static int nixcache_chunkstore_fanout(char *path, size_t dirlen,
+    int create);
+static int nixcache_chunkstore_link(int dfd, const char *tmp,
+    const char *cid);
 static int nixcache_chunkstore_sink_has(void *data,
     const unsigned char *digest);
 static int nixcache_chunkstore_sink_put(void *data,
@@ -44,18 +53,39 @@ static int nixcache_chunkstore_sink_sync(void *data);
 int
 nixcache_chunkstore_has(const char *dir, const unsigned char *digest)
 {
+    int          dfd, rc, err;
     char         path[PATH_MAX];
+    size_t       dirlen;
     struct stat  st;
 
     if (nixcache_chunkstore_path(path, dir, digest) != 0) {
         return -1;
     }
 
-    if (stat(path, &st) == 0) {
-        return 1;
+    dirlen = strlen(dir);
+
+    dfd = nixcache_chunkstore_fanout(path, dirlen, 0);
+    if (dfd == -1) {
+        return errno == ENOENT ? 0 : -1;
     }
 
-    return errno == ENOENT ? 0 : -1;
+    rc = fstatat(dfd, path + dirlen + 1 + NIXCACHE_CHUNK_FANOUT_LEN + 1,
+                 &st, AT_SYMLINK_NOFOLLOW);
+    err = errno;
+    (void) close(dfd);
+
+    if (rc == 0) {
+        if (S_ISREG(st.st_mode)) {
+            return 1;
+        }
+
+        errno = ELOOP;
+        return -1;
+    }
+
+    errno = err;
+
+    return err == ENOENT ? 0 : -1;
 }
 
 
@@ -71,8 +101,8 @@ int
 nixcache_chunkstore_store(const char *dir, const unsigned char *digest,
     const void *frame, size_t len)
 {
-    int            fd, rc, err, tries;
-    char          *fanout_end, *cid;
+    int            fd, dfd, rc, err, tries;
+    char          *cid;
     char           path[PATH_MAX], tmp[PATH_MAX];
     size_t         dirlen;
     unsigned long  n;
@@ -87,23 +117,14 @@ nixcache_chunkstore_store(const char *dir, const unsigned char *digest,
     }
 
     dirlen = strlen(dir);
-    fanout_end = path + dirlen + 1 + NIXCACHE_CHUNK_FANOUT_LEN;
-    cid = fanout_end + 1;
+    cid = path + dirlen + 1 + NIXCACHE_CHUNK_FANOUT_LEN + 1;
 
     /* the fan-out directory; another writer may create it at the same time */
 
-    *fanout_end = '\0';
-
-    if (mkdir(path, 0755) == 0) {
-        if (chmod(path, 0755) != 0) {       /* whatever the umask */
-            return -1;
-        }
-
-    } else if (errno != EEXIST) {
+    dfd = nixcache_chunkstore_fanout(path, dirlen, 1);
+    if (dfd == -1) {
         return -1;
     }
-
-    *fanout_end = '/';
 
     /* ".<CID>.tmp.<pid>.<counter>" next to the chunk */
 
@@ -113,16 +134,17 @@ nixcache_chunkstore_store(const char *dir, const unsigned char *digest,
         n = __atomic_fetch_add(&nixcache_chunkstore_counter, 1,
                                __ATOMIC_RELAXED);
 
-        if (snprintf(tmp, sizeof(tmp), "%.*s.%.*s.tmp.%ld.%lu",
-                     (int) (cid - path), path, NIXCACHE_CID_LEN, cid,
-                     (long) getpid(), n)
+        if (snprintf(tmp, sizeof(tmp), ".%.*s.tmp.%ld.%lu",
+                     NIXCACHE_CID_LEN, cid, (long) getpid(), n)
             >= (int) sizeof(tmp))
         {
             errno = ENAMETOOLONG;
-            return -1;
+            goto failed_dir;
         }
 
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        fd = openat(dfd, tmp,
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                    0644);
 
         if (fd != -1 || errno != EEXIST) {
             break;
@@ -130,7 +152,7 @@ nixcache_chunkstore_store(const char *dir, const unsigned char *digest,
     }
 
     if (fd == -1) {
-        return -1;
+        goto failed_dir;
     }
 
     if (fchmod(fd, 0644) != 0 || nixcache_chunkstore_write(fd, frame, len)
@@ -146,10 +168,12 @@ nixcache_chunkstore_store(const char *dir, const unsigned char *digest,
 
     fd = -1;
 
-    rc = nixcache_chunkstore_link(tmp, path);
+    rc = nixcache_chunkstore_link(dfd, tmp, cid);
     if (rc == -1) {
         goto failed;
     }
+
+    (void) close(dfd);
 
     return rc;
 
@@ -161,8 +185,17 @@ failed:
         (void) close(fd);
     }
 
-    (void) unlink(tmp);
+    (void) unlinkat(dfd, tmp, 0);
+    (void) close(dfd);
 
+    errno = err;
+
+    return -1;
+
+failed_dir:
+
+    err = errno;
+    (void) close(dfd);
     errno = err;
 
     return -1;
@@ -194,9 +227,9 @@ ssize_t
 nixcache_chunkstore_read(const char *dir, const unsigned char *digest,
     void *buf, size_t cap)
 {
-    int             fd, err;
+    int             fd, dfd, err;
     char            path[PATH_MAX];
-    size_t          len;
+    size_t          len, dirlen;
     ssize_t         n;
     unsigned char  *p;
 
@@ -204,10 +237,21 @@ nixcache_chunkstore_read(const char *dir, const unsigned char *digest,
         return -1;
     }
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    dirlen = strlen(dir);
+
+    dfd = nixcache_chunkstore_fanout(path, dirlen, 0);
+    if (dfd == -1) {
+        return errno == ENOENT ? 0 : -1;
+    }
+
+    fd = openat(dfd, path + dirlen + 1 + NIXCACHE_CHUNK_FANOUT_LEN + 1,
+                O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    err = errno;
+    (void) close(dfd);
 
     if (fd == -1) {
-        return errno == ENOENT ? 0 : -1;
+        errno = err;
+        return err == ENOENT ? 0 : -1;
     }
 
     p = buf;
@@ -344,14 +388,14 @@ nixcache_chunkstore_write(int fd, const void *p, size_t len)
  */
 
 static int
-nixcache_chunkstore_link(const char *tmp, const char *path)
+nixcache_chunkstore_link(int dfd, const char *tmp, const char *cid)
 {
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) {
+    if (renameat2(dfd, tmp, dfd, cid, RENAME_NOREPLACE) == 0) {
         return 1;
     }
 
     if (errno == EEXIST) {
-        (void) unlink(tmp);
+        (void) unlinkat(dfd, tmp, 0);
         return 0;
     }
 
@@ -361,15 +405,61 @@ nixcache_chunkstore_link(const char *tmp, const char *path)
 
     /* a file system without RENAME_NOREPLACE: link() does not replace */
 
-    if (link(tmp, path) == 0) {
-        (void) unlink(tmp);
+    if (linkat(dfd, tmp, dfd, cid, 0) == 0) {
+        (void) unlinkat(dfd, tmp, 0);
         return 1;
     }
 
     if (errno == EEXIST) {
-        (void) unlink(tmp);
+        (void) unlinkat(dfd, tmp, 0);
         return 0;
     }
 
     return -1;
+}
+
+
+/*
+ * Opens the fan-out directory of a chunk path (dir/xx/CID) without
+ * following a symlink there (ENOTDIR), creating it (mode 0755 whatever the
+ * umask) first if asked.  The descriptor, or -1 (errno set).
+ */
+
+static int
+nixcache_chunkstore_fanout(char *path, size_t dirlen, int create)
+{
+    int    fd, err, made;
+    char  *end;
+
+    end = path + dirlen + 1 + NIXCACHE_CHUNK_FANOUT_LEN;
+    *end = '\0';
+    made = 0;
+
+    if (create) {
+        if (mkdir(path, 0755) == 0) {
+            made = 1;
+
+        } else if (errno != EEXIST) {
+            err = errno;
+            *end = '/';
+            errno = err;
+            return -1;
+        }
+    }
+
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    err = errno;
+
+    *end = '/';
+
+    /* 0755 whatever the umask */
+    if (fd != -1 && made && fchmod(fd, 0755) != 0) {
+        err = errno;
+        (void) close(fd);
+        fd = -1;
+    }
+
+    errno = err;
+
+    return fd;
 }

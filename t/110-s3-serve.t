@@ -27,8 +27,14 @@ my $s3 = start_s3rver("$S3DIR/s3", 'nixcache');
 
 # Stopped here, first of the END blocks (defined last): s3rver-ctl needs
 # the pid file in $S3DIR, which a File::Temp clean-up would remove first.
+our @SIG_CHECKERS;
+
 END {
     my $status = $?;
+    for my $c (@SIG_CHECKERS) {
+        kill 'TERM', $c->[0];
+        close $c->[1];
+    }
     stop_s3rver($s3) if $s3;
     system('rm', '-rf', $S3DIR) if $S3DIR;
     $? = $status;
@@ -556,3 +562,75 @@ s3_vars();
 --- must_die
 --- error_log
 unknown thread pool "nosuchpool"
+
+
+
+=== TEST 19: temporary credentials (a session token) serve from S3
+--- fixture
+my $c = '';
+$c .= pack('N', $_ * 2654435761 % 4294967296) . "tok line $_\n" for 1 .. 9000;
+add_nar(name => 'tok', content => $c, chunk_size => 9000);
+to_s3();
+$Nixcache::Fixture::VARS{TEST_NIXCACHE_S3_CREDS_TOKEN} = main::creds(
+    'creds-token', "AWS_ACCESS_KEY_ID=S3RVER\nAWS_SECRET_ACCESS_KEY=S3RVER\n"
+    . "AWS_SESSION_TOKEN=FwoGZXIvYXdzEBYaD+token/x=\n");
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS_TOKEN;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_tok_NARHASH.nar
+--- error_code: 200
+--- response_body_file
+$TEST_NIXCACHE_FIX_tok_NAR
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 20: a session token is sent as x-amz-security-token and signed (botocore checks every GET)
+--- fixture
+system('python3 -c "import botocore" 2>/dev/null') == 0
+    or die "python3-botocore not installed (make deps)";
+add_nar(name => 'sig', content => "signed with a token\n" x 3000,
+        chunk_size => 9000);
+to_s3();
+my $log = "$Nixcache::Fixture::DIR/sig.log";
+my $token = 'FwoGZXIvYXdzEBYaDtemp/orary+token==';
+my $pid = open(my $ph, '-|', 't/lib/s3-sig-check', 'eu-west-3',
+               'ASIATEMPORARY', 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+               $log, $token) or die "s3-sig-check: $!";
+chomp(my $port = <$ph> // '');
+$port or die "s3-sig-check did not start";
+push @main::SIG_CHECKERS, [$pid, $ph];
+$Nixcache::Fixture::VARS{TEST_NIXCACHE_SIG_PORT} = $port;
+$Nixcache::Fixture::VARS{TEST_NIXCACHE_SIG_PID} = $pid;
+$Nixcache::Fixture::VARS{TEST_NIXCACHE_SIG_LOG} = $log;
+$Nixcache::Fixture::VARS{TEST_NIXCACHE_S3_CREDS_SIG} = main::creds(
+    'creds-sig', "ASIATEMPORARY\nwJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n"
+    . "$token\n");
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint http://127.0.0.1:$TEST_NIXCACHE_SIG_PORT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_region eu-west-3;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS_SIG;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_sig_NARHASH.nar.zst
+--- error_code: 502
+--- post
+kill $TEST_NIXCACHE_SIG_PID
+cat $TEST_NIXCACHE_SIG_LOG
+grep -q '^GET /nixcache/chunks/[a-z2-7][a-z2-7]/b[a-z2-7]* ok$' \
+    $TEST_NIXCACHE_SIG_LOG
+[ -z "$(grep -v ' ok$' $TEST_NIXCACHE_SIG_LOG)" ]
+--- error_log
+HTTP 404

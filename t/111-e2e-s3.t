@@ -4,7 +4,10 @@
 # through the module, which fetches every chunk from S3, checks it and
 # writes it through to the disk tier; `nix store verify` passes; the disk
 # tier then holds every chunk, and a second substitution (fresh store,
-# fresh Nix cache) works with s3rver stopped.
+# fresh Nix cache) works with s3rver stopped.  Then `nix copy --to` uploads
+# through a location with the S3 tier: every chunk is in the bucket, and
+# with the disk tier emptied (as eviction would) the paths still
+# substitute, from S3.
 
 source "$(dirname "$0")/lib/e2e.sh"
 source "$(dirname "$0")/e2e/fixtures.sh"
@@ -48,8 +51,9 @@ nobjects=$(echo "$objects" | grep -c .)
 ok "$([ "$nobjects" -gt 3 ]; echo $?)" "chunks are objects in the bucket ($nobjects)"
 
 CHUNKS=$T/chunks
-mkdir -p "$CHUNKS"
-chmod 0777 "$CHUNKS"
+UPCHUNKS=$T/upchunks
+mkdir -p "$CHUNKS" "$UPCHUNKS"
+chmod 0777 "$CHUNKS" "$UPCHUNKS"
 printf 'S3RVER\nS3RVER\n' > "$T/s3creds"
 chmod 0600 "$T/s3creds"
 
@@ -61,6 +65,17 @@ nginx_start "
             nixcache_chunks $CHUNKS;
             nixcache_s3_endpoint $S3;
             nixcache_s3_bucket nixcache;
+            nixcache_s3_credentials $T/s3creds;
+        }
+        location /up/ {
+            nixcache on;
+            nixcache_chunks $UPCHUNKS;
+            nixcache_redis_prefix up:;
+            nixcache_upload on;
+            client_max_body_size 0;
+            nixcache_s3_endpoint $S3;
+            nixcache_s3_bucket nixcache;
+            nixcache_s3_prefix up-chunks/;
             nixcache_s3_credentials $T/s3creds;
         }
     }"
@@ -79,6 +94,20 @@ for i in $(seq 1 50); do
     sleep 0.1
 done
 is "$files" "$objects" "the disk tier now holds every chunk of the bucket"
+
+# uploads to a location with the S3 tier: in the bucket before published
+run_ok "nix copy --to a cache with an S3 tier (upload)" \
+    nix_fresh nix copy --to "$URL/up/" --from "$SRC" "${PUSHED[@]}"
+up_files=$(find "$UPCHUNKS" -type f -name 'b*' -printf '%f\n' | sort)
+up_objects=$(find "$T/s3/data/nixcache/up-chunks" -name '*._S3rver_object' \
+                 | sed 's/._S3rver_object$//; s,.*/,,' | sort)
+ok "$([ -n "$up_files" ]; echo $?)" \
+   "uploaded chunks on the disk tier ($(echo "$up_files" | grep -c .))"
+is "$up_objects" "$up_files" "... and every one of them in the bucket"
+find "$UPCHUNKS" -type f -name 'b*' -delete
+run_ok "uploaded paths substitute with the disk tier emptied (from S3)" \
+    substitute "$URL/up/" "$T/dest-up" "${PUSHED[@]}"
+check_copy "$SRC" "$T/dest-up" "uploaded, from S3" "${PUSHED[@]}"
 
 run_ok "s3rver stopped" "$S3CTL" stop "$T/s3"
 

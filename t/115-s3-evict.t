@@ -35,6 +35,7 @@ chmod 0600, $creds;
 
 $ENV{TEST_NIXCACHE_S3_ENDPOINT} = $s3->{endpoint};
 $ENV{TEST_NIXCACHE_S3_CREDS} = $creds;
+$ENV{TEST_NIXCACHE_S3_DATA} = "$s3->{dir}/data/nixcache";
 
 # the slow downloads of TEST 3 must outlast the eviction, also under
 # valgrind
@@ -83,7 +84,7 @@ sub to_s3 {
 
 sub s3_vars {
     $Nixcache::Fixture::VARS{"TEST_NIXCACHE_$_"} = $ENV{"TEST_NIXCACHE_$_"}
-        for qw(S3_ENDPOINT S3_CREDS EV_RATE);
+        for qw(S3_ENDPOINT S3_CREDS S3_DATA EV_RATE);
 }
 
 package main;
@@ -380,3 +381,223 @@ invalid value
 --- request
 GET /nix-cache-info
 --- error_code: 200
+
+
+
+=== TEST 10: NARs uploaded (nix copy --to) to a cache with an S3 tier are in S3 before 201, survive eviction, and are served byte-exact
+--- fixture
+for my $n ([X => 21], [Y => 22], [Z => 23]) {
+    srand($n->[1]);
+    add_nar(name => $n->[0], prefix => 'fix:', chunk_size => 262144,
+            level => 1,
+            content => pack('N*', map { int(rand(4294967296)) }
+                                      1 .. 2 * 1024 * 1024));
+}
+my $tok = "$Nixcache::Fixture::DIR/push-tokens";
+open my $fh, '>', $tok or die "$tok: $!";
+print $fh "push-secret\n";
+close $fh;
+chmod 0600, $tok;
+$Nixcache::Fixture::VARS{TEST_NIXCACHE_PUSH_TOKENS} = $tok;
+s3_vars();
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+        nixcache_push_tokens $TEST_NIXCACHE_PUSH_TOKENS;
+        client_max_body_size 0;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+        nixcache_chunks_max_size 16m;
+        nixcache_chunks_evict_interval 1s;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+auth='Authorization: Bearer push-secret'
+for n in X Y Z; do
+    eval "nar=\$TEST_NIXCACHE_FIX_${n}_NAR hash=\$TEST_NIXCACHE_FIX_${n}_HASH"
+    put nar/$n.nar $nar 201 -H "$auth"
+    # the 201 promises every chunk in S3: what is on disk now is there
+    find $TEST_NIXCACHE_DIR/up -type f -name 'b*' -printf '%P %s\n' \
+        >> $TEST_NIXCACHE_DIR/uploaded
+    while read rel size; do
+        obj=$TEST_NIXCACHE_S3_DATA/chunks/$rel._S3rver_object
+        [ "$(stat -c %s $obj)" = "$size" ] \
+            || { echo "$rel: not in S3 after the 201 of $n"; exit 1; }
+    done < $TEST_NIXCACHE_DIR/uploaded
+    narinfo $n
+    put $hash.narinfo $TEST_NIXCACHE_DIR/$n.narinfo 201 -H "$auth"
+done
+--- request
+GET /nix-cache-info
+--- error_code: 200
+--- post
+TEST_NIXCACHE_CHUNKS=$TEST_NIXCACHE_DIR/up
+. t/lib/evict.sh
+echo "uploaded: $(sort -u $TEST_NIXCACHE_DIR/uploaded | wc -l) chunks"
+wait_under $((16 * 1024 * 1024))
+left=$(find $TEST_NIXCACHE_CHUNKS -type f -name 'b*' | wc -l)
+echo "after eviction: $(tier_bytes) bytes, $left chunk files"
+[ "$left" -lt "$(sort -u $TEST_NIXCACHE_DIR/uploaded | wc -l)" ]
+# every uploaded NAR still served, byte-exact, evicted chunks from S3
+for n in X Y Z; do
+    eval "nh=\$TEST_NIXCACHE_FIX_${n}_NARHASH nar=\$TEST_NIXCACHE_FIX_${n}_NAR"
+    curl -sSf $base/nar/$nh.nar | cmp - $nar
+    curl -sSf $base/nar/$nh.nar.zst | zstd -dc | cmp - $nar
+done
+--- error_log eval
+[qr/limit 16777216: [1-9]\d* chunks \(\d+ bytes\) evicted/]
+--- no_error_log
+[error]
+[alert]
+--- timeout: 90
+
+
+
+=== TEST 11: chunks on disk but not in S3 (a push without the S3 tier) are never evicted: the others go instead
+--- fixture
+big_nar($_->[0], $_->[1]) for [N => 31], [A => 32], [B => 33], [C => 34];
+# A, B and C go to S3; N's chunks stay on disk only, and are the oldest
+my $dir = $Nixcache::Fixture::CHUNKS;
+for my $n (qw(A B C)) {
+    for my $rel (split ' ', $Nixcache::Fixture::VARS{"TEST_NIXCACHE_EV_$n"}) {
+        Nixcache::S3::s3_put_file($ENV{TEST_NIXCACHE_S3_ENDPOINT},
+                                  'nixcache', "chunks/$rel", "$dir/$rel");
+        unlink "$dir/$rel" or die "$rel: $!";
+    }
+}
+for my $rel (split ' ', $Nixcache::Fixture::VARS{TEST_NIXCACHE_EV_N}) {
+    utime time - 3 * 3600, time - 3 * 3600, "$dir/$rel" or die "$rel: $!";
+}
+system('chmod', '-R', 'a+rwX', $dir) == 0 or die "chmod";
+s3_vars();
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+        nixcache_chunks_max_size 24m;
+        nixcache_chunks_evict_interval 1s;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_A_NARHASH.nar.zst
+--- error_code: 200
+--- response_body_file
+$TEST_NIXCACHE_FIX_A_NARZST
+--- post
+. t/lib/evict.sh
+wait_all A
+for n in B C; do
+    sleep 1.1
+    get $n
+    wait_all $n
+done
+wait_under $((24 * 1024 * 1024))
+echo "after: $(tier_bytes) bytes; N $(present N) of $(count N), A $(present A), B $(present B), C $(present C)"
+[ "$(present N)" = "$(count N)" ]
+[ "$(present A)" -lt "$(count A)" ]
+for n in N A B C; do get $n; get $n .nar; done
+--- error_log eval
+[qr/limit 25165824: [1-9]\d* chunks \(\d+ bytes\) evicted/,
+ qr/nixcache: disk tier "[^"]*": \d+ chunks kept: not in S3 bucket "nixcache"/]
+--- no_error_log
+[error]
+[alert]
+--- timeout: 90
+
+
+
+=== TEST 12: a fan-out name that is a symlink is never entered: CID-named files behind it (in S3 too) are not removed
+--- fixture
+big_nar($_->[0], $_->[1]) for [V => 41], [A => 42], [B => 43], [C => 44];
+to_s3();
+# V's chunks, in S3, also as files in a directory outside the disk tier,
+# older than anything, reachable through the fan-out name "99"
+my $dir = $Nixcache::Fixture::CHUNKS;
+my $away = "$Nixcache::Fixture::DIR/elsewhere";
+mkdir $away or die "$away: $!";
+for my $rel (split ' ', $Nixcache::Fixture::VARS{TEST_NIXCACHE_EV_V}) {
+    (my $cid = $rel) =~ s{^.*/}{};
+    my $obj = "$ENV{TEST_NIXCACHE_S3_DATA}/chunks/$rel._S3rver_object";
+    system('cp', $obj, "$away/$cid") == 0 or die "cp $obj";
+    utime time - 3 * 3600, time - 3 * 3600, "$away/$cid" or die;
+}
+system('chmod', '-R', 'a+rwX', $away) == 0 or die "chmod";
+symlink $away, "$dir/99" or die "symlink: $!";
+$Nixcache::Fixture::VARS{TEST_NIXCACHE_AWAY} = $away;
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+        nixcache_chunks_max_size 16m;
+        nixcache_chunks_evict_interval 1s;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_A_NARHASH.nar.zst
+--- error_code: 200
+--- response_body_file
+$TEST_NIXCACHE_FIX_A_NARZST
+--- post
+. t/lib/evict.sh
+wait_all A
+for n in B C; do
+    sleep 1.1
+    get $n
+    wait_all $n
+done
+wait_under $((16 * 1024 * 1024))
+sleep 1.5
+n=$(find $TEST_NIXCACHE_AWAY -type f | wc -l)
+echo "behind the symlink: $n of $(count V) files"
+[ "$n" = "$(count V)" ]
+[ "$(present A)" -lt "$(count A)" ]
+--- error_log eval
+[qr/limit 16777216: [1-9]\d* chunks \(\d+ bytes\) evicted/,
+ qr/errors while evicting, the first: not entering the symlink "[^"]*\/99"/]
+--- no_error_log
+[alert]
+--- timeout: 90
+
+
+
+=== TEST 13: an upload whose chunks S3 does not take: 502 with S3's error, nothing published
+--- fixture
+add_nar(name => 'F', prefix => 'fix:',
+        content => join('', map { "line $_\n" } 1 .. 30000));
+s3_vars();
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+        client_max_body_size 0;
+        nixcache_s3_endpoint http://127.0.0.1:9;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+put nar/f.nar $TEST_NIXCACHE_FIX_F_NAR 502
+narinfo F
+put $TEST_NIXCACHE_FIX_F_HASH.narinfo $TEST_NIXCACHE_DIR/F.narinfo 400
+no_keys 'up:manifest:*'
+no_keys 'up:narinfo:*'
+--- request
+GET /$TEST_NIXCACHE_FIX_F_HASH.narinfo
+--- error_code: 404
+--- error_log eval
+[qr/upload of "f\.nar".*chunks not stored in S3: s3 HEAD http:\/\/127\.0\.0\.1:9\/nixcache\/chunks\/\S+: Couldn't connect to server \(after 5 attempts\)/]
+--- no_error_log
+[alert]
+--- timeout: 60

@@ -7,8 +7,6 @@
  *   ingest.c     the core's ingest pipeline (src/nixcache_ingest.h) and
  *                decoders (src/nixcache_decompress.h) with messages and
  *                progress; publication of a NAR in Redis
- *   s3.c         an S3 client (curl multi, SigV4 from the core)
- *   s3sink.c     the S3 tier as the pipeline's chunk sink
  *   push.c       store paths in (nix path-info, nix store dump-path)
  *   pushurl.c    push --url: store paths sent to a cache's upload routes
  *   import.c     a flat binary cache directory in
@@ -32,8 +30,8 @@
 #include "nixcache_key.h"
 #include "nixcache_narinfo.h"
 #include "nixcache_sign.h"
-#include "s3.h"
-#include "s3sink.h"
+#include "nixcache_s3.h"
+#include "nixcache_s3sink.h"
 
 
 #define NIXCACHE_CLI_REDIS_DEFAULT      "127.0.0.1:6379"

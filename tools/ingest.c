@@ -19,12 +19,14 @@
 
 
 static void nixcache_cli_ingest_progress(void *data);
+static void nixcache_cli_ingest_error(nixcache_cli_ingest_t *ing);
 
 
 int
 nixcache_cli_ingest_init(nixcache_cli_ingest_t *ing, const nixcache_opts_t *o,
     nixcache_stats_t *st)
 {
+    char                    err[NIXCACHE_S3_ERROR_MAX];
     nixcache_ingest_conf_t  conf;
 
     memset(ing, 0, sizeof(nixcache_cli_ingest_t));
@@ -57,8 +59,9 @@ nixcache_cli_ingest_init(nixcache_cli_ingest_t *ing, const nixcache_opts_t *o,
 
     if (o->s3.endpoint != NULL) {
         /* the pipeline keeps &ing->sink; it is filled in before first use */
-        ing->s3 = nixcache_s3_open(&o->s3);
+        ing->s3 = nixcache_s3_open(&o->s3, err, sizeof(err));
         if (ing->s3 == NULL) {
+            nixcache_error("%s", err);
             return -1;
         }
 
@@ -68,8 +71,10 @@ nixcache_cli_ingest_init(nixcache_cli_ingest_t *ing, const nixcache_opts_t *o,
 
         ing->s3sink = nixcache_s3sink_create(&ing->sink, ing->s3,
                                              o->chunks ? &ing->disk : NULL,
-                                             ing->core.frame_cap + 1);
+                                             ing->core.frame_cap + 1,
+                                             err, sizeof(err));
         if (ing->s3sink == NULL) {
+            nixcache_error("%s", err);
             return -1;
         }
     }
@@ -189,6 +194,21 @@ nixcache_cli_ingest_free(nixcache_cli_ingest_t *ing)
 }
 
 
+/* The pipeline's message, and the S3 failure behind it if there is one. */
+
+static void
+nixcache_cli_ingest_error(nixcache_cli_ingest_t *ing)
+{
+    if (ing->s3sink != NULL
+        && nixcache_s3sink_strerror(ing->s3sink)[0] != '\0')
+    {
+        nixcache_error("%s", nixcache_s3sink_strerror(ing->s3sink));
+    }
+
+    nixcache_error("%s", ing->core.errmsg);
+}
+
+
 int
 nixcache_cli_ingest_begin(nixcache_cli_ingest_t *ing)
 {
@@ -206,7 +226,7 @@ nixcache_cli_ingest_write(nixcache_cli_ingest_t *ing, const void *p,
     size_t n)
 {
     if (nixcache_ingest_write(&ing->core, p, n) != 0) {
-        nixcache_error("%s", ing->core.errmsg);
+        nixcache_cli_ingest_error(ing);
         return -1;
     }
 
@@ -218,7 +238,7 @@ int
 nixcache_cli_ingest_finish(nixcache_cli_ingest_t *ing)
 {
     if (nixcache_ingest_finish(&ing->core) != 0) {
-        nixcache_error("%s", ing->core.errmsg);
+        nixcache_cli_ingest_error(ing);
         return -1;
     }
 
@@ -250,7 +270,7 @@ nixcache_cli_decompress_fd(nixcache_cli_ingest_t *ing, int fd,
 
     if (rc != 0) {
         if (nixcache_decomp_error(d) == NIXCACHE_DECOMP_ERR_OUTPUT) {
-            nixcache_error("%s", ing->core.errmsg);
+            nixcache_cli_ingest_error(ing);
 
         } else {
             nixcache_error("%s: %s", name, nixcache_decomp_strerror(d));
@@ -291,6 +311,10 @@ nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
 
     if (nixcache_ingest_sync(&ing->core) != 0) {
         if (ing->s3 != NULL) {
+            if (nixcache_s3sink_strerror(ing->s3sink)[0] != '\0') {
+                nixcache_error("%s", nixcache_s3sink_strerror(ing->s3sink));
+            }
+
             nixcache_error("S3 %s: not every chunk is stored, not "
                            "published", nixcache_s3_describe(ing->s3));
 

@@ -163,6 +163,7 @@ int
 nixcache_cmd_verify(int argc, char **argv)
 {
     int                  c, rc;
+    char                 err[NIXCACHE_S3_ERROR_MAX];
     size_t               len;
     double               start;
     const char          *redis, *prefix, *env;
@@ -260,8 +261,9 @@ nixcache_cmd_verify(int argc, char **argv)
     }
 
     if (s3.endpoint != NULL) {
-        v.s3 = nixcache_s3_open(&s3);
+        v.s3 = nixcache_s3_open(&s3, err, sizeof(err));
         if (v.s3 == NULL) {
+            nixcache_error("%s", err);
             return 2;
         }
 
@@ -1020,8 +1022,9 @@ nixcache_verify_fetch(nixcache_verify_t *v, nixcache_verify_nar_t *nar,
     }
 
     if (nixcache_s3_run_one(v->s3, &req) != 0) {
-        nixcache_verify_problem(v, "chunk %s: S3 request failed (manifest "
-                                "%s)", cid, nar->name);
+        nixcache_verify_problem(v, "chunk %s: S3 request failed: %s "
+                                "(manifest %s)", cid,
+                                nixcache_s3_error(v->s3), nar->name);
         return -1;
     }
 

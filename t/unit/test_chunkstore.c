@@ -236,6 +236,44 @@ main(void)
            && errno == ENAMETOOLONG, "a directory name too long");
     }
 
+    /*
+     * a fan-out directory that is a symlink (to a directory elsewhere,
+     * holding a file of the chunk's name): never followed
+     */
+
+    {
+        char  other[128], victim[256], rmfan[300], *cidp;
+
+        snprintf(other, sizeof(other), "%s/elsewhere", root);
+        ok(mkdir(other, 0755) == 0, "a directory outside the fan-out");
+
+        nixcache_sha256(d2, "behind a symlink", 16);
+        nixcache_chunk_relpath(rel, d2);
+        rel[NIXCACHE_CHUNK_RELPATH_LEN] = '\0';
+        cidp = rel + 1 + NIXCACHE_CHUNK_FANOUT_LEN + 1;
+        snprintf(victim, sizeof(victim), "%s/%s", other, cidp);
+        fclose(fopen(victim, "w"));
+        snprintf(fan, sizeof(fan), "%s/%.2s", root, rel + 1);
+        snprintf(rmfan, sizeof(rmfan), "rm -rf %s", fan);
+        ok(system(rmfan) == 0 && symlink(other, fan) == 0,
+           "a fan-out name that is a symlink");
+
+        errno = 0;
+        ok(nixcache_chunkstore_has(root, d2) == -1
+           && (errno == ELOOP || errno == ENOTDIR),
+           "has: not followed (%s)", strerror(errno));
+        errno = 0;
+        ok(nixcache_chunkstore_read(root, d2, buf, sizeof(buf)) == -1
+           && (errno == ELOOP || errno == ENOTDIR), "read: not followed");
+        errno = 0;
+        ok(nixcache_chunkstore_put(root, d2, "x", 1) == -1
+           && (errno == ELOOP || errno == ENOTDIR),
+           "put: not followed (%s)", strerror(errno));
+        ok(count(other, &temps) == 1 && temps == 0
+           && stat(victim, &st) == 0 && st.st_size == 0,
+           "nothing written behind the symlink");
+    }
+
     snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
     if (system(cmd) != 0) {
         printf("# could not remove %s\n", root);

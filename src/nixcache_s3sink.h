@@ -30,7 +30,7 @@
 #define NIXCACHE_S3SINK_H
 
 #include "nixcache_ingest.h"
-#include "s3.h"
+#include "nixcache_s3.h"
 
 
 typedef struct nixcache_s3sink_s  nixcache_s3sink_t;
@@ -38,12 +38,20 @@ typedef struct nixcache_s3sink_s  nixcache_s3sink_t;
 
 /*
  * local: the disk tier's sink for write-through, or NULL; it must outlive
- * the S3 sink, as must s3.  frame_cap: the largest frame put.
+ * the S3 sink, as must s3.  frame_cap: the largest frame put.  NULL and a
+ * message in err on failure.
  */
 nixcache_s3sink_t *nixcache_s3sink_create(nixcache_chunk_sink_t *sink,
     nixcache_s3_t *s3, const nixcache_chunk_sink_t *local,
-    size_t frame_cap);
+    size_t frame_cap, char *err, size_t errlen);
 void nixcache_s3sink_destroy(nixcache_s3sink_t *ss);
+
+/*
+ * Why the sink last failed (a put, read_stored or sync that returned -1):
+ * the first S3 error since the previous sync, e.g. "s3 PUT URL: 403
+ * AccessDenied (after 5 attempts)".  Nothing is printed by the sink.
+ */
+const char *nixcache_s3sink_strerror(nixcache_s3sink_t *ss);
 
 /* Objects uploaded, and chunks found already in the bucket. */
 uint64_t nixcache_s3sink_uploaded(nixcache_s3sink_t *ss);

@@ -1,13 +1,18 @@
 /*
- * A small S3 client for the CLI: PUT, HEAD and GET of objects over
- * libcurl's multi interface, many requests in flight at once, each signed
- * with the core's SigV4 (src/nixcache_sigv4.h).
+ * A small blocking S3 client: PUT, HEAD and GET of objects over libcurl's
+ * multi interface, many requests in flight at once, each signed with the
+ * core's SigV4 (nixcache_sigv4.h).  Used by the CLI and by the module's
+ * thread-pool tasks (uploads, eviction), never on nginx's event loop.
  *
  * A request is submitted and completes later: its done handler runs from
- * nixcache_s3_submit(), nixcache_s3_wait() or nixcache_s3_run_one(), never
- * from another thread.  Failures that may pass (connection errors,
- * timeouts, 5xx, 408, 429) are retried with exponential backoff and full
- * jitter; other statuses are final.  The caller keeps a PUT body and a GET
+ * nixcache_s3_submit(), nixcache_s3_wait() or nixcache_s3_run_one(), in
+ * the thread that called them.  A client belongs to one thread at a time.
+ * Nothing is printed: nixcache_s3_open() fills an error buffer, the other
+ * calls leave their message in nixcache_s3_error().
+ *
+ * Failures that may pass (connection errors, timeouts, 5xx, 408, 429) are
+ * retried with exponential backoff and full jitter; other statuses are
+ * final.  The caller keeps a PUT body and a GET
  * buffer alive until the request is done.
  */
 
@@ -27,12 +32,26 @@
 
 #define NIXCACHE_S3_KEY_MAX             1024
 #define NIXCACHE_S3_ERROR_MAX           512
+#define NIXCACHE_S3_CRED_MAX            1024
+#define NIXCACHE_S3_CRED_FILE_MAX       (16 * 1024)
 
 
 typedef struct nixcache_s3_s      nixcache_s3_t;
 typedef struct nixcache_s3_req_s  nixcache_s3_req_t;
 
 typedef void (*nixcache_s3_done_pt)(nixcache_s3_req_t *req);
+
+
+/*
+ * Access key id, secret and, for temporary (STS, instance role)
+ * credentials, the session token sent as x-amz-security-token; each
+ * NUL-terminated, token[0] == '\0' when there is none.
+ */
+typedef struct {
+    char                       key_id[NIXCACHE_S3_CRED_MAX];
+    char                       secret[NIXCACHE_S3_CRED_MAX];
+    char                       token[4 * NIXCACHE_S3_CRED_MAX];
+} nixcache_s3_credentials_t;
 
 
 /* What the options give; strings must outlive the client. */
@@ -42,6 +61,8 @@ typedef struct {
     const char                *region;       /* NULL: us-east-1 */
     const char                *prefix;       /* NULL: "chunks/" */
     const char                *credentials;  /* file, or NULL: env */
+    const nixcache_s3_credentials_t  *cred;  /* read already: used instead
+                                                of the file or env */
     unsigned                   inflight;     /* 0: default */
     unsigned                   attempts;     /* 0: default */
     unsigned                   timeout;      /* 0: default */
@@ -86,11 +107,33 @@ struct nixcache_s3_req_s {
 
 
 /*
- * Reads credentials (environment or file), checks the endpoint; NULL and
- * an error printed on failure.
+ * Credentials from the text of a file: either lines "KEY=VALUE"
+ * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, in any
+ * letter case, spaces around "=" allowed, "#" comments and "[section]"
+ * lines ignored, as in ~/.aws/credentials), or bare lines: key id, secret
+ * and an optional session token.  0, or -1 and a message in err (which
+ * never quotes a secret).  The one parser of the CLI and the module.
  */
-nixcache_s3_t *nixcache_s3_open(const nixcache_s3_conf_t *conf);
+int nixcache_s3_credentials_parse(nixcache_s3_credentials_t *cred,
+    const char *text, size_t len, char *err, size_t errlen);
+
+/* The same from a file (name for messages), or from AWS_* variables. */
+int nixcache_s3_credentials_file(nixcache_s3_credentials_t *cred,
+    const char *file, char *err, size_t errlen);
+int nixcache_s3_credentials_env(nixcache_s3_credentials_t *cred,
+    char *err, size_t errlen);
+void nixcache_s3_credentials_wipe(nixcache_s3_credentials_t *cred);
+
+/*
+ * Reads credentials (conf->cred, the file or the environment), checks the
+ * endpoint; NULL and a message in err on failure.
+ */
+nixcache_s3_t *nixcache_s3_open(const nixcache_s3_conf_t *conf, char *err,
+    size_t errlen);
 void nixcache_s3_close(nixcache_s3_t *s3);
+
+/* Why the last call that returned -1 failed. */
+const char *nixcache_s3_error(nixcache_s3_t *s3);
 
 /* The object key of a chunk: <prefix><last 2 chars of CID>/<CID>. */
 int nixcache_s3_chunk_key(nixcache_s3_t *s3, char *dst, size_t cap,

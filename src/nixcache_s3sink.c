@@ -1,6 +1,6 @@
 /*
- * The S3 chunk sink (see s3sink.h): slots of in-flight chunks, each one a
- * small state machine HEAD -> (PUT | GET -> compare) -> free.
+ * The S3 chunk sink (see nixcache_s3sink.h): slots of in-flight chunks,
+ * each one a small state machine HEAD -> (PUT | GET -> compare) -> free.
  */
 
 #include <errno.h>
@@ -11,9 +11,9 @@
 #include <openssl/evp.h>
 #include <zstd.h>
 
-#include "cli.h"
-#include "s3sink.h"
+#include "nixcache_s3sink.h"
 #include "nixcache_cid.h"
+#include "nixcache_hash.h"
 
 
 typedef enum {
@@ -48,6 +48,7 @@ struct nixcache_s3sink_s {
     uint64_t                      present;
     unsigned char                *plain;      /* checks local frames */
     size_t                        plain_cap;
+    char                          error[NIXCACHE_S3_KEY_MAX + 512];
 };
 
 
@@ -68,11 +69,13 @@ static void nixcache_s3sink_mismatch(nixcache_s3sink_slot_t *slot,
 static void nixcache_s3sink_fail(nixcache_s3sink_slot_t *slot,
     const char *msg);
 static int nixcache_s3sink_is_md5(const char *etag);
+static void nixcache_s3sink_error(nixcache_s3sink_t *ss, const char *msg);
 
 
 nixcache_s3sink_t *
 nixcache_s3sink_create(nixcache_chunk_sink_t *sink, nixcache_s3_t *s3,
-    const nixcache_chunk_sink_t *local, size_t frame_cap)
+    const nixcache_chunk_sink_t *local, size_t frame_cap, char *err,
+    size_t errlen)
 {
     unsigned            i;
     nixcache_s3sink_t  *ss;
@@ -110,7 +113,7 @@ nixcache_s3sink_create(nixcache_chunk_sink_t *sink, nixcache_s3_t *s3,
 
 nomem:
 
-    nixcache_error("out of memory");
+    snprintf(err, errlen, "out of memory");
     nixcache_s3sink_destroy(ss);
     return NULL;
 }
@@ -177,12 +180,13 @@ nixcache_s3sink_has(void *data, const unsigned char *digest)
     if (nixcache_s3_chunk_key(ss->s3, req.key, sizeof(req.key), digest) != 0
         || nixcache_s3_run_one(ss->s3, &req) != 0)
     {
+        nixcache_s3sink_error(ss, nixcache_s3_error(ss->s3));
         errno = EIO;
         return -1;
     }
 
     if (req.failed) {
-        nixcache_error("%s", req.error);
+        nixcache_s3sink_error(ss, req.error);
         errno = EIO;
         return -1;
     }
@@ -300,6 +304,8 @@ nixcache_s3sink_sync(void *data)
         return -1;
     }
 
+    ss->error[0] = '\0';
+
     return 0;
 }
 
@@ -312,6 +318,7 @@ nixcache_s3sink_drain(nixcache_s3sink_t *ss)
     unsigned  failures;
 
     if (nixcache_s3_wait(ss->s3) != 0) {
+        nixcache_s3sink_error(ss, nixcache_s3_error(ss->s3));
         ss->failures++;
     }
 
@@ -334,7 +341,7 @@ nixcache_s3sink_enqueue(nixcache_s3sink_t *ss, const unsigned char *digest,
     static const char        hex[] = "0123456789abcdef";
 
     if (len > ss->frame_cap) {
-        nixcache_error("S3: frame of %zu bytes larger than expected", len);
+        nixcache_s3sink_error(ss, "S3: a frame larger than expected");
         return -1;
     }
 
@@ -361,6 +368,7 @@ nixcache_s3sink_enqueue(nixcache_s3sink_t *ss, const unsigned char *digest,
         }
 
         if (nixcache_s3_wait_room(ss->s3) != 0) {
+            nixcache_s3sink_error(ss, nixcache_s3_error(ss->s3));
             return -1;
         }
     }
@@ -370,7 +378,7 @@ nixcache_s3sink_enqueue(nixcache_s3sink_t *ss, const unsigned char *digest,
     if (EVP_Digest(frame, len, md, &mdlen, EVP_md5(), NULL) != 1
         || mdlen != 16)
     {
-        nixcache_error("S3: MD5 failed");
+        nixcache_s3sink_error(ss, "S3: MD5 failed");
         return -1;
     }
 
@@ -394,13 +402,14 @@ nixcache_s3sink_enqueue(nixcache_s3sink_t *ss, const unsigned char *digest,
                               digest)
         != 0)
     {
-        nixcache_error("S3: key too long");
+        nixcache_s3sink_error(ss, "S3: key too long");
         return -1;
     }
 
     slot->state = NIXCACHE_S3SINK_HEAD;
 
     if (nixcache_s3_submit(ss->s3, &slot->req) != 0) {
+        nixcache_s3sink_error(ss, nixcache_s3_error(ss->s3));
         slot->state = NIXCACHE_S3SINK_FREE;
         return -1;
     }
@@ -577,10 +586,28 @@ nixcache_s3sink_mismatch(nixcache_s3sink_slot_t *slot, uint64_t stored_len)
 static void
 nixcache_s3sink_fail(nixcache_s3sink_slot_t *slot, const char *msg)
 {
-    nixcache_error("%s", msg);
+    nixcache_s3sink_error(slot->ss, msg);
 
     slot->ss->failures++;
     slot->state = NIXCACHE_S3SINK_FREE;
+}
+
+
+/* The first failure since the last sync is the one reported. */
+
+static void
+nixcache_s3sink_error(nixcache_s3sink_t *ss, const char *msg)
+{
+    if (ss->failures == 0) {
+        snprintf(ss->error, sizeof(ss->error), "%s", msg);
+    }
+}
+
+
+const char *
+nixcache_s3sink_strerror(nixcache_s3sink_t *ss)
+{
+    return ss->error;
 }
 
 

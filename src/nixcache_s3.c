@@ -1,5 +1,5 @@
 /*
- * The CLI's S3 client (see s3.h): libcurl multi, SigV4 from the core.
+ * The S3 client (see nixcache_s3.h): libcurl multi, SigV4 from the core.
  *
  * Every attempt is signed anew (the date is part of the signature).  The
  * payload hash of a PUT is the SHA-256 of its body, sent as
@@ -8,6 +8,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +20,7 @@
 
 #include <curl/curl.h>
 
-#include "cli.h"
-#include "s3.h"
+#include "nixcache_s3.h"
 #include "nixcache_cid.h"
 #include "nixcache_sigv4.h"
 
@@ -27,7 +28,6 @@
 #define NIXCACHE_S3_BACKOFF_BASE    0.1     /* seconds */
 #define NIXCACHE_S3_BACKOFF_MAX     10.0
 #define NIXCACHE_S3_CONNECT_TIMEOUT 10L
-#define NIXCACHE_S3_CRED_MAX        1024
 
 
 struct nixcache_s3_s {
@@ -38,9 +38,7 @@ struct nixcache_s3_s {
     const char                *bucket;
     const char                *region;
     const char                *prefix;
-    char                       key_id[NIXCACHE_S3_CRED_MAX];
-    char                       secret[NIXCACHE_S3_CRED_MAX];
-    char                       token[4 * NIXCACHE_S3_CRED_MAX];
+    nixcache_s3_credentials_t  cred;
     unsigned                   max_inflight;
     unsigned                   max_attempts;
     unsigned                   timeout;
@@ -49,13 +47,14 @@ struct nixcache_s3_s {
     uint64_t                   requests;
     uint64_t                   retries;
     char                       describe[512];
+    char                       error[NIXCACHE_S3_ERROR_MAX];
 };
 
 
 static int nixcache_s3_parse_endpoint(nixcache_s3_t *s3,
-    const nixcache_s3_conf_t *conf);
-static int nixcache_s3_load_credentials(nixcache_s3_t *s3,
-    const char *file);
+    const nixcache_s3_conf_t *conf, char *err, size_t errlen);
+static void nixcache_s3_message(char *err, size_t errlen, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
 static int nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req);
 static int nixcache_s3_step(nixcache_s3_t *s3, int timeout_ms);
 static void nixcache_s3_finish(nixcache_s3_t *s3, nixcache_s3_req_t *req,
@@ -73,30 +72,32 @@ static void nixcache_s3_copy(char *dst, size_t cap, const char *src,
 
 
 nixcache_s3_t *
-nixcache_s3_open(const nixcache_s3_conf_t *conf)
+nixcache_s3_open(const nixcache_s3_conf_t *conf, char *err, size_t errlen)
 {
     nixcache_s3_t  *s3;
 
     if (conf->endpoint == NULL || conf->bucket == NULL
         || conf->bucket[0] == '\0')
     {
-        nixcache_error("S3: --s3-endpoint and --s3-bucket go together");
+        nixcache_s3_message(err, errlen,
+                            "S3: --s3-endpoint and --s3-bucket go together");
         return NULL;
     }
 
     if (strchr(conf->bucket, '/') != NULL) {
-        nixcache_error("S3: invalid bucket name \"%s\"", conf->bucket);
+        nixcache_s3_message(err, errlen, "S3: invalid bucket name \"%s\"",
+                            conf->bucket);
         return NULL;
     }
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        nixcache_error("S3: cannot initialise libcurl");
+        nixcache_s3_message(err, errlen, "S3: cannot initialise libcurl");
         return NULL;
     }
 
     s3 = calloc(1, sizeof(nixcache_s3_t));
     if (s3 == NULL) {
-        nixcache_error("out of memory");
+        nixcache_s3_message(err, errlen, "out of memory");
         return NULL;
     }
 
@@ -110,24 +111,38 @@ nixcache_s3_open(const nixcache_s3_conf_t *conf)
     s3->timeout = conf->timeout ? conf->timeout : NIXCACHE_S3_TIMEOUT_DEFAULT;
 
     if (strlen(s3->region) > NIXCACHE_SIGV4_MAX_SCOPE_PART) {
-        nixcache_error("S3: region name too long");
+        nixcache_s3_message(err, errlen, "S3: region name too long");
         goto failed;
     }
 
     if (strlen(s3->prefix) > NIXCACHE_S3_KEY_MAX / 2) {
-        nixcache_error("S3: key prefix too long");
+        nixcache_s3_message(err, errlen, "S3: key prefix too long");
         goto failed;
     }
 
-    if (nixcache_s3_parse_endpoint(s3, conf) != 0
-        || nixcache_s3_load_credentials(s3, conf->credentials) != 0)
-    {
+    if (nixcache_s3_parse_endpoint(s3, conf, err, errlen) != 0) {
+        goto failed;
+    }
+
+    if (conf->cred != NULL) {
+        s3->cred = *conf->cred;
+
+    } else if (conf->credentials != NULL) {
+        if (nixcache_s3_credentials_file(&s3->cred, conf->credentials,
+                                         err, errlen)
+            != 0)
+        {
+            goto failed;
+        }
+
+    } else if (nixcache_s3_credentials_env(&s3->cred, err, errlen) != 0) {
         goto failed;
     }
 
     s3->multi = curl_multi_init();
     if (s3->multi == NULL) {
-        nixcache_error("S3: cannot create a curl multi handle");
+        nixcache_s3_message(err, errlen,
+                            "S3: cannot create a curl multi handle");
         goto failed;
     }
 
@@ -159,8 +174,7 @@ nixcache_s3_close(nixcache_s3_t *s3)
         curl_multi_cleanup(s3->multi);
     }
 
-    explicit_bzero(s3->secret, sizeof(s3->secret));
-    explicit_bzero(s3->token, sizeof(s3->token));
+    nixcache_s3_credentials_wipe(&s3->cred);
 
     free(s3->base);
     free(s3->host);
@@ -175,7 +189,8 @@ nixcache_s3_close(nixcache_s3_t *s3)
  */
 
 static int
-nixcache_s3_parse_endpoint(nixcache_s3_t *s3, const nixcache_s3_conf_t *conf)
+nixcache_s3_parse_endpoint(nixcache_s3_t *s3, const nixcache_s3_conf_t *conf,
+    char *err, size_t errlen)
 {
     int          ip, path_style;
     size_t       scheme_len, host_len, n;
@@ -190,7 +205,8 @@ nixcache_s3_parse_endpoint(nixcache_s3_t *s3, const nixcache_s3_conf_t *conf)
         scheme_len = 8;
 
     } else {
-        nixcache_error("S3: endpoint \"%s\" is not http(s)://host[:port]", e);
+        nixcache_s3_message(err, errlen, "S3: endpoint \"%s\" is not "
+                            "http(s)://host[:port]", e);
         return -1;
     }
 
@@ -198,15 +214,16 @@ nixcache_s3_parse_endpoint(nixcache_s3_t *s3, const nixcache_s3_conf_t *conf)
     end = host + strcspn(host, "/?#");
 
     if (*end != '\0' && strcmp(end, "/") != 0) {
-        nixcache_error("S3: endpoint \"%s\" must not have a path "
-                       "(use --s3-prefix for keys)", e);
+        nixcache_s3_message(err, errlen, "S3: endpoint \"%s\" must not have "
+                            "a path (use --s3-prefix for keys)", e);
         return -1;
     }
 
     host_len = end - host;
 
     if (host_len == 0 || memchr(host, '@', host_len) != NULL) {
-        nixcache_error("S3: endpoint \"%s\" has no host (or has a user)", e);
+        nixcache_s3_message(err, errlen, "S3: endpoint \"%s\" has no host "
+                            "(or has a user)", e);
         return -1;
     }
 
@@ -237,8 +254,9 @@ nixcache_s3_parse_endpoint(nixcache_s3_t *s3, const nixcache_s3_conf_t *conf)
     path_style = (conf->path_style == -1) ? ip : conf->path_style;
 
     if (!path_style && ip) {
-        nixcache_error("S3: virtual-host addressing needs a DNS name in "
-                       "the endpoint, not \"%.*s\"", (int) host_len, host);
+        nixcache_s3_message(err, errlen, "S3: virtual-host addressing needs "
+                            "a DNS name in the endpoint, not \"%.*s\"",
+                            (int) host_len, host);
         return -1;
     }
 
@@ -262,7 +280,7 @@ nixcache_s3_parse_endpoint(nixcache_s3_t *s3, const nixcache_s3_conf_t *conf)
     }
 
     if (s3->base == NULL || s3->host == NULL || s3->path == NULL) {
-        nixcache_error("out of memory");
+        nixcache_s3_message(err, errlen, "out of memory");
         return -1;
     }
 
@@ -270,65 +288,42 @@ nixcache_s3_parse_endpoint(nixcache_s3_t *s3, const nixcache_s3_conf_t *conf)
 }
 
 
-/*
- * From --s3-credentials FILE: either lines "KEY=VALUE" (AWS_ACCESS_KEY_ID,
- * AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, in any letter case, spaces
- * around "=" allowed, "#" comments and "[section]" lines ignored, as in
- * ~/.aws/credentials), or two bare lines: key id, then secret (and an
- * optional third, the session token).  Otherwise from the environment.
- */
-
-static int
-nixcache_s3_load_credentials(nixcache_s3_t *s3, const char *file)
+int
+nixcache_s3_credentials_parse(nixcache_s3_credentials_t *cred,
+    const char *text, size_t len, char *err, size_t errlen)
 {
-    FILE        *f;
     char         line[4 * NIXCACHE_S3_CRED_MAX + 64];
     char        *p, *v, *end, *dst;
-    size_t       cap;
+    size_t       cap, n;
     unsigned     bare;
-    const char  *id, *secret, *token;
+    const char  *t, *last, *nl;
 
-    if (file == NULL) {
-        id = getenv("AWS_ACCESS_KEY_ID");
-        secret = getenv("AWS_SECRET_ACCESS_KEY");
-        token = getenv("AWS_SESSION_TOKEN");
-
-        if (id == NULL || id[0] == '\0' || secret == NULL
-            || secret[0] == '\0')
-        {
-            nixcache_error("S3: no credentials: set AWS_ACCESS_KEY_ID and "
-                           "AWS_SECRET_ACCESS_KEY, or --s3-credentials "
-                           "FILE");
-            return -1;
-        }
-
-        if (strlen(id) >= sizeof(s3->key_id)
-            || strlen(secret) > NIXCACHE_SIGV4_MAX_SECRET
-            || (token != NULL && strlen(token) >= sizeof(s3->token)))
-        {
-            nixcache_error("S3: credentials too long");
-            return -1;
-        }
-
-        strcpy(s3->key_id, id);
-        strcpy(s3->secret, secret);
-        if (token != NULL) {
-            strcpy(s3->token, token);
-        }
-
-        return 0;
-    }
-
-    f = fopen(file, "r");
-    if (f == NULL) {
-        nixcache_error("S3: credentials %s: %s", file, strerror(errno));
-        return -1;
-    }
+    memset(cred, 0, sizeof(nixcache_s3_credentials_t));
 
     bare = 0;
+    last = text + len;
 
-    while (fgets(line, sizeof(line), f) != NULL) {
-        end = line + strlen(line);
+    for (t = text; t < last; t = nl + 1) {
+        nl = memchr(t, '\n', last - t);
+        if (nl == NULL) {
+            nl = last;
+        }
+
+        n = nl - t;
+        if (n >= sizeof(line)) {
+            nixcache_s3_message(err, errlen, "a line is too long");
+            goto failed;
+        }
+
+        memcpy(line, t, n);
+        line[n] = '\0';
+
+        if (memchr(line, '\0', n) != NULL) {
+            nixcache_s3_message(err, errlen, "a line holds a NUL byte");
+            goto failed;
+        }
+
+        end = line + n;
         while (end > line && isspace((unsigned char) end[-1])) {
             *--end = '\0';
         }
@@ -357,16 +352,16 @@ nixcache_s3_load_credentials(nixcache_s3_t *s3, const char *file)
             }
 
             if (strcasecmp(p, "aws_access_key_id") == 0) {
-                dst = s3->key_id;
-                cap = sizeof(s3->key_id);
+                dst = cred->key_id;
+                cap = sizeof(cred->key_id);
 
             } else if (strcasecmp(p, "aws_secret_access_key") == 0) {
-                dst = s3->secret;
+                dst = cred->secret;
                 cap = NIXCACHE_SIGV4_MAX_SECRET + 1;
 
             } else if (strcasecmp(p, "aws_session_token") == 0) {
-                dst = s3->token;
-                cap = sizeof(s3->token);
+                dst = cred->token;
+                cap = sizeof(cred->token);
 
             } else {
                 continue;
@@ -374,16 +369,16 @@ nixcache_s3_load_credentials(nixcache_s3_t *s3, const char *file)
 
         } else {
             if (bare == 0) {
-                dst = s3->key_id;
-                cap = sizeof(s3->key_id);
+                dst = cred->key_id;
+                cap = sizeof(cred->key_id);
 
             } else if (bare == 1) {
-                dst = s3->secret;
+                dst = cred->secret;
                 cap = NIXCACHE_SIGV4_MAX_SECRET + 1;
 
             } else if (bare == 2) {
-                dst = s3->token;
-                cap = sizeof(s3->token);
+                dst = cred->token;
+                cap = sizeof(cred->token);
 
             } else {
                 break;
@@ -394,27 +389,151 @@ nixcache_s3_load_credentials(nixcache_s3_t *s3, const char *file)
         }
 
         if (strlen(v) >= cap) {
-            nixcache_error("S3: credentials %s: value too long", file);
-            fclose(f);
-            explicit_bzero(line, sizeof(line));
-            return -1;
+            nixcache_s3_message(err, errlen, "a value is too long");
+            goto failed;
         }
 
         strcpy(dst, v);
     }
 
-    fclose(f);
     explicit_bzero(line, sizeof(line));
 
-    if (s3->key_id[0] == '\0' || s3->secret[0] == '\0') {
-        nixcache_error("S3: credentials %s: need an access key id and a "
-                       "secret access key (two lines, or "
-                       "AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=...)",
-                       file);
+    if (cred->key_id[0] == '\0' || cred->secret[0] == '\0') {
+        nixcache_s3_message(err, errlen, "need an access key id and a "
+                            "secret access key (two lines, or "
+                            "AWS_ACCESS_KEY_ID=... and "
+                            "AWS_SECRET_ACCESS_KEY=...)");
+        nixcache_s3_credentials_wipe(cred);
         return -1;
     }
 
     return 0;
+
+failed:
+
+    explicit_bzero(line, sizeof(line));
+    nixcache_s3_credentials_wipe(cred);
+    return -1;
+}
+
+
+int
+nixcache_s3_credentials_file(nixcache_s3_credentials_t *cred,
+    const char *file, char *err, size_t errlen)
+{
+    int      fd, rc;
+    char     buf[NIXCACHE_S3_CRED_FILE_MAX + 1];
+    char     msg[NIXCACHE_S3_ERROR_MAX];
+    size_t   len;
+    ssize_t  n;
+
+    fd = open(file, O_RDONLY|O_CLOEXEC);
+    if (fd == -1) {
+        nixcache_s3_message(err, errlen, "S3: credentials %s: %s", file,
+                            strerror(errno));
+        return -1;
+    }
+
+    len = 0;
+
+    while (len < sizeof(buf)) {
+        n = read(fd, buf + len, sizeof(buf) - len);
+
+        if (n == -1 && errno == EINTR) {
+            continue;
+        }
+
+        if (n == -1) {
+            nixcache_s3_message(err, errlen, "S3: credentials %s: %s", file,
+                                strerror(errno));
+            close(fd);
+            explicit_bzero(buf, sizeof(buf));
+            return -1;
+        }
+
+        if (n == 0) {
+            break;
+        }
+
+        len += n;
+    }
+
+    close(fd);
+
+    if (len > NIXCACHE_S3_CRED_FILE_MAX) {
+        nixcache_s3_message(err, errlen, "S3: credentials %s: larger than %d "
+                            "bytes", file, NIXCACHE_S3_CRED_FILE_MAX);
+        explicit_bzero(buf, sizeof(buf));
+        return -1;
+    }
+
+    rc = nixcache_s3_credentials_parse(cred, buf, len, msg, sizeof(msg));
+    explicit_bzero(buf, sizeof(buf));
+
+    if (rc != 0) {
+        nixcache_s3_message(err, errlen, "S3: credentials %s: %s", file, msg);
+    }
+
+    return rc;
+}
+
+
+int
+nixcache_s3_credentials_env(nixcache_s3_credentials_t *cred, char *err,
+    size_t errlen)
+{
+    const char  *id, *secret, *token;
+
+    memset(cred, 0, sizeof(nixcache_s3_credentials_t));
+
+    id = getenv("AWS_ACCESS_KEY_ID");
+    secret = getenv("AWS_SECRET_ACCESS_KEY");
+    token = getenv("AWS_SESSION_TOKEN");
+
+    if (id == NULL || id[0] == '\0' || secret == NULL || secret[0] == '\0') {
+        nixcache_s3_message(err, errlen, "S3: no credentials: set "
+                            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                            "or --s3-credentials FILE");
+        return -1;
+    }
+
+    if (strlen(id) >= sizeof(cred->key_id)
+        || strlen(secret) > NIXCACHE_SIGV4_MAX_SECRET
+        || (token != NULL && strlen(token) >= sizeof(cred->token)))
+    {
+        nixcache_s3_message(err, errlen, "S3: credentials too long");
+        return -1;
+    }
+
+    strcpy(cred->key_id, id);
+    strcpy(cred->secret, secret);
+    if (token != NULL) {
+        strcpy(cred->token, token);
+    }
+
+    return 0;
+}
+
+
+void
+nixcache_s3_credentials_wipe(nixcache_s3_credentials_t *cred)
+{
+    explicit_bzero(cred, sizeof(nixcache_s3_credentials_t));
+}
+
+
+static void
+nixcache_s3_message(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list  args;
+
+    if (errlen == 0) {
+        return;
+    }
+
+    va_start(args, fmt);
+    vsnprintf(err, errlen, fmt, args);
+    va_end(args);
 }
 
 
@@ -535,6 +654,13 @@ nixcache_s3_max_inflight(nixcache_s3_t *s3)
 
 
 const char *
+nixcache_s3_error(nixcache_s3_t *s3)
+{
+    return s3->error;
+}
+
+
+const char *
 nixcache_s3_describe(nixcache_s3_t *s3)
 {
     return s3->describe;
@@ -583,7 +709,7 @@ nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req)
     free(req->url);
     req->url = malloc(strlen(s3->base) + ulen + 1);
     if (req->url == NULL) {
-        nixcache_error("out of memory");
+        nixcache_s3_message(s3->error, sizeof(s3->error), "out of memory");
         return -1;
     }
 
@@ -597,7 +723,8 @@ nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req)
     uri[ulen] = '\0';
 
     if (nixcache_sigv4_amz_date(date, time(NULL)) != 0) {
-        nixcache_error("S3: cannot format the date");
+        nixcache_s3_message(s3->error, sizeof(s3->error),
+                            "S3: cannot format the date");
         return -1;
     }
 
@@ -607,7 +734,8 @@ nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req)
         if (nixcache_sigv4_payload_hash(hash, req->body, req->body_len)
             != 0)
         {
-            nixcache_error("S3: cannot hash the payload");
+            nixcache_s3_message(s3->error, sizeof(s3->error),
+                                "S3: cannot hash the payload");
             return -1;
         }
 
@@ -631,8 +759,8 @@ nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req)
     hdr[2].value.len = NIXCACHE_SIGV4_DATE_LEN;
     hdr[3].name.data = "x-amz-security-token";
     hdr[3].name.len = sizeof("x-amz-security-token") - 1;
-    hdr[3].value.data = s3->token;
-    hdr[3].value.len = strlen(s3->token);
+    hdr[3].value.data = s3->cred.token;
+    hdr[3].value.len = strlen(s3->cred.token);
 
     memset(&sr, 0, sizeof(nixcache_sigv4_request_t));
     sr.method.data = req->method;
@@ -642,7 +770,7 @@ nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req)
     sr.query.data = "";
     sr.query.len = 0;
     sr.headers = hdr;
-    sr.nheaders = (s3->token[0] != '\0') ? 4 : 3;
+    sr.nheaders = (s3->cred.token[0] != '\0') ? 4 : 3;
     sr.payload_hash.data = hash;
     sr.payload_hash.len = NIXCACHE_SIGV4_HEX_LEN;
     sr.region.data = s3->region;
@@ -652,27 +780,28 @@ nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req)
     sr.amz_date.data = date;
     sr.amz_date.len = NIXCACHE_SIGV4_DATE_LEN;
 
-    cred.access_key_id.data = s3->key_id;
-    cred.access_key_id.len = strlen(s3->key_id);
-    cred.secret_access_key.data = s3->secret;
-    cred.secret_access_key.len = strlen(s3->secret);
+    cred.access_key_id.data = s3->cred.key_id;
+    cred.access_key_id.len = strlen(s3->cred.key_id);
+    cred.secret_access_key.data = s3->cred.secret;
+    cred.secret_access_key.len = strlen(s3->cred.secret);
 
     alen = nixcache_sigv4_sign(auth, sizeof(auth) - 1, &sr, &cred);
     if (alen == -1 || (size_t) alen >= sizeof(auth)) {
-        nixcache_error("S3: cannot sign %s %s", req->method, req->url);
+        nixcache_s3_message(s3->error, sizeof(s3->error),
+                            "S3: cannot sign %s %s", req->method, req->url);
         return -1;
     }
 
     auth[alen] = '\0';
 
-    line = malloc(sizeof(auth) + sizeof(s3->token) + 64);
+    line = malloc(sizeof(auth) + sizeof(s3->cred.token) + 64);
     if (line == NULL) {
-        nixcache_error("out of memory");
+        nixcache_s3_message(s3->error, sizeof(s3->error), "out of memory");
         return -1;
     }
 
 #define NIXCACHE_S3_HEADER(fmt, arg)                                         \
-    snprintf(line, sizeof(auth) + sizeof(s3->token) + 64, fmt, arg);         \
+    snprintf(line, sizeof(auth) + sizeof(s3->cred.token) + 64, fmt, arg);    \
     h = curl_slist_append(hl, line);                                         \
     if (h == NULL) {                                                         \
         goto nomem;                                                          \
@@ -684,8 +813,8 @@ nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req)
     NIXCACHE_S3_HEADER("x-amz-date: %s", date);
     NIXCACHE_S3_HEADER("Authorization: %s", auth);
 
-    if (s3->token[0] != '\0') {
-        NIXCACHE_S3_HEADER("x-amz-security-token: %s", s3->token);
+    if (s3->cred.token[0] != '\0') {
+        NIXCACHE_S3_HEADER("x-amz-security-token: %s", s3->cred.token);
     }
 
     /* no "Expect: 100-continue" round trip, no form content type */
@@ -742,7 +871,8 @@ nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req)
     s3->requests++;
 
     if (curl_multi_add_handle(s3->multi, easy) != CURLM_OK) {
-        nixcache_error("S3: cannot add a transfer");
+        nixcache_s3_message(s3->error, sizeof(s3->error),
+                            "S3: cannot add a transfer");
         nixcache_s3_release(s3, req);
         return -1;
     }
@@ -753,7 +883,7 @@ nomem:
 
     free(line);
     curl_slist_free_all(hl);
-    nixcache_error("out of memory");
+    nixcache_s3_message(s3->error, sizeof(s3->error), "out of memory");
     return -1;
 }
 
@@ -795,7 +925,8 @@ nixcache_s3_step(nixcache_s3_t *s3, int timeout_ms)
 
     mc = curl_multi_perform(s3->multi, &running);
     if (mc != CURLM_OK) {
-        nixcache_error("S3: curl: %s", curl_multi_strerror(mc));
+        nixcache_s3_message(s3->error, sizeof(s3->error), "S3: curl: %s",
+                            curl_multi_strerror(mc));
         return -1;
     }
 
@@ -825,7 +956,8 @@ nixcache_s3_step(nixcache_s3_t *s3, int timeout_ms)
 
     mc = curl_multi_poll(s3->multi, NULL, 0, wait_ms, NULL);
     if (mc != CURLM_OK) {
-        nixcache_error("S3: curl: %s", curl_multi_strerror(mc));
+        nixcache_s3_message(s3->error, sizeof(s3->error), "S3: curl: %s",
+                            curl_multi_strerror(mc));
         return -1;
     }
 
