@@ -72,6 +72,7 @@ nginx_start "
             nixcache_chunks $UPCHUNKS;
             nixcache_redis_prefix up:;
             nixcache_upload on;
+            nixcache_push_tokens off;
             client_max_body_size 0;
             nixcache_s3_endpoint $S3;
             nixcache_s3_bucket nixcache;

@@ -580,6 +580,7 @@ s3_vars();
         nixcache_chunks $TEST_NIXCACHE_DIR/up;
         nixcache_redis_prefix up:;
         nixcache_upload on;
+        nixcache_push_tokens off;
         client_max_body_size 0;
         nixcache_s3_endpoint http://127.0.0.1:9;
         nixcache_s3_bucket nixcache;
