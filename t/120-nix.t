@@ -48,7 +48,8 @@ unset NIX_PATH NIX_REMOTE
 nix_files=$(git ls-files '*.nix' 2>/dev/null; find nix t/nix -name '*.nix' \
                 2>/dev/null; [ -f flake.nix ] && echo flake.nix)
 nix_files=$(printf '%s\n' $nix_files | sort -u)
-for f in nix/module.nix nix/nginx-conf.nix; do
+for f in nix/package.nix nix/module.nix nix/nginx-conf.nix nix/vm-test.nix \
+         flake.nix; do
     [ -f "$f" ]
     ok $? "$f exists"
 done
@@ -242,7 +243,46 @@ is "$(json "$T/direct.json" '$j->{"/c/"}')" \
    "$(json "$T/minimal.json" '$j->{locations}{"/c/"}')" \
    "nginx-conf.nix: the location text is the module's"
 
-# --- 3. what the module refuses --------------------------------------------
+# --- 3. nix/package.nix ---------------------------------------------------
+
+run_ok "package.nix evaluates with stand-ins (its file sets exist)" sh -c \
+    "nix-instantiate --eval --strict --json t/nix/eval-package.nix > '$T/pkg.json'"
+
+# -lNAME as the Makefile and config link it -> the nixpkgs attribute
+libs_to_pkgs() {
+    perl -e '
+        my %p = (hiredis => "hiredis", zstd => "zstd", lzma => "xz",
+                 bz2 => "bzip2", sodium => "libsodium", crypto => "openssl",
+                 curl => "curl", "json-c" => "json-c");
+        my @l = map { $p{$_} // "unknown-lib-$_" } $ARGV[0] =~ /-l([^\s"]+)/g;
+        print join(" ", sort @l);
+    ' -- "$1"
+}
+is "$(json "$T/pkg.json" 'join " ", sort @{$j->{buildInputs}}')" \
+   "$(libs_to_pkgs "$(sed -n 's/^CLI_LIBS *:= *//p' Makefile)")" \
+   "package: the CLI's inputs are the libraries the Makefile links"
+is "$(json "$T/pkg.json" 'join " ", sort @{$j->{module}{inputs}}')" \
+   "$(libs_to_pkgs "$(sed -n 's/^NIXCACHE_LIBS=//p' config)")" \
+   "package: the nginx module's inputs are the libraries config links"
+is "$(json "$T/pkg.json" '$j->{module}{name}')" nixcache \
+   "package: passthru.nginxModule is a named nginx module"
+is "$(json "$T/pkg.json" '$j->{nginxModules}')" '["nixcache"]' \
+   "package: passthru.nginx is nginx with it"
+is "$(json "$T/pkg.json" '"$j->{buildFlags}[0] $j->{checkTarget} " . ($j->{doCheck} ? "check" : "nocheck")')" \
+   "cli unit check" "package: builds make cli, checks with make unit"
+
+# The package's build and check phases, replayed on a copy of its source
+# file set only (make cli, make unit): nothing outside it is needed.
+mkdir -p "$T/pkgsrc"
+for f in $(json "$T/pkg.json" 'join " ", @{$j->{srcFiles}}'); do
+    cp -r --parents "$f" "$T/pkgsrc/"
+done
+run_ok "package: make cli in its source set" \
+    nice make -s -C "$T/pkgsrc" SHELL=/bin/bash cli
+run_ok "package: make unit in its source set" \
+    nice make -s -C "$T/pkgsrc" SHELL=/bin/bash unit
+
+# --- 4. what the module refuses --------------------------------------------
 
 # refused NAME SETTINGS REGEX: evaluation fails, or an assertion does,
 # with a message matching REGEX.
