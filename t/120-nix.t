@@ -3,14 +3,18 @@
 # no nixpkgs, no network):
 #  - every .nix file of the repository parses (nix-instantiate --parse);
 #  - nix/module.nix evaluates against t/nix/stub.nix (a stand-in for the
-#    parts of nixpkgs' lib it uses) with sample configurations: the nginx
-#    text it gives services.nginx, put into a full nginx.conf the way
-#    NixOS would (http text, one server, the caches' locations) with our
-#    built module loaded, passes `nginx -t`, with the secret files as
-#    systemd credentials would be (mode 0400/0600, in one directory);
+#    parts of nixpkgs' lib it uses) with README's configuration.nix
+#    example and other sample configurations: the nginx text it gives
+#    services.nginx, put into a full nginx.conf the way NixOS would (http
+#    text, one server, the caches' locations) with our built module
+#    loaded, passes `nginx -t`, the secret files being where systemd
+#    would put the credentials (mode 0400, one directory);
 #  - its assertions refuse what nginx -t would refuse (uploads without
 #    push tokens, anonymous uploads to a private cache), and more;
-#  - nix/nginx-conf.nix called directly gives the same text.
+#  - nix/nginx-conf.nix called directly gives the same text;
+#  - nix/package.nix, called with stand-ins, names existing files and the
+#    libraries the Makefile and config link; its build and check phases
+#    (make cli, make unit) pass on a copy of its source file set.
 # Not checked here: building nix/package.nix or the flake with nixpkgs,
 # the NixOS VM test (nix/vm-test.nix).  Under CI=true a missing
 # nix-instantiate fails instead of skipping.
@@ -128,35 +132,28 @@ CONF
 # --- 2. the sample configurations --------------------------------------------
 
 mkdir -p "$T/secrets" "$T/chunks"
-cp t/auth/a.sk t/auth/b.sk t/auth/push.tokens t/auth/read.tokens \
-   t/auth/admin.tokens "$T/secrets/"
-chmod 0600 "$T/secrets/"*
+cp t/auth/a.sk "$T/secrets/main.sk"
+cp t/auth/b.sk "$T/secrets/team-b.sk"
+cp t/auth/push.tokens t/auth/read.tokens t/auth/admin.tokens "$T/secrets/"
 printf 'AWS_ACCESS_KEY_ID=S3RVER\nAWS_SECRET_ACCESS_KEY=S3RVER\n' \
     > "$T/secrets/s3.credentials"
-chmod 0600 "$T/secrets/s3.credentials"
+chmod 0600 "$T/secrets/"*
 S=$T/secrets
 
-# The README's example ("On NixOS"), with this run's paths.
-full="{
-  enable = true;
-  chunks.directory = \"$T/chunks\";
-  caches.main = {
-    location = \"/\";
-    signKeyFile = \"$S/a.sk\";
-    upload = true;
-    pushTokensFile = \"$S/push.tokens\";
-    adminTokensFile = \"$S/admin.tokens\";
-  };
-  caches.team-b = {
-    signKeyFile = \"$S/b.sk\";
-    readTokensFile = \"$S/read.tokens\";
-    priority = 50;
-    narCompression = \"none\";
-    extraConfig = \"add_header X-Cache team-b;\";
-  };
-  extraConfig = \"nixcache_upload_jobs 2;\";
-}"
-run_ok "module: the full example evaluates" eval_module full "$full"
+# README's configuration.nix ("On NixOS"), with this run's paths.
+perl -0ne 'print $1 if /and in `configuration\.nix`.*?```nix\n(.*?)```/s' \
+    README.md > "$T/example.nix"
+perl -pi -e "s{/var/lib/secrets/nixcache/}{$S/}g;
+             s{/var/lib/nixcache/chunks}{$T/chunks}g" "$T/example.nix"
+[ -s "$T/example.nix" ]
+ok $? "README has a configuration.nix example"
+run_ok "README's example parses" nix-instantiate --parse "$T/example.nix"
+is "$(nix-instantiate --eval -E \
+        "builtins.attrNames (import $T/example.nix { }).services.nginx.virtualHosts" \
+        2>&1)" '[ "nixcache" ]' \
+   "README's example configures the module's default virtual host"
+full="(import $T/example.nix { }).services.nixcache"
+run_ok "module: README's example evaluates" eval_module full "$full"
 diag_file "$T/full.err"
 is "$(json "$T/full.json" '$j->{failedAssertions}')" "[]" \
    "module: no assertion fails"
@@ -178,7 +175,7 @@ like "$(json "$T/full.json" '$j->{locations}{"/"}')" \
      'nixcache_redis_prefix "main:";' \
      "module: redisPrefix defaults to <name>:"
 is "$(json "$T/full.json" 'join " ", sort @{$j->{credentials}}')" \
-   "nixcache-main-admin-tokens:$S/admin.tokens nixcache-main-push-tokens:$S/push.tokens nixcache-main-sign-key:$S/a.sk nixcache-team-b-read-tokens:$S/read.tokens nixcache-team-b-sign-key:$S/b.sk" \
+   "nixcache-main-admin-tokens:$S/admin.tokens nixcache-main-push-tokens:$S/push.tokens nixcache-main-sign-key:$S/main.sk nixcache-team-b-read-tokens:$S/read.tokens nixcache-team-b-sign-key:$S/team-b.sk" \
    "module: every secret file is a LoadCredential of nginx"
 like "$(json "$T/full.json" '$j->{locations}{"/"}')" \
      'nixcache_sign_key "/run/credentials/nginx\.service/nixcache-main-sign-key";' \
@@ -188,7 +185,7 @@ is "$(json "$T/full.json" '$j->{tmpfiles}')" \
    "module: the chunk directory is made by tmpfiles, owned by nginx"
 is "$(json "$T/full.json" '$j->{readWritePaths}')" "[\"$T/chunks\"]" \
    "module: ... and writable under ProtectSystem=strict"
-run_ok "module: the full example passes nginx -t" nginx_t full
+run_ok "module: README's example passes nginx -t" nginx_t full
 
 # S3 and the disk tier's limit; Redis by address; anonymous uploads.
 s3="{
@@ -216,8 +213,10 @@ like "$(json "$T/s3.json" '$j->{locations}{"/"}')" \
      "module: anonymous uploads said out loud; S3 credentials as a credential"
 run_ok "module: the S3 example passes nginx -t" nginx_t s3
 
-minimal="{ enable = true; chunks.directory = \"$T/chunks\"; caches.c = { }; }"
-run_ok "module: a one-line cache evaluates" eval_module minimal "$minimal"
+minimal="{ enable = true; chunks.directory = \"$T/chunks\";
+           caches.c = { narCompression = \"none\";
+                        extraConfig = \"add_header X-Cache c;\"; }; }"
+run_ok "module: a small cache evaluates" eval_module minimal "$minimal"
 run_ok "module: ... and passes nginx -t" nginx_t minimal
 
 # nix/nginx-conf.nix alone, from the module's settings: the same text.
@@ -232,10 +231,11 @@ run_ok "nginx-conf.nix called directly" sh -c "
           extraConfig = \"\";
           caches.c = {
             location = \"/c/\"; redisPrefix = \"c:\"; priority = 30;
-            narCompression = \"zstd\"; signKeyFile = null;
+            narCompression = \"none\"; signKeyFile = null;
             readTokensFile = null; pushTokensFile = null;
             adminTokensFile = null; allowAnonymousUpload = false;
-            upload = false; uploadMaxNarSize = \"8g\"; extraConfig = \"\";
+            upload = false; uploadMaxNarSize = \"8g\";
+            extraConfig = \"add_header X-Cache c;\";
           };
         };
       }).locations' > '$T/direct.json'"
