@@ -207,8 +207,10 @@ in
         default = null;
         example = "127.0.0.1:6379";
         description = ''
-          Redis address (`IP:port`, `[IPv6]:port` or `unix:/path`; no DNS
-          names).  `null`: the socket of services.redis.servers.nixcache.
+          Redis address, as `nixcache_redis` takes it (`host[:port]`,
+          `[IPv6][:port]`, `redis://host[:port][/db]`, `unix:/path`; a
+          host name is resolved when nginx loads its configuration).
+          `null`: the socket of services.redis.servers.nixcache.
         '';
       };
 
@@ -278,10 +280,11 @@ in
           credentialsFile = mkOption {
             type = types.path;
             description = ''
-              Access key id and secret (two lines, or
-              `AWS_ACCESS_KEY_ID=`/`AWS_SECRET_ACCESS_KEY=` lines), given
-              to nginx with systemd's LoadCredential; never in the Nix
-              store.
+              Access key id, secret and optional session token (lines,
+              or `AWS_ACCESS_KEY_ID=`/`AWS_SECRET_ACCESS_KEY=`/
+              `AWS_SESSION_TOKEN=` lines), given to nginx with systemd's
+              LoadCredential (copied when nginx starts: restart it after
+              a change); never in the Nix store.
             '';
           };
         };

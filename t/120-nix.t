@@ -191,7 +191,7 @@ run_ok "module: README's example passes nginx -t" nginx_t full
 s3="{
   enable = true;
   chunks = { directory = \"$T/chunks\"; maxSize = \"1g\"; };
-  redis = { createLocally = false; address = \"127.0.0.1:6390\"; };
+  redis = { createLocally = false; address = \"redis://127.0.0.1:6390/1\"; };
   s3 = {
     endpoint = \"http://127.0.0.1:9000\";
     bucket = \"nixcache\";
@@ -204,7 +204,7 @@ run_ok "module: an S3 example evaluates" eval_module s3 "$s3"
 diag_file "$T/s3.err"
 is "$(json "$T/s3.json" '$j->{failedAssertions}')" "[]" \
    "module: no assertion fails"
-like "$(json "$T/s3.json" '$j->{http}')" 'nixcache_redis 127\.0\.0\.1:6390;' \
+like "$(json "$T/s3.json" '$j->{http}')" 'nixcache_redis redis://127\.0\.0\.1:6390/1;' \
      "module: redis.address is used"
 is "$(json "$T/s3.json" '$j->{redis}{enable} ? "on" : "off"')" off \
    "module: ... and no local Redis is made"
