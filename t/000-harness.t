@@ -413,3 +413,20 @@ fi
 --- request
 GET /
 --- error_code: 204
+
+
+
+=== TEST 21: scripts: fails CMD, "! " in a here-document
+--- no_module
+--- init
+fails false
+fails grep -q absent /dev/null
+cat > $TEST_NIXCACHE_DIR/doc <<'DOC'
+! not a command
+DOC
+grep -qx '! not a command' $TEST_NIXCACHE_DIR/doc
+--- config
+    location / { return 204; }
+--- request
+GET /
+--- error_code: 204

@@ -188,6 +188,26 @@ exit 3
     location / { return 200; }
 --- request
 GET /
+
+=== TEST 13: a negated command is refused, not ignored
+--- no_module
+--- config
+    location / { return 200 "body\n"; }
+--- request
+GET /
+--- post
+! true
+true
+
+=== TEST 14: fails on a command that succeeds
+--- no_module
+--- config
+    location / { return 200 "body\n"; }
+--- request
+GET /
+--- post
+fails true
+true
 EOF
 close $fh;
 
@@ -213,6 +233,8 @@ my @must_fail = (
     'TEST 10: a fixture that dies - fixture',
     'TEST 11: a failing post - post',
     'TEST 12: the module is required unless no_module - module built',
+    'TEST 13: a negated command is refused, not ignored - post',
+    'TEST 14: fails on a command that succeeds - post',
 );
 my @must_pass = (
     'TEST 1: wrong status - response body',
@@ -221,6 +243,8 @@ my @must_pass = (
     'TEST 5: a cut body without response_incomplete - status code',
     'TEST 6: response_incomplete on a complete body - status code',
     'TEST 11: a failing post - status code',
+    'TEST 13: a negated command is refused, not ignored - status code',
+    'TEST 14: fails on a command that succeeds - status code',
 );
 
 isnt($rc, 0, 'the file with wrong checks fails');
@@ -233,6 +257,8 @@ for my $name (@must_pass) {
     is($key && $r->{$key}, 'ok', "passes: $name");
 }
 like($out, qr/on purpose/, 'the fixture error is shown');
+like($out, qr/line 1: ! true\n.*cannot fail under set -e/,
+     'a negated command is named, with why');
 like($out, qr/kept \S+nixcache-t-/, 'a failing file keeps its temp dir');
 if ($out =~ /kept (\S+nixcache-t-\S+)/) {
     system('rm', '-rf', $1);

@@ -136,7 +136,8 @@ for i in $(seq 50); do
 done
 echo "chunk files: $n of $TEST_NIXCACHE_FIX_many_NCHUNKS"
 [ "$n" = "$TEST_NIXCACHE_FIX_many_NCHUNKS" ]
-! find $TEST_NIXCACHE_CHUNKS -name '.*tmp*' | grep .
+left=$(find $TEST_NIXCACHE_CHUNKS -name '.*tmp*')
+[ -z "$left" ] || { echo "temporary files left: $left"; exit 1; }
 --- no_error_log
 [error]
 [alert]

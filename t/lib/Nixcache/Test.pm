@@ -592,6 +592,33 @@ sub _match {
 }
 
 
+# What every init/post script starts with, on one line so that bash's line
+# numbers stay those of the block plus one.  "fails CMD..." succeeds only
+# when CMD fails: a bare "! CMD" cannot fail a set -e script (bash ignores
+# the status of a negated command), and _negations refuses it.
+my $SCRIPT_PRELUDE = 'set -e; '
+    . 'fails() { if "$@"; then echo "fails: succeeded: $*" >&2; '
+    . 'return 1; fi; }';
+
+
+# The lines of a script that begin with a negated command ("! CMD"), as
+# "line N: text"; here-document bodies are not commands and are passed by.
+sub _negations {
+    my ($script) = @_;
+    my ($n, $heredoc, @bad) = (0, undef);
+    for my $line (split /\n/, $script) {
+        $n++;
+        if (defined $heredoc) {
+            undef $heredoc if $line =~ /^\t*\Q$heredoc\E$/;
+            next;
+        }
+        push @bad, "line $n: $line" if $line =~ /^\s*!\s/;
+        $heredoc = $1 if $line =~ /(?<!<)<<-?\s*['"]?([A-Za-z_]\w*)/;
+    }
+    return @bad;
+}
+
+
 # Runs an init/post script in its own process group, output to a file (so
 # a server it leaves in the background does not hold a pipe we wait on).
 # What it leaves running is stopped at the end of the block.
@@ -601,7 +628,12 @@ sub _script {
     my ($name, $script, $dir, $timeout) = @_;
     my $path = "$dir/$name.sh";
     my $outf = "$dir/$name.out";
-    _spew($path, "set -e\n$script\n", 0755);
+
+    if (my @bad = _negations($script)) {
+        return (2, join("\n", @bad) . "\n\"! CMD\" cannot fail under set -e"
+                   . ' (bash ignores its status): write "fails CMD"');
+    }
+    _spew($path, "$SCRIPT_PRELUDE\n$script\n", 0755);
 
     my $pid = fork // die "fork: $!\n";
     if ($pid == 0) {
