@@ -416,7 +416,7 @@ GET /
 
 
 
-=== TEST 21: scripts: fails CMD, "! " in a here-document
+=== TEST 21: scripts: fails CMD, pipefail, "! " in a here-document
 --- no_module
 --- init
 fails false
@@ -430,3 +430,5 @@ grep -qx '! not a command' $TEST_NIXCACHE_DIR/doc
 --- request
 GET /
 --- error_code: 204
+--- post
+if false | cat; then echo "pipefail is off"; exit 1; fi

@@ -208,6 +208,16 @@ GET /
 --- post
 fails true
 true
+
+=== TEST 15: a failure early in a pipeline (pipefail)
+--- no_module
+--- config
+    location / { return 200 "body\n"; }
+--- init
+false | cat
+true
+--- request
+GET /
 EOF
 close $fh;
 
@@ -235,6 +245,7 @@ my @must_fail = (
     'TEST 12: the module is required unless no_module - module built',
     'TEST 13: a negated command is refused, not ignored - post',
     'TEST 14: fails on a command that succeeds - post',
+    'TEST 15: a failure early in a pipeline (pipefail) - init',
 );
 my @must_pass = (
     'TEST 1: wrong status - response body',

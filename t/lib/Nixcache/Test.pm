@@ -596,7 +596,7 @@ sub _match {
 # numbers stay those of the block plus one.  "fails CMD..." succeeds only
 # when CMD fails: a bare "! CMD" cannot fail a set -e script (bash ignores
 # the status of a negated command), and _negations refuses it.
-my $SCRIPT_PRELUDE = 'set -e; '
+my $SCRIPT_PRELUDE = 'set -e -o pipefail; '
     . 'fails() { if "$@"; then echo "fails: succeeded: $*" >&2; '
     . 'return 1; fi; }';
 
