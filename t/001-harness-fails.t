@@ -1,8 +1,9 @@
 # The harness must be able to fail: a block file where every check is
 # wrong on purpose is run, and each of those checks must come out "not ok"
 # (while its neighbours still pass).  Also: a port taken between blocks, a
-# test file killed by SIGKILL (nothing may survive it), and t/000 in the
-# HUP-reload mode.
+# test file killed by SIGKILL (nothing may survive it), a missing dependency
+# (a skip, but a failure under CI=true; t/run-all counts skips), and t/000
+# in the HUP-reload mode.
 
 use strict;
 use warnings;
@@ -360,6 +361,57 @@ EOF
     ok(!grep({ running($_) } @pids),
        'after SIGKILL of the test file they are all gone')
         or diag('still running: ' . join ' ', grep { running($_) } @pids);
+}
+
+# A missing dependency skips, and fails under CI=true: in Perl (a file and
+# a part of one) and in bash (t/lib/e2e.sh).
+{
+    open my $fh, '>', "$dir/missing-all.t" or die;
+    print {$fh} <<'EOF';
+use Test::More;
+use Nixcache::Skip;
+skip_all_missing('frobnicator not installed');
+EOF
+    close $fh;
+    open $fh, '>', "$dir/missing-part.t" or die;
+    print {$fh} <<'EOF';
+use Test::More;
+use Nixcache::Skip;
+ok(1, 'before');
+SKIP: {
+    skip_missing('frobnicator not installed', 2);
+    ok(1, 'needs the frobnicator');
+}
+ok(1, 'after');
+done_testing();
+EOF
+    close $fh;
+    open $fh, '>', "$dir/missing-sh.t" or die;
+    print {$fh} <<EOF;
+#!/bin/bash
+source $root/t/lib/e2e.sh
+skip_all "frobnicator not installed"
+EOF
+    close $fh;
+
+    for my $t (qw(missing-all.t missing-part.t missing-sh.t)) {
+        my $cmd = $t =~ /sh/ ? "bash $dir/$t" : "$^X -I$root/t/lib $dir/$t";
+        my $out = `env -u CI $cmd 2>&1`;
+        is($? >> 8, 0, "$t: passes without CI") or diag($out);
+        like($out, qr/# (SKIP|skip) frobnicator not installed/,
+             "$t: ... and skips") or diag($out);
+        $out = `env CI=true $cmd 2>&1`;
+        isnt($? >> 8, 0, "$t: fails under CI=true") or diag($out);
+        like($out, qr/^not ok \d+ - missing: frobnicator not installed/m,
+             '... naming what is missing') or diag($out);
+    }
+
+    my $out = `env -u CI t/run-all $dir/missing-all.t $dir/missing-part.t 2>&1`;
+    like($out, qr/^2 passed, 0 failed, 3 skipped$/m,
+         't/run-all counts skips, not as passed') or diag($out);
+    $out = `env CI=true t/run-all $dir/missing-all.t 2>&1`;
+    like($out, qr/^0 passed, 1 failed, 0 skipped$/m,
+         '... and under CI=true the skip is a failure') or diag($out);
 }
 
 # t/000 again, with one nginx reloaded by HUP between blocks

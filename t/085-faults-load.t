@@ -47,9 +47,9 @@ S3CONF=
 S3CTL=$E2E_ROOT/t/lib/s3rver-ctl
 S3RVER_JS=$E2E_ROOT/build/node_modules/s3rver/bin/s3rver.js
 if ! grep -q nixcache_s3_endpoint "$NIXCACHE_MODULE"; then
-    note "no S3 tier in this module: its part is skipped"
+    skip_part "no S3 tier in this module: its part is skipped"
 elif [ ! -f "$S3RVER_JS" ] || ! command -v node > /dev/null; then
-    note "s3rver not installed (make deps): the S3 part is skipped"
+    skip_part "s3rver not installed (make deps): the S3 part is skipped"
 else
     for try in 1 2 3; do
         S3PORT=$(free_port)
