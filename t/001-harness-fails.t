@@ -2,8 +2,8 @@
 # wrong on purpose is run, and each of those checks must come out "not ok"
 # (while its neighbours still pass).  Also: a port taken between blocks, a
 # test file killed by SIGKILL (nothing may survive it), a missing dependency
-# (a skip, but a failure under CI=true; t/run-all counts skips), and t/000
-# in the HUP-reload mode.
+# (a skip, but a failure under CI=true; t/run-all counts skips), a crashed
+# nginx seen also under valgrind, and t/000 in the HUP-reload mode.
 
 use strict;
 use warnings;
@@ -412,6 +412,56 @@ EOF
     $out = `env CI=true t/run-all $dir/missing-all.t 2>&1`;
     like($out, qr/^0 passed, 1 failed, 0 skipped$/m,
          '... and under CI=true the skip is a failure') or diag($out);
+}
+
+# A crash is seen: a worker's in the master's log; under valgrind, where
+# master_process is off, by how the one process ended.
+{
+    open my $fh, '>', "$dir/crash.t" or die;
+    print {$fh} <<'EOF';
+use lib 't/lib';
+use Nixcache::Test;
+run_tests();
+__DATA__
+
+=== TEST 1: nginx killed by SIGSEGV after the response
+--- no_module
+--- config
+    location / { return 204; }
+--- request
+GET /
+--- error_code: 204
+--- post
+master=$(cat $TEST_NIXCACHE_LOGS/nginx.pid)
+worker=$(pgrep -P $master) || worker=$master
+kill -SEGV $worker
+sleep 0.5
+
+=== TEST 2: nginx stopped as usual
+--- no_module
+--- config
+    location / { return 204; }
+--- request
+GET /
+--- error_code: 204
+EOF
+    close $fh;
+
+    for my $mode ('plain', 'valgrind') {
+        my ($rc, $out, $r) = tap_of("$dir/crash.t", TEST_NIXCACHE_KEEP => '',
+                                    TEST_NIXCACHE_VALGRIND =>
+                                        $mode eq 'valgrind' ? 1 : '');
+        is($r->{'TEST 1: nginx killed by SIGSEGV after the response'
+                . ' - no worker crash'}, 'not ok', "$mode: a crash is seen")
+            or diag($out);
+        is($r->{'TEST 1: nginx killed by SIGSEGV after the response'
+                . ' - status code'}, 'ok', "$mode: ... its response was ok");
+        is($r->{'TEST 2: nginx stopped as usual - no worker crash'}, 'ok',
+           "$mode: ... a clean stop is no crash") or diag($out);
+        if ($out =~ /kept (\S+nixcache-t-\S+)/) {
+            system('rm', '-rf', $1);
+        }
+    }
 }
 
 # t/000 again, with one nginx reloaded by HUP between blocks
