@@ -37,6 +37,10 @@ my ($T, %BASE, $nginx_pid, $nginx_module, $valgrind_pid, $valgrind_status);
 # Wait statuses of the children that _alive reaped, by pid.
 my %reaped;
 
+# Under valgrind everything takes longer: request timeouts, and the waits
+# and bounds of init/post scripts (TEST_NIXCACHE_SLOW, "scaled").
+my $SLOW = $ENV{TEST_NIXCACHE_VALGRIND} ? 5 : 1;
+
 # TEST_NIXCACHE_HUP=1: keep nginx running across blocks and switch to each
 # block's configuration with a HUP reload (new workers, Redis reconnects).
 my $HUP = $ENV{TEST_NIXCACHE_HUP} && !$ENV{TEST_NIXCACHE_VALGRIND};
@@ -618,12 +622,10 @@ sub _match {
 
 
 # What every init/post script starts with, on one line so that bash's line
-# numbers stay those of the block plus one.  "fails CMD..." succeeds only
-# when CMD fails: a bare "! CMD" cannot fail a set -e script (bash ignores
-# the status of a negated command), and _negations refuses it.
-my $SCRIPT_PRELUDE = 'set -e -o pipefail; '
-    . 'fails() { if "$@"; then echo "fails: succeeded: $*" >&2; '
-    . 'return 1; fi; }';
+# numbers stay those of the block plus one.  t/lib/script.sh has "fails
+# CMD..." (a bare "! CMD" cannot fail a set -e script: bash ignores the
+# status of a negated command, and _negations refuses it) and "scaled".
+my $SCRIPT_PRELUDE = "set -e -o pipefail; source '$ROOT/t/lib/script.sh'";
 
 
 # The lines of a script that begin with a negated command ("! CMD"), as
@@ -758,7 +760,7 @@ sub _run_block {
     }
 
     my $timeout = _sec($block, q{timeout}) // 10;
-    $timeout *= 5 if $ENV{TEST_NIXCACHE_VALGRIND};
+    $timeout *= $SLOW;
     my $module = _module_path($block);
 
     if ($module ne '' && !-f $module) {
@@ -1055,6 +1057,7 @@ sub _setup {
         TEST_NIXCACHE_CHUNKS     => "$T/chunks",
         TEST_NIXCACHE_TMP        => $T,
         TEST_NIXCACHE_LOGS       => "$T/logs",
+        TEST_NIXCACHE_SLOW       => $SLOW,
         TEST_NIXCACHE_CLI        => env_or('TEST_NIXCACHE_CLI',
                                            "$ROOT/build/nixcache"),
         TEST_NIXCACHE_MODULE     => $ENV{TEST_NIXCACHE_MODULE}
