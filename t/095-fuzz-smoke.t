@@ -11,7 +11,7 @@ set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
 
-# skip_all: fails instead under CI=true
+# for skip_all: a skip, or under CI=true a failure
 source t/lib/e2e.sh
 
 command -v clang > /dev/null || skip_all "clang not installed"
