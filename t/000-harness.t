@@ -413,3 +413,22 @@ fi
 --- request
 GET /
 --- error_code: 204
+
+
+
+=== TEST 21: scripts: fails CMD, pipefail, "! " in a here-document
+--- no_module
+--- init
+fails false
+fails grep -q absent /dev/null
+cat > $TEST_NIXCACHE_DIR/doc <<'DOC'
+! not a command
+DOC
+grep -qx '! not a command' $TEST_NIXCACHE_DIR/doc
+--- config
+    location / { return 204; }
+--- request
+GET /
+--- error_code: 204
+--- post
+if false | cat; then echo "pipefail is off"; exit 1; fi

@@ -1,8 +1,9 @@
 # The harness must be able to fail: a block file where every check is
 # wrong on purpose is run, and each of those checks must come out "not ok"
 # (while its neighbours still pass).  Also: a port taken between blocks, a
-# test file killed by SIGKILL (nothing may survive it), and t/000 in the
-# HUP-reload mode.
+# test file killed by SIGKILL (nothing may survive it), a missing dependency
+# (a skip, but a failure under CI=true; t/run-all counts skips), a crashed
+# nginx seen also under valgrind, and t/000 in the HUP-reload mode.
 
 use strict;
 use warnings;
@@ -188,6 +189,36 @@ exit 3
     location / { return 200; }
 --- request
 GET /
+
+=== TEST 13: a negated command is refused, not ignored
+--- no_module
+--- config
+    location / { return 200 "body\n"; }
+--- request
+GET /
+--- post
+! true
+true
+
+=== TEST 14: fails on a command that succeeds
+--- no_module
+--- config
+    location / { return 200 "body\n"; }
+--- request
+GET /
+--- post
+fails true
+true
+
+=== TEST 15: a failure early in a pipeline (pipefail)
+--- no_module
+--- config
+    location / { return 200 "body\n"; }
+--- init
+false | cat
+true
+--- request
+GET /
 EOF
 close $fh;
 
@@ -213,6 +244,9 @@ my @must_fail = (
     'TEST 10: a fixture that dies - fixture',
     'TEST 11: a failing post - post',
     'TEST 12: the module is required unless no_module - module built',
+    'TEST 13: a negated command is refused, not ignored - post',
+    'TEST 14: fails on a command that succeeds - post',
+    'TEST 15: a failure early in a pipeline (pipefail) - init',
 );
 my @must_pass = (
     'TEST 1: wrong status - response body',
@@ -221,6 +255,8 @@ my @must_pass = (
     'TEST 5: a cut body without response_incomplete - status code',
     'TEST 6: response_incomplete on a complete body - status code',
     'TEST 11: a failing post - status code',
+    'TEST 13: a negated command is refused, not ignored - status code',
+    'TEST 14: fails on a command that succeeds - status code',
 );
 
 isnt($rc, 0, 'the file with wrong checks fails');
@@ -233,6 +269,8 @@ for my $name (@must_pass) {
     is($key && $r->{$key}, 'ok', "passes: $name");
 }
 like($out, qr/on purpose/, 'the fixture error is shown');
+like($out, qr/line 1: ! true\n.*cannot fail under set -e/,
+     'a negated command is named, with why');
 like($out, qr/kept \S+nixcache-t-/, 'a failing file keeps its temp dir');
 if ($out =~ /kept (\S+nixcache-t-\S+)/) {
     system('rm', '-rf', $1);
@@ -323,6 +361,107 @@ EOF
     ok(!grep({ running($_) } @pids),
        'after SIGKILL of the test file they are all gone')
         or diag('still running: ' . join ' ', grep { running($_) } @pids);
+}
+
+# A missing dependency skips, and fails under CI=true: in Perl (a file and
+# a part of one) and in bash (t/lib/e2e.sh).
+{
+    open my $fh, '>', "$dir/missing-all.t" or die;
+    print {$fh} <<'EOF';
+use Test::More;
+use Nixcache::Skip;
+skip_all_missing('frobnicator not installed');
+EOF
+    close $fh;
+    open $fh, '>', "$dir/missing-part.t" or die;
+    print {$fh} <<'EOF';
+use Test::More;
+use Nixcache::Skip;
+ok(1, 'before');
+SKIP: {
+    skip_missing('frobnicator not installed', 2);
+    ok(1, 'needs the frobnicator');
+}
+ok(1, 'after');
+done_testing();
+EOF
+    close $fh;
+    open $fh, '>', "$dir/missing-sh.t" or die;
+    print {$fh} <<EOF;
+#!/bin/bash
+source $root/t/lib/e2e.sh
+skip_all "frobnicator not installed"
+EOF
+    close $fh;
+
+    for my $t (qw(missing-all.t missing-part.t missing-sh.t)) {
+        my $cmd = $t =~ /sh/ ? "bash $dir/$t" : "$^X -I$root/t/lib $dir/$t";
+        my $out = `env -u CI $cmd 2>&1`;
+        is($? >> 8, 0, "$t: passes without CI") or diag($out);
+        like($out, qr/# (SKIP|skip) frobnicator not installed/,
+             "$t: ... and skips") or diag($out);
+        $out = `env CI=true $cmd 2>&1`;
+        isnt($? >> 8, 0, "$t: fails under CI=true") or diag($out);
+        like($out, qr/^not ok \d+ - missing: frobnicator not installed/m,
+             '... naming what is missing') or diag($out);
+    }
+
+    my $out = `env -u CI t/run-all $dir/missing-all.t $dir/missing-part.t 2>&1`;
+    like($out, qr/^2 passed, 0 failed, 3 skipped$/m,
+         't/run-all counts skips, not as passed') or diag($out);
+    $out = `env CI=true t/run-all $dir/missing-all.t 2>&1`;
+    like($out, qr/^0 passed, 1 failed, 0 skipped$/m,
+         '... and under CI=true the skip is a failure') or diag($out);
+}
+
+# A crash is seen: a worker's in the master's log; under valgrind, where
+# master_process is off, by how the one process ended.
+{
+    open my $fh, '>', "$dir/crash.t" or die;
+    print {$fh} <<'EOF';
+use lib 't/lib';
+use Nixcache::Test;
+run_tests();
+__DATA__
+
+=== TEST 1: nginx killed by SIGSEGV after the response
+--- no_module
+--- config
+    location / { return 204; }
+--- request
+GET /
+--- error_code: 204
+--- post
+master=$(cat $TEST_NIXCACHE_LOGS/nginx.pid)
+worker=$(pgrep -P $master) || worker=$master
+kill -SEGV $worker
+sleep 0.5
+
+=== TEST 2: nginx stopped as usual
+--- no_module
+--- config
+    location / { return 204; }
+--- request
+GET /
+--- error_code: 204
+EOF
+    close $fh;
+
+    for my $mode ('plain', 'valgrind') {
+        my ($rc, $out, $r) = tap_of("$dir/crash.t", TEST_NIXCACHE_KEEP => '',
+                                    TEST_NIXCACHE_VALGRIND =>
+                                        $mode eq 'valgrind' ? 1 : '');
+        is($r->{'TEST 1: nginx killed by SIGSEGV after the response'
+                . ' - no worker crash'}, 'not ok', "$mode: a crash is seen")
+            or diag($out);
+        is($r->{'TEST 1: nginx killed by SIGSEGV after the response'
+                . ' - status code'}, 'ok', "$mode: ... its response was ok");
+        is($r->{'TEST 2: nginx stopped as usual - no worker crash'}, 'ok',
+           "$mode: ... a clean stop is no crash") or diag($out);
+        if ($out =~ /kept (\S+nixcache-t-\S+)/) {
+            system('rm', '-rf', $1);
+        }
+    }
 }
 
 # t/000 again, with one nginx reloaded by HUP between blocks

@@ -10,6 +10,9 @@ use File::Basename qw(dirname);
 use File::Temp qw(tempdir);
 use Test::More;
 
+use lib 't/lib';
+use Nixcache::Skip;
+
 my $root = abs_path(dirname(__FILE__) . '/..');
 chdir $root or die "chdir $root: $!";
 
@@ -51,7 +54,7 @@ for my $d (sort keys %documented) {
 }
 
 SKIP: {
-    skip 'CLI not built', 1 unless -x 'build/nixcache';
+    skip_missing('CLI not built', 1) unless -x 'build/nixcache';
     my $help = `build/nixcache --help 2>&1`;
     my @cmds = $help =~ /^  (\w+)\s{2,}/mg;
     ok(@cmds >= 2, 'nixcache --help lists commands');
@@ -63,7 +66,7 @@ SKIP: {
 # The nginx example is a configuration nginx accepts, with our module.
 SKIP: {
     my $module = "$root/build/ngx_http_nixcache_module.so";
-    skip 'module not built', 1 unless -f $module;
+    skip_missing('module not built', 1) unless -f $module;
     my ($example) = $readme =~ /```nginx\n(.*?)```/s;
     my $dir = tempdir('nixcache-readme-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     mkdir "$dir/logs";

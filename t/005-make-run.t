@@ -7,6 +7,7 @@ use warnings;
 
 use lib 't/lib';
 use Nixcache::Fixture ();
+use Nixcache::Skip;
 
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
@@ -21,7 +22,7 @@ chdir $root or die "chdir $root: $!";
 
 my $module = $ENV{TEST_NIXCACHE_MODULE}
              // "$root/build/ngx_http_nixcache_module.so";
-plan skip_all => "module not built ($module): run make" unless -f $module;
+skip_all_missing("module not built ($module): run make") unless -f $module;
 
 my $data = tempdir('nixcache-run-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 chmod 0755, $data;

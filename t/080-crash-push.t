@@ -34,11 +34,12 @@ use Time::HiRes qw(sleep time);
 
 use lib 't/lib';
 use Nixcache::Cli;
+use Nixcache::Skip;
 
 my $root = Cwd::abs_path(File::Basename::dirname(__FILE__) . '/..');
 my $module = $ENV{TEST_NIXCACHE_MODULE}
              // "$root/build/ngx_http_nixcache_module.so";
-plan skip_all => "$module not built (make)" unless -f $module;
+skip_all_missing("$module not built (make)") unless -f $module;
 
 my $T = cli_setup();
 chmod 0755, $T;             # nginx workers (nobody) read the chunks

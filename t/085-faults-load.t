@@ -2,8 +2,10 @@
 # Faults under load: wrk on the narinfo and NAR routes (.nar.zst and
 # .nar) while Redis is killed (SIGKILL) and restarted on the same port
 # with its data.  Expected: only 200 and 503 (never a 404, nor another
-# 5xx), 503s seen during the outage, 200 again within a second of the
-# restart, the same worker processes before and after, no crash or alert
+# 5xx), 503s seen during the outage, 200 again within 3 s of the restart
+# (the module has no back-off: the next command reconnects; 3 s, not 1,
+# since wrk and the other suites of a 2-core machine compete with the
+# probe), the same worker processes before and after, no crash or alert
 # in the error log.
 #
 # With the S3 tier (a module that knows nixcache_s3_endpoint, and s3rver
@@ -47,9 +49,9 @@ S3CONF=
 S3CTL=$E2E_ROOT/t/lib/s3rver-ctl
 S3RVER_JS=$E2E_ROOT/build/node_modules/s3rver/bin/s3rver.js
 if ! grep -q nixcache_s3_endpoint "$NIXCACHE_MODULE"; then
-    note "no S3 tier in this module: its part is skipped"
+    skip_part "no S3 tier in this module: its part is skipped"
 elif [ ! -f "$S3RVER_JS" ] || ! command -v node > /dev/null; then
-    note "s3rver not installed (make deps): the S3 part is skipped"
+    skip_part "s3rver not installed (make deps): the S3 part is skipped"
 else
     for try in 1 2 3; do
         S3PORT=$(free_port)
@@ -203,7 +205,7 @@ ok $? "Redis restarted on the same port" || bail_out "no redis"
 t0=$(now_ms)
 
 recovered=
-while [ $(($(now_ms) - t0)) -lt 5000 ]; do
+while [ $(($(now_ms) - t0)) -lt 10000 ]; do
     if [ "$(code "$NARINFO")" = 200 ]; then
         recovered=$(($(now_ms) - t0))
         break
@@ -211,8 +213,8 @@ while [ $(($(now_ms) - t0)) -lt 5000 ]; do
     sleep 0.01
 done
 note "first narinfo 200 ${recovered:-never} ms after Redis answered ping"
-ok "$([ -n "$recovered" ] && [ "$recovered" -le 1000 ]; echo $?)" \
-   "narinfo 200 again within 1 s of the restart (${recovered:-never} ms)"
+ok "$([ -n "$recovered" ] && [ "$recovered" -le 3000 ]; echo $?)" \
+   "narinfo 200 again within 3 s of the restart (${recovered:-never} ms)"
 is "$(code "$NARZST")" 200 ".nar.zst 200 after the restart"
 
 load_wait

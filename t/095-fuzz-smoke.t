@@ -11,10 +11,13 @@ set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
 
-command -v clang > /dev/null || { echo "1..0 # SKIP clang not installed"; exit 0; }
+# for skip_all: a skip, or under CI=true a failure
+source t/lib/e2e.sh
+
+command -v clang > /dev/null || skip_all "clang not installed"
 [ -n "$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a \
         2>/dev/null)" ] \
-    || { echo "1..0 # SKIP libclang-rt-14-dev (libFuzzer) not installed"; exit 0; }
+    || skip_all "libclang-rt-14-dev (libFuzzer) not installed"
 
 build=${NIXCACHE_BUILD:-build}
 seconds=${FUZZ_SMOKE_SECONDS:-10}

@@ -15,8 +15,9 @@ use Test::More;
 use lib 't/lib';
 use Nixcache::Cli;
 use Nixcache::S3;
+use Nixcache::Skip;
 
-plan skip_all => 's3rver not installed (make deps)'
+skip_all_missing('s3rver not installed (make deps)')
     unless s3rver_available();
 
 my $T = cli_setup();
@@ -356,7 +357,7 @@ my $sig_path;
 # Signatures, checked by botocore ------------------------------------------
 
 SKIP: {
-    skip 'python3-botocore not installed', 4
+    skip_missing('python3-botocore not installed', 4)
         if system('python3 -c "import botocore" 2>/dev/null') != 0;
 
     my $log = "$T/sig.log";

@@ -12,13 +12,12 @@ use warnings;
 use File::Find qw(find);
 use lib 't/lib';
 use Nixcache::S3;
+use Nixcache::Skip;
 use Nixcache::Test;
 
 BEGIN {
-    if (!s3rver_available()) {
-        require Test::More;
-        Test::More::plan(skip_all => 's3rver not installed (make deps)');
-    }
+    skip_all_missing('s3rver not installed (make deps)')
+        unless s3rver_available();
 }
 
 my $S3DIR = File::Temp::tempdir('nixcache-s3-XXXXXX',
@@ -142,7 +141,8 @@ for i in $(seq 50); do
 done
 echo "chunk files: $n of $TEST_NIXCACHE_FIX_many_NCHUNKS"
 [ "$n" = "$TEST_NIXCACHE_FIX_many_NCHUNKS" ]
-! find $TEST_NIXCACHE_CHUNKS -name '.*tmp*' | grep .
+left=$(find $TEST_NIXCACHE_CHUNKS -name '.*tmp*')
+[ -z "$left" ] || { echo "temporary files left: $left"; exit 1; }
 --- no_error_log
 [error]
 [alert]

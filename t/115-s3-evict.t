@@ -13,13 +13,12 @@ use warnings;
 use File::Find qw(find);
 use lib 't/lib';
 use Nixcache::S3;
+use Nixcache::Skip;
 use Nixcache::Test;
 
 BEGIN {
-    if (!s3rver_available()) {
-        require Test::More;
-        Test::More::plan(skip_all => 's3rver not installed (make deps)');
-    }
+    skip_all_missing('s3rver not installed (make deps)')
+        unless s3rver_available();
 }
 
 my $S3DIR = File::Temp::tempdir('nixcache-s3-XXXXXX',

@@ -17,6 +17,8 @@ use IO::Socket::UNIX;
 use IPC::Run qw(run);
 use Test::More;
 
+use Nixcache::Skip;
+
 use Exporter qw(import);
 
 our @EXPORT = qw(
@@ -37,7 +39,7 @@ my @redis;
 # A temporary directory, a private chroot store and Nix settings for it.
 
 sub cli_setup {
-    plan skip_all => "$CLI not built (make cli)" unless -x $CLI;
+    skip_all_missing("$CLI not built (make cli)") unless -x $CLI;
 
     $T = tempdir('nixcache-cli-XXXXXX', TMPDIR => 1,
                  CLEANUP => !$ENV{KEEP});
