@@ -29,6 +29,7 @@
 
 #include "nixcache_chunkstore.h"
 #include "nixcache_cid.h"
+#include "nixcache_frame.h"
 #include "nixcache_hash.h"
 
 
@@ -325,9 +326,7 @@ ngx_http_nixcache_nar_check(ngx_http_request_t *r,
     ngx_http_nixcache_nar_ctx_t *ctx, u_char *in, size_t len,
     nixcache_manifest_entry_t *e, u_char *out)
 {
-    size_t              n;
-    unsigned long long  content;
-    unsigned char       digest[NIXCACHE_SHA256_LEN];
+    nixcache_frame_e  rc;
 
     if (len != e->csize) {
         return "has the wrong size";
@@ -340,34 +339,10 @@ ngx_http_nixcache_nar_check(ngx_http_request_t *r,
         }
     }
 
-    n = ZSTD_findFrameCompressedSize(in, len);
+    rc = nixcache_frame_check(ctx->dctx, in, len, e->usize, e->chunk, out,
+                              e->usize, NULL);
 
-    if (ZSTD_isError(n) || n != len) {
-        return "is not one zstd frame";
-    }
-
-    content = ZSTD_getFrameContentSize(in, len);
-
-    if (content != e->usize) {
-        return "has the wrong content size";
-    }
-
-    n = ZSTD_decompressDCtx(ctx->dctx, out, e->usize, in, len);
-
-    if (ZSTD_isError(n) || n != e->usize) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "nixcache: zstd: %s",
-                      ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short");
-        return "does not decompress";
-    }
-
-    nixcache_sha256(digest, out, e->usize);
-
-    if (ngx_memcmp(digest, e->chunk, NIXCACHE_SHA256_LEN) != 0) {
-        return "does not match its ID";
-    }
-
-    return NULL;
+    return rc == NIXCACHE_FRAME_OK ? NULL : nixcache_frame_strerror(rc);
 }
 
 

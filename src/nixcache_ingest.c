@@ -19,6 +19,7 @@
 
 #include "nixcache_ingest.h"
 #include "nixcache_cid.h"
+#include "nixcache_frame.h"
 #include "nixcache_manifest.h"
 
 
@@ -724,8 +725,7 @@ nixcache_ingest_read_stored(nixcache_ingest_t *ing,
     len = (size_t) n;
 
     if (len > ing->frame_cap
-        || ZSTD_getFrameContentSize(frame, len) != usize
-        || ZSTD_findFrameCompressedSize(frame, len) != len)
+        || nixcache_frame_shape(frame, len, usize, NULL) != NIXCACHE_FRAME_OK)
     {
         return nixcache_ingest_fail(ing, NIXCACHE_INGEST_ERR_STORED, 0,
                                     "stored chunk %.*s is not one zstd "

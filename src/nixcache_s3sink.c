@@ -13,6 +13,7 @@
 
 #include "nixcache_s3sink.h"
 #include "nixcache_cid.h"
+#include "nixcache_frame.h"
 #include "nixcache_hash.h"
 
 
@@ -424,16 +425,11 @@ static int
 nixcache_s3sink_valid(nixcache_s3sink_t *ss, const unsigned char *digest,
     const void *frame, size_t len)
 {
-    size_t              n;
-    unsigned char      *p;
-    unsigned long long  usize;
-    unsigned char       sha[NIXCACHE_SHA256_LEN];
+    uint64_t        usize;
+    unsigned char  *p;
 
-    usize = ZSTD_getFrameContentSize(frame, len);
-
-    if (usize == ZSTD_CONTENTSIZE_UNKNOWN || usize == ZSTD_CONTENTSIZE_ERROR
-        || usize > NIXCACHE_CHUNK_MAX_LIMIT
-        || ZSTD_findFrameCompressedSize(frame, len) != len)
+    if (nixcache_frame_shape(frame, len, NIXCACHE_FRAME_ANY_SIZE, &usize)
+        != NIXCACHE_FRAME_OK)
     {
         return 0;
     }
@@ -448,15 +444,9 @@ nixcache_s3sink_valid(nixcache_s3sink_t *ss, const unsigned char *digest,
         ss->plain_cap = usize;
     }
 
-    n = ZSTD_decompress(ss->plain, ss->plain_cap, frame, len);
-
-    if (ZSTD_isError(n) || n != usize) {
-        return 0;
-    }
-
-    nixcache_sha256(sha, ss->plain, n);
-
-    return memcmp(sha, digest, NIXCACHE_SHA256_LEN) == 0;
+    return nixcache_frame_check(NULL, frame, len, usize, digest, ss->plain,
+                                ss->plain_cap, NULL)
+           == NIXCACHE_FRAME_OK;
 }
 
 

@@ -28,6 +28,7 @@
 #include "cli.h"
 #include "verify.h"
 #include "nixcache_cid.h"
+#include "nixcache_frame.h"
 #include "nixcache_manifest.h"
 #include "nixcache_nix32.h"
 
@@ -853,9 +854,7 @@ nixcache_verify_chunk(nixcache_verify_t *v, nixcache_verify_nar_t *nar,
 {
     int            fd;
     char           cid[NIXCACHE_CID_LEN + 1];
-    size_t         got;
     struct stat    sb;
-    unsigned char  digest[NIXCACHE_SHA256_LEN];
 
     v->refs++;
 
@@ -939,33 +938,29 @@ check:
 
     nixcache_sha256_update(&v->file_ctx, v->frame, e->csize);
 
-    if (ZSTD_getFrameContentSize(v->frame, e->csize) != e->usize
-        || ZSTD_findFrameCompressedSize(v->frame, e->csize) != e->csize)
+    switch (nixcache_frame_check(v->dctx, v->frame, e->csize, e->usize,
+                                 e->chunk, v->plain, e->usize, NULL))
     {
+    case NIXCACHE_FRAME_OK:
+        break;
+
+    case NIXCACHE_FRAME_NOT_ONE:
+    case NIXCACHE_FRAME_SIZE:
         nixcache_verify_problem(v, "chunk %s: not one zstd frame of %u "
                                 "bytes (manifest %s)", cid, e->usize,
                                 nar->name);
         goto bad;
-    }
 
-    got = ZSTD_decompressDCtx(v->dctx, v->plain, e->usize, v->frame,
-                              e->csize);
-
-    if (ZSTD_isError(got) || got != e->usize) {
-        nixcache_verify_problem(v, "chunk %s: corrupt: %s (manifest %s)",
-                                cid, ZSTD_isError(got)
-                                     ? ZSTD_getErrorName(got) : "short",
-                                nar->name);
-        goto bad;
-    }
-
-    nixcache_sha256(digest, v->plain, e->usize);
-
-    if (memcmp(digest, e->chunk, NIXCACHE_SHA256_LEN) != 0) {
+    case NIXCACHE_FRAME_MISMATCH:
         nixcache_verify_problem(v, "chunk %s: hash mismatch (manifest %s)",
                                 cid, nar->name);
         nar->bad_chunks++;
         return;
+
+    default:
+        nixcache_verify_problem(v, "chunk %s: corrupt: it %s (manifest %s)",
+                                cid, "does not decompress", nar->name);
+        goto bad;
     }
 
     nixcache_sha256_update(&v->nar_ctx, v->plain, e->usize);
