@@ -4,6 +4,8 @@
  *
  *   ngx_http_nixcache_module.c   directives, routing, nix-cache-info,
  *                                narinfo
+ *   ngx_http_nixcache_util.c     small shared helpers: the URI under the
+ *                                location, response headers, Redis keys
  *   ngx_http_nixcache_redis.c    non-blocking Redis (hiredis async API on
  *                                an nginx event adapter), one persistent
  *                                connection per worker
@@ -38,6 +40,7 @@
 #include <zstd.h>
 
 #include "nixcache_format.h"
+#include "nixcache_key.h"
 #include "nixcache_manifest.h"
 #include "nixcache_narinfo.h"
 #include "nixcache_s3.h"
@@ -387,12 +390,29 @@ void ngx_http_nixcache_evict_touch(ngx_http_request_t *r, ngx_fd_t fd,
     ngx_file_info_t *fi);
 
 
+/* ngx_http_nixcache_util.c: small helpers of the module's files */
+
 /*
  * The part of the URI the routes match: the location's prefix stripped
  * (see ngx_http_nixcache_route()).  NGX_OK, or NGX_DECLINED when the URI
  * is not under the location (404).
  */
 ngx_int_t ngx_http_nixcache_route_rel(ngx_http_request_t *r, ngx_str_t *rel);
+
+/*
+ * Adds one response header (key must outlive the request): NGX_OK or
+ * NGX_ERROR.  With elt, the new element is stored there.
+ */
+ngx_int_t ngx_http_nixcache_add_header(ngx_http_request_t *r, char *key,
+    ngx_str_t *value, ngx_table_elt_t **elt);
+
+/*
+ * The Redis key <prefix><kind><name> of the location (nixcache_key.h),
+ * NUL-terminated (key->len does not count the NUL), in r->pool: NGX_OK
+ * or NGX_ERROR.
+ */
+ngx_int_t ngx_http_nixcache_key(ngx_http_request_t *r, ngx_str_t *key,
+    nixcache_key_kind_e kind, u_char *name, size_t len);
 
 
 /*
@@ -427,13 +447,6 @@ ngx_int_t ngx_http_nixcache_auth_check(ngx_http_request_t *r,
  * to replace a stored narinfo.
  */
 ngx_uint_t ngx_http_nixcache_auth_admin(ngx_http_request_t *r);
-
-/*
- * Adds one response header (key must outlive the request): NGX_OK or
- * NGX_ERROR.  With elt, the new element is stored there.
- */
-ngx_int_t ngx_http_nixcache_add_header(ngx_http_request_t *r, char *key,
-    ngx_str_t *value, ngx_table_elt_t **elt);
 
 /* nixcache_sign_key; nixcache_admin_tokens, _push_tokens, _read_tokens */
 char *ngx_http_nixcache_sign_key(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -159,9 +159,6 @@ static ngx_int_t ngx_http_nixcache_upload_discard(ngx_http_request_t *r);
 static ngx_int_t ngx_http_nixcache_upload_command(ngx_http_request_t *r,
     ngx_http_nixcache_redis_pt handler, int argc, const char **argv,
     const size_t *argvlen);
-static ngx_int_t ngx_http_nixcache_upload_key(ngx_http_request_t *r,
-    ngx_str_t *key, const char *kind, size_t kind_len, u_char *name,
-    size_t len);
 static ngx_int_t ngx_http_nixcache_upload_reply(ngx_http_request_t *r,
     ngx_uint_t status);
 static void ngx_http_nixcache_upload_finalize(ngx_http_request_t *r,
@@ -870,16 +867,13 @@ ngx_http_nixcache_upload_ingested(ngx_event_t *ev)
     ctx->window = ngx_pnalloc(r->pool, ctx->window_size);
 
     if (ctx->window == NULL
-        || ngx_http_nixcache_upload_key(r, &ctx->manifest_key,
-                                        NIXCACHE_KEY_MANIFEST,
-                                        sizeof(NIXCACHE_KEY_MANIFEST) - 1,
-                                        ctx->nar32,
-                                        NIXCACHE_SHA256_NIX32_LEN)
+        || ngx_http_nixcache_key(r, &ctx->manifest_key,
+                                 NIXCACHE_KEY_KIND_MANIFEST, ctx->nar32,
+                                 NIXCACHE_SHA256_NIX32_LEN)
            != NGX_OK
-        || ngx_http_nixcache_upload_key(r, &ctx->upload_key,
-                                        NIXCACHE_KEY_UPLOAD,
-                                        sizeof(NIXCACHE_KEY_UPLOAD) - 1,
-                                        ctx->name.data, ctx->name.len)
+        || ngx_http_nixcache_key(r, &ctx->upload_key,
+                                 NIXCACHE_KEY_KIND_UPLOAD, ctx->name.data,
+                                 ctx->name.len)
            != NGX_OK)
     {
         rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1231,10 +1225,8 @@ ngx_http_nixcache_upload_head(ngx_http_request_t *r, ngx_str_t *name)
 
     ngx_http_nixcache_set_ctx(r, ctx, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
 
-    if (ngx_http_nixcache_upload_key(r, &ctx->upload_key,
-                                     NIXCACHE_KEY_UPLOAD,
-                                     sizeof(NIXCACHE_KEY_UPLOAD) - 1,
-                                     name->data, name->len)
+    if (ngx_http_nixcache_key(r, &ctx->upload_key, NIXCACHE_KEY_KIND_UPLOAD,
+                              name->data, name->len)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1443,15 +1435,13 @@ ngx_http_nixcache_upload_narinfo_check(ngx_http_request_t *r,
 
     nixcache_nix32_encode((char *) ctx->nar32, digest, NIXCACHE_SHA256_LEN);
 
-    if (ngx_http_nixcache_upload_key(r, &ctx->manifest_key,
-                                     NIXCACHE_KEY_MANIFEST,
-                                     sizeof(NIXCACHE_KEY_MANIFEST) - 1,
-                                     ctx->nar32, NIXCACHE_SHA256_NIX32_LEN)
+    if (ngx_http_nixcache_key(r, &ctx->manifest_key,
+                              NIXCACHE_KEY_KIND_MANIFEST, ctx->nar32,
+                              NIXCACHE_SHA256_NIX32_LEN)
         != NGX_OK
-        || ngx_http_nixcache_upload_key(r, &ctx->narinfo_key,
-                                        NIXCACHE_KEY_NARINFO,
-                                        sizeof(NIXCACHE_KEY_NARINFO) - 1,
-                                        ctx->hash.data, ctx->hash.len)
+        || ngx_http_nixcache_key(r, &ctx->narinfo_key,
+                                 NIXCACHE_KEY_KIND_NARINFO, ctx->hash.data,
+                                 ctx->hash.len)
            != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1743,30 +1733,6 @@ ngx_http_nixcache_upload_command(ngx_http_request_t *r,
     }
 
     r->main->count++;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_nixcache_upload_key(ngx_http_request_t *r, ngx_str_t *key,
-    const char *kind, size_t kind_len, u_char *name, size_t len)
-{
-    u_char                        *p;
-    ngx_http_nixcache_loc_conf_t  *nlcf;
-
-    nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
-
-    key->len = nlcf->prefix.len + kind_len + len;
-    key->data = ngx_pnalloc(r->pool, key->len + 1);
-    if (key->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = ngx_cpymem(key->data, nlcf->prefix.data, nlcf->prefix.len);
-    p = ngx_cpymem(p, kind, kind_len);
-    p = ngx_cpymem(p, name, len);
-    *p = '\0';
 
     return NGX_OK;
 }
