@@ -19,9 +19,11 @@
  *   ngx_http_nixcache_s3.c       S3 GETs with libcurl's multi interface
  *                                on nginx events, one CURLM per worker;
  *                                the S3 directives
- *   ngx_http_nixcache_upload.c   PUT/HEAD of `nix copy --to`: NARs ingested
- *                                in a thread pool, narinfos checked and
- *                                rewritten
+ *   ngx_http_nixcache_upload.c   PUT/HEAD of `nix copy --to`: the routes,
+ *                                narinfos checked and rewritten
+ *   ngx_http_nixcache_publish.c  the publish pipeline: a NAR body ingested
+ *                                in a thread pool, its manifest published
+ *                                in Redis (ngx_http_nixcache_upload.h)
  *   ngx_http_nixcache_auth.c     tokens (push, read) and narinfo signing
  *                                keys
  *   ngx_http_nixcache_evict.c    the disk tier's size limit: least
@@ -158,8 +160,8 @@ typedef enum {
  * the cause is already logged at error level, and the caller answers 503.
  * reply is freed after the handler returns: copy what must outlive it
  * into memory the request reuses (never a fresh r->pool allocation per
- * reply of a long stream).  The handler runs with the request's counter held by the
- * caller; after it the Redis code runs the posted requests.
+ * reply of a long stream).  The handler runs with the request's counter
+ * held by the caller; after it the Redis code runs the posted requests.
  */
 typedef void (*ngx_http_nixcache_redis_pt)(ngx_http_request_t *r,
     redisReply *reply, void *data);
@@ -479,9 +481,10 @@ extern ngx_module_t  ngx_http_nixcache_module;
  */
 typedef enum {
     NGX_HTTP_NIXCACHE_CTX_NAR = 1,     /* ngx_http_nixcache_nar.c */
-    NGX_HTTP_NIXCACHE_CTX_UPLOAD       /* ngx_http_nixcache_upload.c: PUT
-                                          of a NAR or narinfo, HEAD of an
-                                          uploaded NAR name */
+    NGX_HTTP_NIXCACHE_CTX_UPLOAD       /* ngx_http_nixcache_upload.c and
+                                          _publish.c: PUT of a NAR or
+                                          narinfo, HEAD of an uploaded NAR
+                                          name */
 } ngx_http_nixcache_ctx_kind_e;
 
 
