@@ -4,6 +4,8 @@
  *
  *   ngx_http_nixcache_module.c   directives, routing, nix-cache-info,
  *                                narinfo
+ *   ngx_http_nixcache_util.c     small shared helpers: the URI under the
+ *                                location, response headers, Redis keys
  *   ngx_http_nixcache_redis.c    non-blocking Redis (hiredis async API on
  *                                an nginx event adapter), one persistent
  *                                connection per worker
@@ -17,9 +19,11 @@
  *   ngx_http_nixcache_s3.c       S3 GETs with libcurl's multi interface
  *                                on nginx events, one CURLM per worker;
  *                                the S3 directives
- *   ngx_http_nixcache_upload.c   PUT/HEAD of `nix copy --to`: NARs ingested
- *                                in a thread pool, narinfos checked and
- *                                rewritten
+ *   ngx_http_nixcache_upload.c   PUT/HEAD of `nix copy --to`: the routes,
+ *                                narinfos checked and rewritten
+ *   ngx_http_nixcache_publish.c  the publish pipeline: a NAR body ingested
+ *                                in a thread pool, its manifest published
+ *                                in Redis (ngx_http_nixcache_upload.h)
  *   ngx_http_nixcache_auth.c     tokens (push, read) and narinfo signing
  *                                keys
  *   ngx_http_nixcache_evict.c    the disk tier's size limit: least
@@ -38,6 +42,7 @@
 #include <zstd.h>
 
 #include "nixcache_format.h"
+#include "nixcache_key.h"
 #include "nixcache_manifest.h"
 #include "nixcache_narinfo.h"
 #include "nixcache_s3.h"
@@ -155,8 +160,8 @@ typedef enum {
  * the cause is already logged at error level, and the caller answers 503.
  * reply is freed after the handler returns: copy what must outlive it
  * into memory the request reuses (never a fresh r->pool allocation per
- * reply of a long stream).  The handler runs with the request's counter held by the
- * caller; after it the Redis code runs the posted requests.
+ * reply of a long stream).  The handler runs with the request's counter
+ * held by the caller; after it the Redis code runs the posted requests.
  */
 typedef void (*ngx_http_nixcache_redis_pt)(ngx_http_request_t *r,
     redisReply *reply, void *data);
@@ -387,12 +392,29 @@ void ngx_http_nixcache_evict_touch(ngx_http_request_t *r, ngx_fd_t fd,
     ngx_file_info_t *fi);
 
 
+/* ngx_http_nixcache_util.c: small helpers of the module's files */
+
 /*
  * The part of the URI the routes match: the location's prefix stripped
  * (see ngx_http_nixcache_route()).  NGX_OK, or NGX_DECLINED when the URI
  * is not under the location (404).
  */
 ngx_int_t ngx_http_nixcache_route_rel(ngx_http_request_t *r, ngx_str_t *rel);
+
+/*
+ * Adds one response header (key must outlive the request): NGX_OK or
+ * NGX_ERROR.  With elt, the new element is stored there.
+ */
+ngx_int_t ngx_http_nixcache_add_header(ngx_http_request_t *r, char *key,
+    ngx_str_t *value, ngx_table_elt_t **elt);
+
+/*
+ * The Redis key <prefix><kind><name> of the location (nixcache_key.h),
+ * NUL-terminated (key->len does not count the NUL), in r->pool: NGX_OK
+ * or NGX_ERROR.
+ */
+ngx_int_t ngx_http_nixcache_key(ngx_http_request_t *r, ngx_str_t *key,
+    nixcache_key_kind_e kind, u_char *name, size_t len);
 
 
 /*
@@ -428,13 +450,6 @@ ngx_int_t ngx_http_nixcache_auth_check(ngx_http_request_t *r,
  */
 ngx_uint_t ngx_http_nixcache_auth_admin(ngx_http_request_t *r);
 
-/*
- * Adds one response header (key must outlive the request): NGX_OK or
- * NGX_ERROR.  With elt, the new element is stored there.
- */
-ngx_int_t ngx_http_nixcache_add_header(ngx_http_request_t *r, char *key,
-    ngx_str_t *value, ngx_table_elt_t **elt);
-
 /* nixcache_sign_key; nixcache_admin_tokens, _push_tokens, _read_tokens */
 char *ngx_http_nixcache_sign_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -466,9 +481,10 @@ extern ngx_module_t  ngx_http_nixcache_module;
  */
 typedef enum {
     NGX_HTTP_NIXCACHE_CTX_NAR = 1,     /* ngx_http_nixcache_nar.c */
-    NGX_HTTP_NIXCACHE_CTX_UPLOAD       /* ngx_http_nixcache_upload.c: PUT
-                                          of a NAR or narinfo, HEAD of an
-                                          uploaded NAR name */
+    NGX_HTTP_NIXCACHE_CTX_UPLOAD       /* ngx_http_nixcache_upload.c and
+                                          _publish.c: PUT of a NAR or
+                                          narinfo, HEAD of an uploaded NAR
+                                          name */
 } ngx_http_nixcache_ctx_kind_e;
 
 

@@ -1,13 +1,12 @@
 /*
  * ngx_http_nixcache_module: directives, routing, nix-cache-info and
  * narinfo.  Redis I/O is in ngx_http_nixcache_redis.c, /nar/ in
- * ngx_http_nixcache_nar.c.
+ * ngx_http_nixcache_nar.c, shared helpers in ngx_http_nixcache_util.c.
  */
 
 #include "ngx_http_nixcache.h"
 
 #include "nixcache_hash.h"
-#include "nixcache_key.h"
 #include "nixcache_narinfo.h"
 #include "nixcache_nix32.h"
 #include "nixcache_route.h"
@@ -439,43 +438,6 @@ ngx_http_nixcache_route(ngx_http_request_t *r, ngx_str_t *hash)
 }
 
 
-/* The path relative to the cache's location (see nixcache_route_rel()). */
-
-ngx_int_t
-ngx_http_nixcache_route_rel(ngx_http_request_t *r, ngx_str_t *rel)
-{
-    size_t                     off;
-    u_char                    *prefix;
-    ngx_http_core_loc_conf_t  *clcf;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    prefix = clcf->name.data;
-
-    if (clcf->named
-        || clcf->exact_match
-#if (NGX_PCRE)
-        || clcf->regex != NULL
-#endif
-       )
-    {
-        prefix = NULL;
-    }
-
-    if (nixcache_route_rel((const char *) r->uri.data, r->uri.len,
-                           (const char *) prefix, clcf->name.len,
-                           &off, &rel->len)
-        != 0)
-    {
-        return NGX_DECLINED;
-    }
-
-    rel->data = r->uri.data + off;
-
-    return NGX_OK;
-}
-
-
 static ngx_int_t
 ngx_http_nixcache_not_allowed(ngx_http_request_t *r)
 {
@@ -486,32 +448,6 @@ ngx_http_nixcache_not_allowed(ngx_http_request_t *r)
     }
 
     return NGX_HTTP_NOT_ALLOWED;
-}
-
-
-ngx_int_t
-ngx_http_nixcache_add_header(ngx_http_request_t *r, char *key,
-    ngx_str_t *value, ngx_table_elt_t **elt)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(h, sizeof(ngx_table_elt_t));
-
-    h->hash = 1;
-    h->key.len = ngx_strlen(key);
-    h->key.data = (u_char *) key;
-    h->value = *value;
-
-    if (elt != NULL) {
-        *elt = h;
-    }
-
-    return NGX_OK;
 }
 
 
@@ -547,9 +483,6 @@ ngx_http_nixcache_narinfo(ngx_http_request_t *r, ngx_str_t *hash)
     size_t                         argvlen[2];
     ngx_str_t                     *key;
     const char                    *argv[2];
-    ngx_http_nixcache_loc_conf_t  *nlcf;
-
-    nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
 
     /* the key outlives the command: the reply handler logs it */
 
@@ -558,17 +491,12 @@ ngx_http_nixcache_narinfo(ngx_http_request_t *r, ngx_str_t *hash)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    key->len = nixcache_key_len(nlcf->prefix.len, NIXCACHE_KEY_KIND_NARINFO,
-                                hash->len);
-    key->data = ngx_pnalloc(r->pool, key->len);
-    if (key->data == NULL) {
+    if (ngx_http_nixcache_key(r, key, NIXCACHE_KEY_KIND_NARINFO, hash->data,
+                              hash->len)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    (void) nixcache_key_build((char *) key->data,
-                              (const char *) nlcf->prefix.data,
-                              nlcf->prefix.len, NIXCACHE_KEY_KIND_NARINFO,
-                              (const char *) hash->data, hash->len);
 
     argv[0] = "GET";
     argvlen[0] = sizeof("GET") - 1;

@@ -100,15 +100,12 @@ ngx_http_nixcache_nar_handler(ngx_http_request_t *r, ngx_str_t *hash,
 
     ngx_sprintf(ctx->etag.data, ctx->zst ? "\"%V-zst\"" : "\"%V\"", hash);
 
-    ctx->key.len = nlcf->prefix.len + sizeof(NIXCACHE_KEY_MANIFEST) - 1
-                   + hash->len;
-    ctx->key.data = ngx_pnalloc(r->pool, ctx->key.len);
-    if (ctx->key.data == NULL) {
+    if (ngx_http_nixcache_key(r, &ctx->key, NIXCACHE_KEY_KIND_MANIFEST,
+                              hash->data, hash->len)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    ngx_sprintf(ctx->key.data, "%V" NIXCACHE_KEY_MANIFEST "%V",
-                &nlcf->prefix, hash);
 
     ctx->window_size = nmcf->manifest_window;
     if (ctx->window_size == 0 || ctx->window_size == NGX_CONF_UNSET_UINT) {
