@@ -262,10 +262,19 @@ nixcache_narinfo_point(nixcache_narinfo_t *ni, nixcache_narinfo_point_t *buf,
     p = buf->url;
     memcpy(p, "nar/", sizeof("nar/") - 1);
     p += sizeof("nar/") - 1;
-    nixcache_nix32_encode(p, nar_hash, NIXCACHE_SHA256_LEN);
-    p += NIXCACHE_SHA256_NIX32_LEN;
 
-    nixcache_hash_format(buf->nar_hash, nar_hash);
+    /* one nix32 encoding per call: the narinfo route runs this per GET */
+
+    if (how & (NIXCACHE_NARINFO_NAR_HASH|NIXCACHE_NARINFO_NONE)) {
+        nixcache_hash_format(buf->nar_hash, nar_hash);
+        memcpy(p, buf->nar_hash + sizeof("sha256:") - 1,
+               NIXCACHE_SHA256_NIX32_LEN);
+
+    } else {
+        nixcache_nix32_encode(p, nar_hash, NIXCACHE_SHA256_LEN);
+    }
+
+    p += NIXCACHE_SHA256_NIX32_LEN;
 
     if (how & NIXCACHE_NARINFO_NAR_HASH) {
         ni->nar_hash.data = buf->nar_hash;
