@@ -43,8 +43,8 @@ typedef struct {
 } ngx_http_nixcache_token_t;
 
 
-static ngx_int_t ngx_http_nixcache_auth_token(ngx_http_request_t *r,
-    ngx_str_t *token);
+static ngx_int_t ngx_http_nixcache_auth_digest(ngx_http_request_t *r,
+    u_char *digest);
 static ngx_uint_t ngx_http_nixcache_auth_match(ngx_array_t *tokens,
     u_char *digest);
 static ngx_int_t ngx_http_nixcache_auth_challenge(ngx_http_request_t *r);
@@ -69,7 +69,6 @@ ngx_http_nixcache_auth_check(ngx_http_request_t *r, ngx_uint_t level)
 {
     u_char                         digest[NGX_HTTP_NIXCACHE_DIGEST_LEN];
     ngx_int_t                      rc;
-    ngx_str_t                      token;
     ngx_uint_t                     ok;
     ngx_http_nixcache_loc_conf_t  *nlcf;
 
@@ -90,7 +89,7 @@ ngx_http_nixcache_auth_check(ngx_http_request_t *r, ngx_uint_t level)
         return NGX_OK;
     }
 
-    rc = ngx_http_nixcache_auth_token(r, &token);
+    rc = ngx_http_nixcache_auth_digest(r, digest);
 
     if (rc == NGX_DECLINED) {
         return ngx_http_nixcache_auth_challenge(r);
@@ -99,8 +98,6 @@ ngx_http_nixcache_auth_check(ngx_http_request_t *r, ngx_uint_t level)
     if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    crypto_hash_sha256(digest, token.data, token.len);
 
     /*
      * Every list is compared in full, no early exit: an admin token also
@@ -132,19 +129,16 @@ ngx_uint_t
 ngx_http_nixcache_auth_admin(ngx_http_request_t *r)
 {
     u_char                         digest[NGX_HTTP_NIXCACHE_DIGEST_LEN];
-    ngx_str_t                      token;
     ngx_uint_t                     ok;
     ngx_http_nixcache_loc_conf_t  *nlcf;
 
     nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
 
     if (!ngx_http_nixcache_tokens_set(nlcf->admin_tokens)
-        || ngx_http_nixcache_auth_token(r, &token) != NGX_OK)
+        || ngx_http_nixcache_auth_digest(r, digest) != NGX_OK)
     {
         return 0;
     }
-
-    crypto_hash_sha256(digest, token.data, token.len);
 
     ok = ngx_http_nixcache_auth_match(nlcf->admin_tokens, digest);
 
@@ -155,15 +149,16 @@ ngx_http_nixcache_auth_admin(ngx_http_request_t *r)
 
 
 /*
- * The presented token (nixcache_token_from_header()), NGX_DECLINED when
- * there is none.  Decoded Basic credentials go to r->pool.
+ * The SHA-256 of the presented token (nixcache_token_from_header()):
+ * only digests are compared.  NGX_DECLINED when there is none.  Decoded
+ * Basic credentials go to r->pool and are wiped.
  */
 
 static ngx_int_t
-ngx_http_nixcache_auth_token(ngx_http_request_t *r, ngx_str_t *token)
+ngx_http_nixcache_auth_digest(ngx_http_request_t *r, u_char *digest)
 {
     u_char      *buf;
-    size_t       cap;
+    size_t       cap, len;
     ngx_str_t   *auth;
     const char  *tok;
 
@@ -181,13 +176,15 @@ ngx_http_nixcache_auth_token(ngx_http_request_t *r, ngx_str_t *token)
     }
 
     if (nixcache_token_from_header((const char *) auth->data, auth->len,
-                                   buf, cap, &tok, &token->len)
+                                   buf, cap, &tok, &len)
         != 0)
     {
         return NGX_DECLINED;
     }
 
-    token->data = (u_char *) tok;
+    crypto_hash_sha256(digest, (const u_char *) tok, len);
+
+    sodium_memzero(buf, cap);
 
     return NGX_OK;
 }
