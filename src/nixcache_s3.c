@@ -32,9 +32,7 @@
 
 struct nixcache_s3_s {
     CURLM                     *multi;
-    char                      *base;        /* scheme://host[:port] */
-    char                      *host;        /* Host header */
-    char                      *path;        /* "/bucket" or "" */
+    nixcache_s3_endpoint_t     ep;
     const char                *bucket;
     const char                *region;
     const char                *prefix;
@@ -51,8 +49,6 @@ struct nixcache_s3_s {
 };
 
 
-static int nixcache_s3_parse_endpoint(nixcache_s3_t *s3,
-    const nixcache_s3_conf_t *conf, char *err, size_t errlen);
 static void nixcache_s3_message(char *err, size_t errlen, const char *fmt,
     ...) __attribute__((format(printf, 3, 4)));
 static int nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req);
@@ -74,6 +70,7 @@ static void nixcache_s3_copy(char *dst, size_t cap, const char *src,
 nixcache_s3_t *
 nixcache_s3_open(const nixcache_s3_conf_t *conf, char *err, size_t errlen)
 {
+    char            reason[NIXCACHE_S3_ERROR_MAX];
     nixcache_s3_t  *s3;
 
     if (conf->endpoint == NULL || conf->bucket == NULL
@@ -84,8 +81,9 @@ nixcache_s3_open(const nixcache_s3_conf_t *conf, char *err, size_t errlen)
         return NULL;
     }
 
-    if (strchr(conf->bucket, '/') != NULL) {
-        nixcache_s3_message(err, errlen, "S3: invalid bucket name \"%s\"",
+    if (!nixcache_s3_bucket_valid(conf->bucket, strlen(conf->bucket))) {
+        nixcache_s3_message(err, errlen, "S3: invalid bucket name \"%s\" "
+                            "(1 to 63 of a-z, 0-9, '.' and '-')",
                             conf->bucket);
         return NULL;
     }
@@ -120,7 +118,13 @@ nixcache_s3_open(const nixcache_s3_conf_t *conf, char *err, size_t errlen)
         goto failed;
     }
 
-    if (nixcache_s3_parse_endpoint(s3, conf, err, errlen) != 0) {
+    if (nixcache_s3_endpoint_parse(&s3->ep, conf->endpoint,
+                                   strlen(conf->endpoint), conf->bucket,
+                                   conf->path_style, reason, sizeof(reason))
+        != 0)
+    {
+        nixcache_s3_message(err, errlen, "S3: endpoint \"%s\": %s",
+                            conf->endpoint, reason);
         goto failed;
     }
 
@@ -150,7 +154,7 @@ nixcache_s3_open(const nixcache_s3_conf_t *conf, char *err, size_t errlen)
                       (long) s3->max_inflight);
 
     snprintf(s3->describe, sizeof(s3->describe), "%s%s/%s",
-             s3->base, s3->path, s3->prefix);
+             s3->ep.base, s3->ep.path, s3->prefix);
 
     srandom((unsigned) (time(NULL) ^ getpid()));
 
@@ -176,115 +180,229 @@ nixcache_s3_close(nixcache_s3_t *s3)
 
     nixcache_s3_credentials_wipe(&s3->cred);
 
-    free(s3->base);
-    free(s3->host);
-    free(s3->path);
     free(s3);
 }
 
 
-/*
- * http(s)://host[:port][/]; path style unless asked otherwise when the
- * host is an IP address or localhost (no DNS name per bucket there).
- */
-
-static int
-nixcache_s3_parse_endpoint(nixcache_s3_t *s3, const nixcache_s3_conf_t *conf,
-    char *err, size_t errlen)
+int
+nixcache_s3_bucket_valid(const char *bucket, size_t len)
 {
-    int          ip, path_style;
-    size_t       scheme_len, host_len, n;
-    const char  *e, *host, *end, *p;
+    size_t  i;
 
-    e = conf->endpoint;
+    if (len == 0 || len > NIXCACHE_S3_BUCKET_MAX) {
+        return 0;
+    }
 
-    if (strncmp(e, "http://", 7) == 0) {
+    for (i = 0; i < len; i++) {
+        if (!((bucket[i] >= 'a' && bucket[i] <= 'z')
+              || (bucket[i] >= '0' && bucket[i] <= '9')
+              || bucket[i] == '-' || bucket[i] == '.'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+int
+nixcache_s3_endpoint_parse(nixcache_s3_endpoint_t *ep, const char *endpoint,
+    size_t len, const char *bucket, int path_style, char *err, size_t errlen)
+{
+    int          ip;
+    size_t       scheme_len, host_len, blen, n;
+    const char  *host, *end, *last, *p;
+
+    last = endpoint + len;
+    blen = strlen(bucket);
+
+    if (len > 7 && strncmp(endpoint, "http://", 7) == 0) {
         scheme_len = 7;
 
-    } else if (strncmp(e, "https://", 8) == 0) {
+    } else if (len > 8 && strncmp(endpoint, "https://", 8) == 0) {
         scheme_len = 8;
 
     } else {
-        nixcache_s3_message(err, errlen, "S3: endpoint \"%s\" is not "
-                            "http(s)://host[:port]", e);
+        nixcache_s3_message(err, errlen, "not http(s)://host[:port]");
         return -1;
     }
 
-    host = e + scheme_len;
-    end = host + strcspn(host, "/?#");
+    host = endpoint + scheme_len;
 
-    if (*end != '\0' && strcmp(end, "/") != 0) {
-        nixcache_s3_message(err, errlen, "S3: endpoint \"%s\" must not have "
-                            "a path (use --s3-prefix for keys)", e);
+    for (end = host; end < last && *end != '/'; end++) {
+        if ((unsigned char) *end <= ' ' || *end == '@' || *end == '?'
+            || *end == '#')
+        {
+            nixcache_s3_message(err, errlen, "not http(s)://host[:port] "
+                                "(no user, query or fragment)");
+            return -1;
+        }
+    }
+
+    if (end < last && end + 1 != last) {
+        nixcache_s3_message(err, errlen, "an endpoint has no path (keys go "
+                            "under the prefix)");
         return -1;
     }
 
     host_len = end - host;
 
-    if (host_len == 0 || memchr(host, '@', host_len) != NULL) {
-        nixcache_s3_message(err, errlen, "S3: endpoint \"%s\" has no host "
-                            "(or has a user)", e);
+    if (host_len == 0 || host_len + 1 + blen > NIXCACHE_S3_HOST_MAX) {
+        nixcache_s3_message(err, errlen, "the host is empty or too long");
         return -1;
     }
 
-    /* host without the port */
-    n = host_len;
-    if (host[0] == '[') {
-        ip = 1;
+    /* IP addresses and localhost cannot take the bucket as a subdomain */
 
-    } else {
+    ip = 1;
+
+    if (host[0] != '[') {
         p = memchr(host, ':', host_len);
-        if (p != NULL) {
-            n = p - host;
-        }
+        n = (p != NULL) ? (size_t) (p - host) : host_len;
 
-        ip = (n == 9 && strncasecmp(host, "localhost", 9) == 0);
-
-        if (!ip) {
-            ip = 1;
-            for (p = host; p < host + n; p++) {
-                if (!isdigit((unsigned char) *p) && *p != '.') {
-                    ip = 0;
-                    break;
-                }
+        for (p = host; p < host + n; p++) {
+            if ((*p < '0' || *p > '9') && *p != '.') {
+                ip = 0;
+                break;
             }
         }
+
+        if (n == 9 && strncasecmp(host, "localhost", 9) == 0) {
+            ip = 1;
+        }
     }
 
-    path_style = (conf->path_style == -1) ? ip : conf->path_style;
+    ep->path_style = (path_style == -1) ? ip : path_style;
 
-    if (!path_style && ip) {
-        nixcache_s3_message(err, errlen, "S3: virtual-host addressing needs "
-                            "a DNS name in the endpoint, not \"%.*s\"",
-                            (int) host_len, host);
+    if (!ep->path_style && ip) {
+        nixcache_s3_message(err, errlen, "virtual-host addressing needs a "
+                            "DNS name, not \"%.*s\"", (int) host_len, host);
         return -1;
     }
 
-    if (path_style) {
-        s3->base = strndup(e, scheme_len + host_len);
-        s3->host = strndup(host, host_len);
-        s3->path = malloc(1 + strlen(s3->bucket) + 1);
-        if (s3->path != NULL) {
-            sprintf(s3->path, "/%s", s3->bucket);
-        }
+    if (ep->path_style) {
+        snprintf(ep->host, sizeof(ep->host), "%.*s", (int) host_len, host);
+        snprintf(ep->path, sizeof(ep->path), "/%s", bucket);
 
     } else {
-        s3->base = malloc(scheme_len + strlen(s3->bucket) + 1 + host_len + 1);
-        s3->host = malloc(strlen(s3->bucket) + 1 + host_len + 1);
-        s3->path = strdup("");
-
-        if (s3->base != NULL && s3->host != NULL) {
-            sprintf(s3->host, "%s.%.*s", s3->bucket, (int) host_len, host);
-            sprintf(s3->base, "%.*s%s", (int) scheme_len, e, s3->host);
-        }
+        snprintf(ep->host, sizeof(ep->host), "%s.%.*s", bucket,
+                 (int) host_len, host);
+        ep->path[0] = '\0';
     }
 
-    if (s3->base == NULL || s3->host == NULL || s3->path == NULL) {
-        nixcache_s3_message(err, errlen, "out of memory");
-        return -1;
-    }
+    snprintf(ep->base, sizeof(ep->base), "%.*s%s", (int) scheme_len,
+             endpoint, ep->host);
 
     return 0;
+}
+
+
+struct curl_slist *
+nixcache_s3_signed_headers(const nixcache_s3_endpoint_t *ep,
+    const char *method, const char *uri, size_t uri_len, const char *region,
+    size_t region_len, const nixcache_s3_credentials_t *cred,
+    const char *payload_hash, time_t now, char *err, size_t errlen)
+{
+    char                           date[NIXCACHE_SIGV4_DATE_LEN + 1];
+    char                           auth[1024];
+    char                           line[sizeof("x-amz-security-token: ")
+                                        + sizeof(cred->token)];
+    ssize_t                        alen;
+    struct curl_slist             *hl, *h;
+    nixcache_sigv4_pair_t          hdr[4];
+    nixcache_sigv4_request_t       sr;
+    nixcache_sigv4_credentials_t   sc;
+
+    if (payload_hash == NULL) {
+        payload_hash = NIXCACHE_SIGV4_EMPTY_SHA256;
+    }
+
+    if (nixcache_sigv4_amz_date(date, now) != 0) {
+        nixcache_s3_message(err, errlen, "cannot format the date");
+        return NULL;
+    }
+
+    date[NIXCACHE_SIGV4_DATE_LEN] = '\0';
+
+    hdr[0].name.data = "host";
+    hdr[0].name.len = 4;
+    hdr[0].value.data = ep->host;
+    hdr[0].value.len = strlen(ep->host);
+    hdr[1].name.data = "x-amz-content-sha256";
+    hdr[1].name.len = sizeof("x-amz-content-sha256") - 1;
+    hdr[1].value.data = payload_hash;
+    hdr[1].value.len = NIXCACHE_SIGV4_HEX_LEN;
+    hdr[2].name.data = "x-amz-date";
+    hdr[2].name.len = sizeof("x-amz-date") - 1;
+    hdr[2].value.data = date;
+    hdr[2].value.len = NIXCACHE_SIGV4_DATE_LEN;
+
+    /* temporary credentials: the session token is sent and signed */
+    hdr[3].name.data = "x-amz-security-token";
+    hdr[3].name.len = sizeof("x-amz-security-token") - 1;
+    hdr[3].value.data = cred->token;
+    hdr[3].value.len = strlen(cred->token);
+
+    memset(&sr, 0, sizeof(nixcache_sigv4_request_t));
+    sr.method.data = method;
+    sr.method.len = strlen(method);
+    sr.uri.data = uri;
+    sr.uri.len = uri_len;
+    sr.query.data = "";
+    sr.query.len = 0;
+    sr.headers = hdr;
+    sr.nheaders = (hdr[3].value.len != 0) ? 4 : 3;
+    sr.payload_hash.data = payload_hash;
+    sr.payload_hash.len = NIXCACHE_SIGV4_HEX_LEN;
+    sr.region.data = region;
+    sr.region.len = region_len;
+    sr.service.data = "s3";
+    sr.service.len = 2;
+    sr.amz_date.data = date;
+    sr.amz_date.len = NIXCACHE_SIGV4_DATE_LEN;
+
+    sc.access_key_id.data = cred->key_id;
+    sc.access_key_id.len = strlen(cred->key_id);
+    sc.secret_access_key.data = cred->secret;
+    sc.secret_access_key.len = strlen(cred->secret);
+
+    alen = nixcache_sigv4_sign(auth, sizeof(auth) - 1, &sr, &sc);
+    if (alen < 0 || (size_t) alen >= sizeof(auth) - 1) {
+        nixcache_s3_message(err, errlen, "cannot sign the request");
+        return NULL;
+    }
+
+    auth[alen] = '\0';
+
+    hl = NULL;
+
+#define NIXCACHE_S3_HEADER(fmt, arg)                                         \
+    snprintf(line, sizeof(line), fmt, arg);                                  \
+    h = curl_slist_append(hl, line);                                         \
+    if (h == NULL) {                                                         \
+        goto nomem;                                                          \
+    }                                                                        \
+    hl = h
+
+    NIXCACHE_S3_HEADER("Host: %s", ep->host);
+    NIXCACHE_S3_HEADER("x-amz-content-sha256: %s", payload_hash);
+    NIXCACHE_S3_HEADER("x-amz-date: %s", date);
+    NIXCACHE_S3_HEADER("Authorization: %s", auth);
+
+    if (hdr[3].value.len != 0) {
+        NIXCACHE_S3_HEADER("x-amz-security-token: %s", cred->token);
+    }
+
+#undef NIXCACHE_S3_HEADER
+
+    return hl;
+
+nomem:
+
+    curl_slist_free_all(hl);
+    nixcache_s3_message(err, errlen, "out of memory");
+    return NULL;
 }
 
 
@@ -687,48 +805,33 @@ static int
 nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req)
 {
     CURL                          *easy;
-    char                           date[NIXCACHE_SIGV4_DATE_LEN + 1];
     char                           hash[NIXCACHE_SIGV4_HEX_LEN + 1];
-    char                           auth[1024];
-    char                          *uri, *line;
+    char                           reason[NIXCACHE_S3_ERROR_MAX];
+    char                          *uri;
     size_t                         klen, plen, ulen, n;
-    ssize_t                        alen;
     struct curl_slist             *h, *hl;
-    nixcache_sigv4_pair_t          hdr[4];
-    nixcache_sigv4_request_t       sr;
-    nixcache_sigv4_credentials_t   cred;
 
     easy = NULL;
-    hl = NULL;
-    line = NULL;
 
     klen = strlen(req->key);
-    plen = strlen(s3->path);
+    plen = strlen(s3->ep.path);
     ulen = plen + 1 + 3 * klen;
 
     free(req->url);
-    req->url = malloc(strlen(s3->base) + ulen + 1);
+    n = strlen(s3->ep.base);
+    req->url = malloc(n + ulen + 1);
     if (req->url == NULL) {
         nixcache_s3_message(s3->error, sizeof(s3->error), "out of memory");
         return -1;
     }
 
-    n = strlen(s3->base);
-    memcpy(req->url, s3->base, n);
+    memcpy(req->url, s3->ep.base, n);
     uri = req->url + n;
-    memcpy(uri, s3->path, plen);
+    memcpy(uri, s3->ep.path, plen);
     uri[plen] = '/';
     ulen = plen + 1 + nixcache_sigv4_uri_encode(uri + plen + 1, req->key,
                                                 klen, NIXCACHE_SIGV4_PATH);
     uri[ulen] = '\0';
-
-    if (nixcache_sigv4_amz_date(date, time(NULL)) != 0) {
-        nixcache_s3_message(s3->error, sizeof(s3->error),
-                            "S3: cannot format the date");
-        return -1;
-    }
-
-    date[NIXCACHE_SIGV4_DATE_LEN] = '\0';
 
     if (req->body != NULL) {
         if (nixcache_sigv4_payload_hash(hash, req->body, req->body_len)
@@ -739,95 +842,32 @@ nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req)
             return -1;
         }
 
-    } else {
-        memcpy(hash, NIXCACHE_SIGV4_EMPTY_SHA256, NIXCACHE_SIGV4_HEX_LEN);
+        hash[NIXCACHE_SIGV4_HEX_LEN] = '\0';
     }
 
-    hash[NIXCACHE_SIGV4_HEX_LEN] = '\0';
-
-    hdr[0].name.data = "host";
-    hdr[0].name.len = 4;
-    hdr[0].value.data = s3->host;
-    hdr[0].value.len = strlen(s3->host);
-    hdr[1].name.data = "x-amz-content-sha256";
-    hdr[1].name.len = sizeof("x-amz-content-sha256") - 1;
-    hdr[1].value.data = hash;
-    hdr[1].value.len = NIXCACHE_SIGV4_HEX_LEN;
-    hdr[2].name.data = "x-amz-date";
-    hdr[2].name.len = sizeof("x-amz-date") - 1;
-    hdr[2].value.data = date;
-    hdr[2].value.len = NIXCACHE_SIGV4_DATE_LEN;
-    hdr[3].name.data = "x-amz-security-token";
-    hdr[3].name.len = sizeof("x-amz-security-token") - 1;
-    hdr[3].value.data = s3->cred.token;
-    hdr[3].value.len = strlen(s3->cred.token);
-
-    memset(&sr, 0, sizeof(nixcache_sigv4_request_t));
-    sr.method.data = req->method;
-    sr.method.len = strlen(req->method);
-    sr.uri.data = uri;
-    sr.uri.len = ulen;
-    sr.query.data = "";
-    sr.query.len = 0;
-    sr.headers = hdr;
-    sr.nheaders = (s3->cred.token[0] != '\0') ? 4 : 3;
-    sr.payload_hash.data = hash;
-    sr.payload_hash.len = NIXCACHE_SIGV4_HEX_LEN;
-    sr.region.data = s3->region;
-    sr.region.len = strlen(s3->region);
-    sr.service.data = "s3";
-    sr.service.len = 2;
-    sr.amz_date.data = date;
-    sr.amz_date.len = NIXCACHE_SIGV4_DATE_LEN;
-
-    cred.access_key_id.data = s3->cred.key_id;
-    cred.access_key_id.len = strlen(s3->cred.key_id);
-    cred.secret_access_key.data = s3->cred.secret;
-    cred.secret_access_key.len = strlen(s3->cred.secret);
-
-    alen = nixcache_sigv4_sign(auth, sizeof(auth) - 1, &sr, &cred);
-    if (alen == -1 || (size_t) alen >= sizeof(auth)) {
-        nixcache_s3_message(s3->error, sizeof(s3->error),
-                            "S3: cannot sign %s %s", req->method, req->url);
+    hl = nixcache_s3_signed_headers(&s3->ep, req->method, uri, ulen,
+                                    s3->region, strlen(s3->region), &s3->cred,
+                                    req->body ? hash : NULL, time(NULL),
+                                    reason, sizeof(reason));
+    if (hl == NULL) {
+        nixcache_s3_message(s3->error, sizeof(s3->error), "S3: %s %s: %s",
+                            req->method, req->url, reason);
         return -1;
-    }
-
-    auth[alen] = '\0';
-
-    line = malloc(sizeof(auth) + sizeof(s3->cred.token) + 64);
-    if (line == NULL) {
-        nixcache_s3_message(s3->error, sizeof(s3->error), "out of memory");
-        return -1;
-    }
-
-#define NIXCACHE_S3_HEADER(fmt, arg)                                         \
-    snprintf(line, sizeof(auth) + sizeof(s3->cred.token) + 64, fmt, arg);    \
-    h = curl_slist_append(hl, line);                                         \
-    if (h == NULL) {                                                         \
-        goto nomem;                                                          \
-    }                                                                        \
-    hl = h
-
-    NIXCACHE_S3_HEADER("Host: %s", s3->host);
-    NIXCACHE_S3_HEADER("x-amz-content-sha256: %s", hash);
-    NIXCACHE_S3_HEADER("x-amz-date: %s", date);
-    NIXCACHE_S3_HEADER("Authorization: %s", auth);
-
-    if (s3->cred.token[0] != '\0') {
-        NIXCACHE_S3_HEADER("x-amz-security-token: %s", s3->cred.token);
     }
 
     /* no "Expect: 100-continue" round trip, no form content type */
-    NIXCACHE_S3_HEADER("%s", "Expect:");
 
-    if (req->body != NULL) {
-        NIXCACHE_S3_HEADER("%s", "Content-Type: application/octet-stream");
+    h = curl_slist_append(hl, "Expect:");
+    if (h == NULL) {
+        goto nomem;
     }
 
-#undef NIXCACHE_S3_HEADER
-
-    free(line);
-    line = NULL;
+    if (req->body != NULL) {
+        h = curl_slist_append(hl, "Content-Type: application/octet-stream");
+        if (h == NULL) {
+            goto nomem;
+        }
+    }
 
     easy = curl_easy_init();
     if (easy == NULL) {
@@ -881,7 +921,6 @@ nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req)
 
 nomem:
 
-    free(line);
     curl_slist_free_all(hl);
     nixcache_s3_message(s3->error, sizeof(s3->error), "out of memory");
     return -1;
