@@ -144,6 +144,10 @@ int nixcache_s3_credentials_env(nixcache_s3_credentials_t *cred,
     char *err, size_t errlen);
 void nixcache_s3_credentials_wipe(nixcache_s3_credentials_t *cred);
 
+/* snprintf into err (errlen 0: nothing), for the messages of this API. */
+void nixcache_s3_message(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* 1 if S3 takes the name: 1 to 63 of a-z, 0-9, '.' and '-'. */
 int nixcache_s3_bucket_valid(const char *bucket, size_t len);
 
