@@ -70,9 +70,9 @@ typedef struct {
     ngx_str_t                  thread_pool_name;
 
     /* made at configuration time */
+    nixcache_s3_endpoint_t    *ep;             /* base URL, Host, path */
     ngx_str_t                  url;            /* up to the key, NUL */
     ngx_str_t                  uri;            /* the same, path only */
-    ngx_str_t                  host;           /* Host header value */
     nixcache_s3_credentials_t *cred;           /* key id, secret, token */
     void                      *thread_pool;    /* ngx_thread_pool_t */
 } ngx_http_nixcache_s3_conf_t;

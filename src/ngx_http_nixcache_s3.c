@@ -30,8 +30,6 @@
 
 
 #define NGX_HTTP_NIXCACHE_S3_KEY_MAX      1024
-#define NGX_HTTP_NIXCACHE_S3_TOKEN_LINE                                      \
-    (sizeof("x-amz-security-token: ") + 4 * NIXCACHE_S3_CRED_MAX)
 #define NGX_HTTP_NIXCACHE_S3_FREE_MAX     64
 
 
@@ -91,18 +89,12 @@ ngx_http_nixcache_s3_start(ngx_http_nixcache_s3_fetch_t *f)
 static ngx_int_t
 ngx_http_nixcache_s3_send(ngx_http_nixcache_s3_fetch_t *f)
 {
-    u_char                         *p, *url, *uri, *key;
-    CURL                           *easy, **pe;
-    ssize_t                         alen;
-    CURLMcode                       mc;
-    struct curl_slist              *h, *hl;
-    ngx_http_nixcache_s3_conf_t    *s3;
-    nixcache_sigv4_request_t        req;
-    nixcache_sigv4_credentials_t    cred;
-    nixcache_sigv4_pair_t           headers[4];
-    char                            date[NIXCACHE_SIGV4_DATE_LEN + 1];
-    u_char                          line[NGX_HTTP_NIXCACHE_S3_TOKEN_LINE];
-    u_char                          buf[2 * NGX_HTTP_NIXCACHE_S3_KEY_MAX];
+    u_char                       *p, *url, *uri, *key;
+    CURL                         *easy, **pe;
+    CURLMcode                     mc;
+    struct curl_slist            *h, *hl;
+    ngx_http_nixcache_s3_conf_t  *s3;
+    u_char                        buf[2 * NGX_HTTP_NIXCACHE_S3_KEY_MAX];
 
     s3 = f->conf;
 
@@ -131,97 +123,12 @@ ngx_http_nixcache_s3_send(ngx_http_nixcache_s3_fetch_t *f)
     p = ngx_cpymem(p, key, NIXCACHE_CHUNK_RELPATH_LEN - 1);
     *p = '\0';
 
-    if (nixcache_sigv4_amz_date(date, ngx_time()) != 0) {
+    hl = nixcache_s3_signed_headers(s3->ep, "GET", (char *) uri, p - uri,
+                                    (char *) s3->region.data, s3->region.len,
+                                    s3->cred, NULL, ngx_time(),
+                                    (char *) f->errtext, sizeof(f->errtext));
+    if (hl == NULL) {
         return NGX_ERROR;
-    }
-
-    date[NIXCACHE_SIGV4_DATE_LEN] = '\0';
-
-    headers[0].name.data = "host";
-    headers[0].name.len = 4;
-    headers[0].value.data = (char *) s3->host.data;
-    headers[0].value.len = s3->host.len;
-    headers[1].name.data = "x-amz-content-sha256";
-    headers[1].name.len = sizeof("x-amz-content-sha256") - 1;
-    headers[1].value.data = NIXCACHE_SIGV4_EMPTY_SHA256;
-    headers[1].value.len = NIXCACHE_SIGV4_HEX_LEN;
-    headers[2].name.data = "x-amz-date";
-    headers[2].name.len = sizeof("x-amz-date") - 1;
-    headers[2].value.data = date;
-    headers[2].value.len = NIXCACHE_SIGV4_DATE_LEN;
-
-    /* temporary credentials: the session token is sent and signed */
-    headers[3].name.data = "x-amz-security-token";
-    headers[3].name.len = sizeof("x-amz-security-token") - 1;
-    headers[3].value.data = s3->cred->token;
-    headers[3].value.len = ngx_strlen(s3->cred->token);
-
-    ngx_memzero(&req, sizeof(nixcache_sigv4_request_t));
-
-    req.method.data = "GET";
-    req.method.len = 3;
-    req.uri.data = (char *) uri;
-    req.uri.len = p - uri;
-    req.query.data = "";
-    req.headers = headers;
-    req.nheaders = (headers[3].value.len != 0) ? 4 : 3;
-    req.payload_hash.data = NIXCACHE_SIGV4_EMPTY_SHA256;
-    req.payload_hash.len = NIXCACHE_SIGV4_HEX_LEN;
-    req.region.data = (char *) s3->region.data;
-    req.region.len = s3->region.len;
-    req.service.data = "s3";
-    req.service.len = 2;
-    req.amz_date.data = date;
-    req.amz_date.len = NIXCACHE_SIGV4_DATE_LEN;
-
-    cred.access_key_id.data = s3->cred->key_id;
-    cred.access_key_id.len = ngx_strlen(s3->cred->key_id);
-    cred.secret_access_key.data = s3->cred->secret;
-    cred.secret_access_key.len = ngx_strlen(s3->cred->secret);
-
-    p = ngx_cpymem(line, "Authorization: ", sizeof("Authorization: ") - 1);
-
-    alen = nixcache_sigv4_sign((char *) p, sizeof(line) - (p - line) - 1,
-                               &req, &cred);
-    if (alen < 0 || (size_t) alen >= sizeof(line) - (p - line) - 1) {
-        ngx_cpystrn(f->errtext, (u_char *) "cannot sign the request",
-                    sizeof(f->errtext));
-        return NGX_ERROR;
-    }
-
-    p[alen] = '\0';
-
-    hl = NULL;
-    h = curl_slist_append(hl, (char *) line);
-    if (h == NULL) {
-        goto nomem;
-    }
-    hl = h;
-
-    ngx_sprintf(line, "Host: %V%Z", &s3->host);
-    h = curl_slist_append(hl, (char *) line);
-    if (h == NULL) {
-        goto nomem;
-    }
-
-    ngx_sprintf(line, "x-amz-date: %s%Z", date);
-    h = curl_slist_append(hl, (char *) line);
-    if (h == NULL) {
-        goto nomem;
-    }
-
-    if (headers[3].value.len != 0) {
-        ngx_sprintf(line, "x-amz-security-token: %s%Z", s3->cred->token);
-        h = curl_slist_append(hl, (char *) line);
-        if (h == NULL) {
-            goto nomem;
-        }
-    }
-
-    h = curl_slist_append(hl, "x-amz-content-sha256: "
-                          NIXCACHE_SIGV4_EMPTY_SHA256);
-    if (h == NULL) {
-        goto nomem;
     }
 
     h = curl_slist_append(hl, "Accept:");
@@ -833,10 +740,9 @@ char *
 ngx_http_nixcache_s3_merge_conf(ngx_conf_t *cf,
     ngx_http_nixcache_s3_conf_t *prev, ngx_http_nixcache_s3_conf_t *conf)
 {
-    u_char     *p, *host, *auth, *auth_end, *last;
-    size_t      n;
-    ngx_str_t   scheme;
-    ngx_uint_t  ip;
+    u_char  *p;
+    size_t   n;
+    char     err[NIXCACHE_S3_ERROR_MAX];
 
     ngx_conf_merge_str_value(conf->endpoint, prev->endpoint, "");
     ngx_conf_merge_str_value(conf->bucket, prev->bucket, "");
@@ -887,17 +793,13 @@ ngx_http_nixcache_s3_merge_conf(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    for (p = conf->bucket.data; p < conf->bucket.data + conf->bucket.len;
-         p++)
+    if (!nixcache_s3_bucket_valid((char *) conf->bucket.data,
+                                  conf->bucket.len))
     {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
-              || *p == '-' || *p == '.'))
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid \"nixcache_s3_bucket\" \"%V\"",
-                               &conf->bucket);
-            return NGX_CONF_ERROR;
-        }
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"nixcache_s3_bucket\" \"%V\": 1 to 63 "
+                           "of a-z, 0-9, '.' and '-'", &conf->bucket);
+        return NGX_CONF_ERROR;
     }
 
     if (conf->region.len > NIXCACHE_SIGV4_MAX_SCOPE_PART) {
@@ -912,112 +814,51 @@ ngx_http_nixcache_s3_merge_conf(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    /* http(s)://authority[/] */
-
-    p = conf->endpoint.data;
-    last = p + conf->endpoint.len;
-
-    if (conf->endpoint.len > 7 && ngx_strncmp(p, "http://", 7) == 0) {
-        ngx_str_set(&scheme, "http://");
-
-    } else if (conf->endpoint.len > 8 && ngx_strncmp(p, "https://", 8) == 0) {
-        ngx_str_set(&scheme, "https://");
-
-    } else {
-        goto invalid;
+    conf->ep = ngx_pcalloc(cf->pool, sizeof(nixcache_s3_endpoint_t));
+    if (conf->ep == NULL) {
+        return NGX_CONF_ERROR;
     }
 
-    auth = p + scheme.len;
-    auth_end = auth;
-
-    while (auth_end < last && *auth_end != '/') {
-        if (*auth_end <= ' ' || *auth_end == '@' || *auth_end == '?'
-            || *auth_end == '#')
-        {
-            goto invalid;
-        }
-
-        auth_end++;
-    }
-
-    if (auth_end == auth || (auth_end < last && auth_end + 1 != last)) {
-        goto invalid;
-    }
-
-    /* IP addresses and localhost cannot take the bucket as a subdomain */
-
-    ip = 1;
-
-    if (*auth != '[') {
-        for (host = auth; host < auth_end && *host != ':'; host++) {
-            if ((*host < '0' || *host > '9') && *host != '.') {
-                ip = 0;
-            }
-        }
-
-        n = host - auth;
-
-        if (n == sizeof("localhost") - 1
-            && ngx_strncasecmp(auth, (u_char *) "localhost", n) == 0)
-        {
-            ip = 1;
-        }
-    }
-
-    if (conf->path_style == NGX_CONF_UNSET) {
-        conf->path_style = ip;
-    }
-
-    if (!conf->path_style && ip) {
+    if (nixcache_s3_endpoint_parse(conf->ep, (char *) conf->endpoint.data,
+                                   conf->endpoint.len,
+                                   (char *) conf->bucket.data,
+                                   (conf->path_style == NGX_CONF_UNSET)
+                                   ? -1 : (int) conf->path_style,
+                                   err, sizeof(err))
+        != 0)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"nixcache_s3_path_style off\" needs a host "
-                           "name in \"nixcache_s3_endpoint\"");
+                           "invalid \"nixcache_s3_endpoint\" \"%V\": %s",
+                           &conf->endpoint, err);
         return NGX_CONF_ERROR;
     }
 
-    /* host, the signed path up to the key, the URL up to the key */
+    conf->path_style = conf->ep->path_style;
 
-    n = auth_end - auth;
+    /* the URL and the signed path up to the key: [/bucket]/prefix */
 
-    conf->host.len = n + (conf->path_style ? 0 : conf->bucket.len + 1);
-    conf->host.data = ngx_pnalloc(cf->pool, conf->host.len);
-    if (conf->host.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    n = ngx_strlen(conf->ep->path);
 
-    if (conf->path_style) {
-        ngx_memcpy(conf->host.data, auth, n);
-
-    } else {
-        ngx_sprintf(conf->host.data, "%V.%*s", &conf->bucket, n, auth);
-    }
-
-    conf->uri.data = ngx_pnalloc(cf->pool, 2 + conf->bucket.len
-                                           + 3 * conf->prefix.len + 1);
+    conf->uri.data = ngx_pnalloc(cf->pool, n + 1 + 3 * conf->prefix.len + 1);
     if (conf->uri.data == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    p = conf->uri.data;
+    p = ngx_cpymem(conf->uri.data, conf->ep->path, n);
     *p++ = '/';
-
-    if (conf->path_style) {
-        p = ngx_cpymem(p, conf->bucket.data, conf->bucket.len);
-        *p++ = '/';
-    }
-
     p += nixcache_sigv4_uri_encode((char *) p, (char *) conf->prefix.data,
                                    conf->prefix.len, NIXCACHE_SIGV4_PATH);
     conf->uri.len = p - conf->uri.data;
 
-    conf->url.len = scheme.len + conf->host.len + conf->uri.len;
+    n = ngx_strlen(conf->ep->base);
+
+    conf->url.len = n + conf->uri.len;
     conf->url.data = ngx_pnalloc(cf->pool, conf->url.len + 1);
     if (conf->url.data == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    p = ngx_sprintf(conf->url.data, "%V%V%V%Z", &scheme, &conf->host,
-                    &conf->uri);
+    ngx_sprintf(conf->url.data, "%s%V%Z", conf->ep->base, &conf->uri);
 
     /* the key is appended after the last character of url: never empty */
 
@@ -1034,13 +875,6 @@ ngx_http_nixcache_s3_merge_conf(ngx_conf_t *cf,
 #endif
 
     return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid \"nixcache_s3_endpoint\" \"%V\": expected "
-                       "http(s)://host[:port]", &conf->endpoint);
-    return NGX_CONF_ERROR;
 }
 
 

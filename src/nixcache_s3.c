@@ -32,9 +32,7 @@
 
 struct nixcache_s3_s {
     CURLM                     *multi;
-    char                      *base;        /* scheme://host[:port] */
-    char                      *host;        /* Host header */
-    char                      *path;        /* "/bucket" or "" */
+    nixcache_s3_endpoint_t     ep;
     const char                *bucket;
     const char                *region;
     const char                *prefix;
@@ -51,10 +49,6 @@ struct nixcache_s3_s {
 };
 
 
-static int nixcache_s3_parse_endpoint(nixcache_s3_t *s3,
-    const nixcache_s3_conf_t *conf, char *err, size_t errlen);
-static void nixcache_s3_message(char *err, size_t errlen, const char *fmt,
-    ...) __attribute__((format(printf, 3, 4)));
 static int nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req);
 static int nixcache_s3_step(nixcache_s3_t *s3, int timeout_ms);
 static void nixcache_s3_finish(nixcache_s3_t *s3, nixcache_s3_req_t *req,
@@ -74,6 +68,7 @@ static void nixcache_s3_copy(char *dst, size_t cap, const char *src,
 nixcache_s3_t *
 nixcache_s3_open(const nixcache_s3_conf_t *conf, char *err, size_t errlen)
 {
+    char            reason[NIXCACHE_S3_ERROR_MAX];
     nixcache_s3_t  *s3;
 
     if (conf->endpoint == NULL || conf->bucket == NULL
@@ -84,8 +79,9 @@ nixcache_s3_open(const nixcache_s3_conf_t *conf, char *err, size_t errlen)
         return NULL;
     }
 
-    if (strchr(conf->bucket, '/') != NULL) {
-        nixcache_s3_message(err, errlen, "S3: invalid bucket name \"%s\"",
+    if (!nixcache_s3_bucket_valid(conf->bucket, strlen(conf->bucket))) {
+        nixcache_s3_message(err, errlen, "S3: invalid bucket name \"%s\" "
+                            "(1 to 63 of a-z, 0-9, '.' and '-')",
                             conf->bucket);
         return NULL;
     }
@@ -120,7 +116,13 @@ nixcache_s3_open(const nixcache_s3_conf_t *conf, char *err, size_t errlen)
         goto failed;
     }
 
-    if (nixcache_s3_parse_endpoint(s3, conf, err, errlen) != 0) {
+    if (nixcache_s3_endpoint_parse(&s3->ep, conf->endpoint,
+                                   strlen(conf->endpoint), conf->bucket,
+                                   conf->path_style, reason, sizeof(reason))
+        != 0)
+    {
+        nixcache_s3_message(err, errlen, "S3: endpoint \"%s\": %s",
+                            conf->endpoint, reason);
         goto failed;
     }
 
@@ -150,7 +152,7 @@ nixcache_s3_open(const nixcache_s3_conf_t *conf, char *err, size_t errlen)
                       (long) s3->max_inflight);
 
     snprintf(s3->describe, sizeof(s3->describe), "%s%s/%s",
-             s3->base, s3->path, s3->prefix);
+             s3->ep.base, s3->ep.path, s3->prefix);
 
     srandom((unsigned) (time(NULL) ^ getpid()));
 
@@ -176,353 +178,11 @@ nixcache_s3_close(nixcache_s3_t *s3)
 
     nixcache_s3_credentials_wipe(&s3->cred);
 
-    free(s3->base);
-    free(s3->host);
-    free(s3->path);
     free(s3);
 }
 
 
-/*
- * http(s)://host[:port][/]; path style unless asked otherwise when the
- * host is an IP address or localhost (no DNS name per bucket there).
- */
-
-static int
-nixcache_s3_parse_endpoint(nixcache_s3_t *s3, const nixcache_s3_conf_t *conf,
-    char *err, size_t errlen)
-{
-    int          ip, path_style;
-    size_t       scheme_len, host_len, n;
-    const char  *e, *host, *end, *p;
-
-    e = conf->endpoint;
-
-    if (strncmp(e, "http://", 7) == 0) {
-        scheme_len = 7;
-
-    } else if (strncmp(e, "https://", 8) == 0) {
-        scheme_len = 8;
-
-    } else {
-        nixcache_s3_message(err, errlen, "S3: endpoint \"%s\" is not "
-                            "http(s)://host[:port]", e);
-        return -1;
-    }
-
-    host = e + scheme_len;
-    end = host + strcspn(host, "/?#");
-
-    if (*end != '\0' && strcmp(end, "/") != 0) {
-        nixcache_s3_message(err, errlen, "S3: endpoint \"%s\" must not have "
-                            "a path (use --s3-prefix for keys)", e);
-        return -1;
-    }
-
-    host_len = end - host;
-
-    if (host_len == 0 || memchr(host, '@', host_len) != NULL) {
-        nixcache_s3_message(err, errlen, "S3: endpoint \"%s\" has no host "
-                            "(or has a user)", e);
-        return -1;
-    }
-
-    /* host without the port */
-    n = host_len;
-    if (host[0] == '[') {
-        ip = 1;
-
-    } else {
-        p = memchr(host, ':', host_len);
-        if (p != NULL) {
-            n = p - host;
-        }
-
-        ip = (n == 9 && strncasecmp(host, "localhost", 9) == 0);
-
-        if (!ip) {
-            ip = 1;
-            for (p = host; p < host + n; p++) {
-                if (!isdigit((unsigned char) *p) && *p != '.') {
-                    ip = 0;
-                    break;
-                }
-            }
-        }
-    }
-
-    path_style = (conf->path_style == -1) ? ip : conf->path_style;
-
-    if (!path_style && ip) {
-        nixcache_s3_message(err, errlen, "S3: virtual-host addressing needs "
-                            "a DNS name in the endpoint, not \"%.*s\"",
-                            (int) host_len, host);
-        return -1;
-    }
-
-    if (path_style) {
-        s3->base = strndup(e, scheme_len + host_len);
-        s3->host = strndup(host, host_len);
-        s3->path = malloc(1 + strlen(s3->bucket) + 1);
-        if (s3->path != NULL) {
-            sprintf(s3->path, "/%s", s3->bucket);
-        }
-
-    } else {
-        s3->base = malloc(scheme_len + strlen(s3->bucket) + 1 + host_len + 1);
-        s3->host = malloc(strlen(s3->bucket) + 1 + host_len + 1);
-        s3->path = strdup("");
-
-        if (s3->base != NULL && s3->host != NULL) {
-            sprintf(s3->host, "%s.%.*s", s3->bucket, (int) host_len, host);
-            sprintf(s3->base, "%.*s%s", (int) scheme_len, e, s3->host);
-        }
-    }
-
-    if (s3->base == NULL || s3->host == NULL || s3->path == NULL) {
-        nixcache_s3_message(err, errlen, "out of memory");
-        return -1;
-    }
-
-    return 0;
-}
-
-
-int
-nixcache_s3_credentials_parse(nixcache_s3_credentials_t *cred,
-    const char *text, size_t len, char *err, size_t errlen)
-{
-    char         line[4 * NIXCACHE_S3_CRED_MAX + 64];
-    char        *p, *v, *end, *dst;
-    size_t       cap, n;
-    unsigned     bare;
-    const char  *t, *last, *nl;
-
-    memset(cred, 0, sizeof(nixcache_s3_credentials_t));
-
-    bare = 0;
-    last = text + len;
-
-    for (t = text; t < last; t = nl + 1) {
-        nl = memchr(t, '\n', last - t);
-        if (nl == NULL) {
-            nl = last;
-        }
-
-        n = nl - t;
-        if (n >= sizeof(line)) {
-            nixcache_s3_message(err, errlen, "a line is too long");
-            goto failed;
-        }
-
-        memcpy(line, t, n);
-        line[n] = '\0';
-
-        if (memchr(line, '\0', n) != NULL) {
-            nixcache_s3_message(err, errlen, "a line holds a NUL byte");
-            goto failed;
-        }
-
-        end = line + n;
-        while (end > line && isspace((unsigned char) end[-1])) {
-            *--end = '\0';
-        }
-
-        p = line;
-        while (isspace((unsigned char) *p)) {
-            p++;
-        }
-
-        if (*p == '\0' || *p == '#' || *p == '[') {
-            continue;
-        }
-
-        v = strchr(p, '=');
-
-        if (v != NULL && bare == 0) {
-            end = v;
-            while (end > p && isspace((unsigned char) end[-1])) {
-                end--;
-            }
-            *end = '\0';
-
-            v++;
-            while (isspace((unsigned char) *v)) {
-                v++;
-            }
-
-            if (strcasecmp(p, "aws_access_key_id") == 0) {
-                dst = cred->key_id;
-                cap = sizeof(cred->key_id);
-
-            } else if (strcasecmp(p, "aws_secret_access_key") == 0) {
-                dst = cred->secret;
-                cap = NIXCACHE_SIGV4_MAX_SECRET + 1;
-
-            } else if (strcasecmp(p, "aws_session_token") == 0) {
-                dst = cred->token;
-                cap = sizeof(cred->token);
-
-            } else {
-                continue;
-            }
-
-        } else {
-            if (bare == 0) {
-                dst = cred->key_id;
-                cap = sizeof(cred->key_id);
-
-            } else if (bare == 1) {
-                dst = cred->secret;
-                cap = NIXCACHE_SIGV4_MAX_SECRET + 1;
-
-            } else if (bare == 2) {
-                dst = cred->token;
-                cap = sizeof(cred->token);
-
-            } else {
-                break;
-            }
-
-            bare++;
-            v = p;
-        }
-
-        if (strlen(v) >= cap) {
-            nixcache_s3_message(err, errlen, "a value is too long");
-            goto failed;
-        }
-
-        strcpy(dst, v);
-    }
-
-    explicit_bzero(line, sizeof(line));
-
-    if (cred->key_id[0] == '\0' || cred->secret[0] == '\0') {
-        nixcache_s3_message(err, errlen, "need an access key id and a "
-                            "secret access key (two lines, or "
-                            "AWS_ACCESS_KEY_ID=... and "
-                            "AWS_SECRET_ACCESS_KEY=...)");
-        nixcache_s3_credentials_wipe(cred);
-        return -1;
-    }
-
-    return 0;
-
-failed:
-
-    explicit_bzero(line, sizeof(line));
-    nixcache_s3_credentials_wipe(cred);
-    return -1;
-}
-
-
-int
-nixcache_s3_credentials_file(nixcache_s3_credentials_t *cred,
-    const char *file, char *err, size_t errlen)
-{
-    int      fd, rc;
-    char     buf[NIXCACHE_S3_CRED_FILE_MAX + 1];
-    char     msg[NIXCACHE_S3_ERROR_MAX];
-    size_t   len;
-    ssize_t  n;
-
-    fd = open(file, O_RDONLY|O_CLOEXEC);
-    if (fd == -1) {
-        nixcache_s3_message(err, errlen, "S3: credentials %s: %s", file,
-                            strerror(errno));
-        return -1;
-    }
-
-    len = 0;
-
-    while (len < sizeof(buf)) {
-        n = read(fd, buf + len, sizeof(buf) - len);
-
-        if (n == -1 && errno == EINTR) {
-            continue;
-        }
-
-        if (n == -1) {
-            nixcache_s3_message(err, errlen, "S3: credentials %s: %s", file,
-                                strerror(errno));
-            close(fd);
-            explicit_bzero(buf, sizeof(buf));
-            return -1;
-        }
-
-        if (n == 0) {
-            break;
-        }
-
-        len += n;
-    }
-
-    close(fd);
-
-    if (len > NIXCACHE_S3_CRED_FILE_MAX) {
-        nixcache_s3_message(err, errlen, "S3: credentials %s: larger than %d "
-                            "bytes", file, NIXCACHE_S3_CRED_FILE_MAX);
-        explicit_bzero(buf, sizeof(buf));
-        return -1;
-    }
-
-    rc = nixcache_s3_credentials_parse(cred, buf, len, msg, sizeof(msg));
-    explicit_bzero(buf, sizeof(buf));
-
-    if (rc != 0) {
-        nixcache_s3_message(err, errlen, "S3: credentials %s: %s", file, msg);
-    }
-
-    return rc;
-}
-
-
-int
-nixcache_s3_credentials_env(nixcache_s3_credentials_t *cred, char *err,
-    size_t errlen)
-{
-    const char  *id, *secret, *token;
-
-    memset(cred, 0, sizeof(nixcache_s3_credentials_t));
-
-    id = getenv("AWS_ACCESS_KEY_ID");
-    secret = getenv("AWS_SECRET_ACCESS_KEY");
-    token = getenv("AWS_SESSION_TOKEN");
-
-    if (id == NULL || id[0] == '\0' || secret == NULL || secret[0] == '\0') {
-        nixcache_s3_message(err, errlen, "S3: no credentials: set "
-                            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                            "or --s3-credentials FILE");
-        return -1;
-    }
-
-    if (strlen(id) >= sizeof(cred->key_id)
-        || strlen(secret) > NIXCACHE_SIGV4_MAX_SECRET
-        || (token != NULL && strlen(token) >= sizeof(cred->token)))
-    {
-        nixcache_s3_message(err, errlen, "S3: credentials too long");
-        return -1;
-    }
-
-    strcpy(cred->key_id, id);
-    strcpy(cred->secret, secret);
-    if (token != NULL) {
-        strcpy(cred->token, token);
-    }
-
-    return 0;
-}
-
-
 void
-nixcache_s3_credentials_wipe(nixcache_s3_credentials_t *cred)
-{
-    explicit_bzero(cred, sizeof(nixcache_s3_credentials_t));
-}
-
-
-static void
 nixcache_s3_message(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list  args;
@@ -687,48 +347,33 @@ static int
 nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req)
 {
     CURL                          *easy;
-    char                           date[NIXCACHE_SIGV4_DATE_LEN + 1];
     char                           hash[NIXCACHE_SIGV4_HEX_LEN + 1];
-    char                           auth[1024];
-    char                          *uri, *line;
+    char                           reason[NIXCACHE_S3_ERROR_MAX];
+    char                          *uri;
     size_t                         klen, plen, ulen, n;
-    ssize_t                        alen;
     struct curl_slist             *h, *hl;
-    nixcache_sigv4_pair_t          hdr[4];
-    nixcache_sigv4_request_t       sr;
-    nixcache_sigv4_credentials_t   cred;
 
     easy = NULL;
-    hl = NULL;
-    line = NULL;
 
     klen = strlen(req->key);
-    plen = strlen(s3->path);
+    plen = strlen(s3->ep.path);
     ulen = plen + 1 + 3 * klen;
 
     free(req->url);
-    req->url = malloc(strlen(s3->base) + ulen + 1);
+    n = strlen(s3->ep.base);
+    req->url = malloc(n + ulen + 1);
     if (req->url == NULL) {
         nixcache_s3_message(s3->error, sizeof(s3->error), "out of memory");
         return -1;
     }
 
-    n = strlen(s3->base);
-    memcpy(req->url, s3->base, n);
+    memcpy(req->url, s3->ep.base, n);
     uri = req->url + n;
-    memcpy(uri, s3->path, plen);
+    memcpy(uri, s3->ep.path, plen);
     uri[plen] = '/';
     ulen = plen + 1 + nixcache_sigv4_uri_encode(uri + plen + 1, req->key,
                                                 klen, NIXCACHE_SIGV4_PATH);
     uri[ulen] = '\0';
-
-    if (nixcache_sigv4_amz_date(date, time(NULL)) != 0) {
-        nixcache_s3_message(s3->error, sizeof(s3->error),
-                            "S3: cannot format the date");
-        return -1;
-    }
-
-    date[NIXCACHE_SIGV4_DATE_LEN] = '\0';
 
     if (req->body != NULL) {
         if (nixcache_sigv4_payload_hash(hash, req->body, req->body_len)
@@ -739,95 +384,32 @@ nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req)
             return -1;
         }
 
-    } else {
-        memcpy(hash, NIXCACHE_SIGV4_EMPTY_SHA256, NIXCACHE_SIGV4_HEX_LEN);
+        hash[NIXCACHE_SIGV4_HEX_LEN] = '\0';
     }
 
-    hash[NIXCACHE_SIGV4_HEX_LEN] = '\0';
-
-    hdr[0].name.data = "host";
-    hdr[0].name.len = 4;
-    hdr[0].value.data = s3->host;
-    hdr[0].value.len = strlen(s3->host);
-    hdr[1].name.data = "x-amz-content-sha256";
-    hdr[1].name.len = sizeof("x-amz-content-sha256") - 1;
-    hdr[1].value.data = hash;
-    hdr[1].value.len = NIXCACHE_SIGV4_HEX_LEN;
-    hdr[2].name.data = "x-amz-date";
-    hdr[2].name.len = sizeof("x-amz-date") - 1;
-    hdr[2].value.data = date;
-    hdr[2].value.len = NIXCACHE_SIGV4_DATE_LEN;
-    hdr[3].name.data = "x-amz-security-token";
-    hdr[3].name.len = sizeof("x-amz-security-token") - 1;
-    hdr[3].value.data = s3->cred.token;
-    hdr[3].value.len = strlen(s3->cred.token);
-
-    memset(&sr, 0, sizeof(nixcache_sigv4_request_t));
-    sr.method.data = req->method;
-    sr.method.len = strlen(req->method);
-    sr.uri.data = uri;
-    sr.uri.len = ulen;
-    sr.query.data = "";
-    sr.query.len = 0;
-    sr.headers = hdr;
-    sr.nheaders = (s3->cred.token[0] != '\0') ? 4 : 3;
-    sr.payload_hash.data = hash;
-    sr.payload_hash.len = NIXCACHE_SIGV4_HEX_LEN;
-    sr.region.data = s3->region;
-    sr.region.len = strlen(s3->region);
-    sr.service.data = "s3";
-    sr.service.len = 2;
-    sr.amz_date.data = date;
-    sr.amz_date.len = NIXCACHE_SIGV4_DATE_LEN;
-
-    cred.access_key_id.data = s3->cred.key_id;
-    cred.access_key_id.len = strlen(s3->cred.key_id);
-    cred.secret_access_key.data = s3->cred.secret;
-    cred.secret_access_key.len = strlen(s3->cred.secret);
-
-    alen = nixcache_sigv4_sign(auth, sizeof(auth) - 1, &sr, &cred);
-    if (alen == -1 || (size_t) alen >= sizeof(auth)) {
-        nixcache_s3_message(s3->error, sizeof(s3->error),
-                            "S3: cannot sign %s %s", req->method, req->url);
+    hl = nixcache_s3_signed_headers(&s3->ep, req->method, uri, ulen,
+                                    s3->region, strlen(s3->region), &s3->cred,
+                                    req->body ? hash : NULL, time(NULL),
+                                    reason, sizeof(reason));
+    if (hl == NULL) {
+        nixcache_s3_message(s3->error, sizeof(s3->error), "S3: %s %s: %s",
+                            req->method, req->url, reason);
         return -1;
-    }
-
-    auth[alen] = '\0';
-
-    line = malloc(sizeof(auth) + sizeof(s3->cred.token) + 64);
-    if (line == NULL) {
-        nixcache_s3_message(s3->error, sizeof(s3->error), "out of memory");
-        return -1;
-    }
-
-#define NIXCACHE_S3_HEADER(fmt, arg)                                         \
-    snprintf(line, sizeof(auth) + sizeof(s3->cred.token) + 64, fmt, arg);    \
-    h = curl_slist_append(hl, line);                                         \
-    if (h == NULL) {                                                         \
-        goto nomem;                                                          \
-    }                                                                        \
-    hl = h
-
-    NIXCACHE_S3_HEADER("Host: %s", s3->host);
-    NIXCACHE_S3_HEADER("x-amz-content-sha256: %s", hash);
-    NIXCACHE_S3_HEADER("x-amz-date: %s", date);
-    NIXCACHE_S3_HEADER("Authorization: %s", auth);
-
-    if (s3->cred.token[0] != '\0') {
-        NIXCACHE_S3_HEADER("x-amz-security-token: %s", s3->cred.token);
     }
 
     /* no "Expect: 100-continue" round trip, no form content type */
-    NIXCACHE_S3_HEADER("%s", "Expect:");
 
-    if (req->body != NULL) {
-        NIXCACHE_S3_HEADER("%s", "Content-Type: application/octet-stream");
+    h = curl_slist_append(hl, "Expect:");
+    if (h == NULL) {
+        goto nomem;
     }
 
-#undef NIXCACHE_S3_HEADER
-
-    free(line);
-    line = NULL;
+    if (req->body != NULL) {
+        h = curl_slist_append(hl, "Content-Type: application/octet-stream");
+        if (h == NULL) {
+            goto nomem;
+        }
+    }
 
     easy = curl_easy_init();
     if (easy == NULL) {
@@ -881,7 +463,6 @@ nixcache_s3_start(nixcache_s3_t *s3, nixcache_s3_req_t *req)
 
 nomem:
 
-    free(line);
     curl_slist_free_all(hl);
     nixcache_s3_message(s3->error, sizeof(s3->error), "out of memory");
     return -1;

@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "nixcache_format.h"
 
@@ -34,6 +35,10 @@
 #define NIXCACHE_S3_ERROR_MAX           512
 #define NIXCACHE_S3_CRED_MAX            1024
 #define NIXCACHE_S3_CRED_FILE_MAX       (16 * 1024)
+
+
+#define NIXCACHE_S3_BUCKET_MAX          63      /* S3's naming rules */
+#define NIXCACHE_S3_HOST_MAX            384     /* [bucket.]host[:port] */
 
 
 typedef struct nixcache_s3_s      nixcache_s3_t;
@@ -52,6 +57,21 @@ typedef struct {
     char                       secret[NIXCACHE_S3_CRED_MAX];
     char                       token[4 * NIXCACHE_S3_CRED_MAX];
 } nixcache_s3_credentials_t;
+
+
+/*
+ * Where a bucket's requests go, from an endpoint http(s)://host[:port][/]:
+ * path style (http://host/bucket/key, Host: host) or virtual-host style
+ * (http://bucket.host/key, Host: bucket.host).  Each NUL-terminated.
+ */
+typedef struct {
+    char                       base[8 + NIXCACHE_S3_HOST_MAX + 1];
+                                             /* scheme://Host, no path */
+    char                       host[NIXCACHE_S3_HOST_MAX + 1];
+    char                       path[1 + NIXCACHE_S3_BUCKET_MAX + 1];
+                                             /* "/bucket" or "" */
+    int                        path_style;
+} nixcache_s3_endpoint_t;
 
 
 /* What the options give; strings must outlive the client. */
@@ -123,6 +143,36 @@ int nixcache_s3_credentials_file(nixcache_s3_credentials_t *cred,
 int nixcache_s3_credentials_env(nixcache_s3_credentials_t *cred,
     char *err, size_t errlen);
 void nixcache_s3_credentials_wipe(nixcache_s3_credentials_t *cred);
+
+/* snprintf into err (errlen 0: nothing), for the messages of this API. */
+void nixcache_s3_message(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* 1 if S3 takes the name: 1 to 63 of a-z, 0-9, '.' and '-'. */
+int nixcache_s3_bucket_valid(const char *bucket, size_t len);
+
+/*
+ * Parses endpoint (len bytes) for bucket (valid); path_style is 1, 0, or
+ * -1 for the default: path style when the host is an IP address or
+ * localhost (no DNS name per bucket there), virtual-host style otherwise.
+ * 0, or -1 with the reason in err (the caller names the endpoint).
+ */
+int nixcache_s3_endpoint_parse(nixcache_s3_endpoint_t *ep,
+    const char *endpoint, size_t len, const char *bucket, int path_style,
+    char *err, size_t errlen);
+
+/*
+ * The headers that make one request signed (SigV4): Host,
+ * x-amz-content-sha256, x-amz-date, Authorization and, with temporary
+ * credentials, x-amz-security-token, as a curl header list the caller
+ * appends to and frees (curl_slist_free_all).  uri is the path as sent,
+ * already encoded; payload_hash the body's SHA-256 in hex (NULL: an empty
+ * body).  NULL with the reason in err on failure.
+ */
+struct curl_slist *nixcache_s3_signed_headers(const nixcache_s3_endpoint_t *ep,
+    const char *method, const char *uri, size_t uri_len, const char *region,
+    size_t region_len, const nixcache_s3_credentials_t *cred,
+    const char *payload_hash, time_t now, char *err, size_t errlen);
 
 /*
  * Reads credentials (conf->cred, the file or the environment), checks the
