@@ -108,6 +108,8 @@ static void nixcache_human(char *dst, size_t cap, double bytes);
     "                       redis://host[:port][/db], unix:/path[?db=N]\n"  \
     "                       (default $NIXCACHE_REDIS, else "                 \
     NIXCACHE_CLI_REDIS_DEFAULT ")\n"                                        \
+    "                       a password: $NIXCACHE_REDIS_AUTH names a file\n" \
+    "                       holding \"password\" or \"user password\"\n"     \
     "      --chunks DIR     chunk directory (default $NIXCACHE_CHUNKS);\n"   \
     "                       with --s3-*, optional: a write-through copy\n"  \
     "      --prefix P       Redis key prefix (default \""                    \

@@ -49,6 +49,8 @@
     "                       redis://host[:port][/db], unix:/path[?db=N]\n"  \
     "                       (default $NIXCACHE_REDIS, else\n"               \
     "                       " NIXCACHE_CLI_REDIS_DEFAULT ")\n"               \
+    "                       a password: $NIXCACHE_REDIS_AUTH names a file\n" \
+    "                       holding \"password\" or \"user password\"\n"     \
     "      --chunks DIR     chunk directory (default $NIXCACHE_CHUNKS)\n"    \
     "      --prefix P       Redis key prefix (default \""                    \
     NIXCACHE_DEFAULT_PREFIX "\")\n"                                         \
