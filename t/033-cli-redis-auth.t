@@ -1,7 +1,8 @@
-# nixcache push against a Redis that wants a password: AUTH from the file
-# named by $NIXCACHE_REDIS_AUTH ("password" or "user password", the
-# module's nixcache_redis_auth format), sent before SELECT; a clear error
-# without it or with a wrong one, and never the password in the output.
+# nixcache push and verify against a Redis that wants a password: AUTH
+# from the file named by --redis-auth or $NIXCACHE_REDIS_AUTH ("password"
+# or "user password", the module's nixcache_redis_auth format), sent
+# before SELECT; a clear error without it or with a wrong one, and never
+# the password in the output.
 #
 #   prove -I t/lib t/033-cli-redis-auth.t          (needs `make cli`)
 
@@ -103,6 +104,28 @@ isnt($rc, 0, 'ACL user, wrong password: push fails');
 like($err, qr/AUTH failed: WRONGPASS/, 'ACL user, wrong password: says why')
     or diag($err);
 
+delete $ENV{NIXCACHE_REDIS_AUTH};
+
+
+# --redis-auth FILE, and verify (its own options) with and without it
+
+($rc, $out, $err) = nixcache(@push, '--force', '--redis-auth', "$T/acl");
+is($rc, 0, '--redis-auth: push succeeds') or diag($err);
+
+my @verify = ('verify', '--redis', "redis://$redis/3", '--chunks', $chunks);
+($rc, $out, $err) = nixcache(@verify, '--redis-auth', "$T/acl");
+is($rc, 0, 'verify --redis-auth: sound') or diag("$out$err");
+
+($rc, $out, $err) = nixcache(@verify);
+is($rc, 2, 'verify without credentials: a Redis error (2)');
+like($err, qr/NOAUTH|Authentication required/i,
+     'verify without credentials: says why') or diag($err);
+
+$ENV{NIXCACHE_REDIS_AUTH} = "$T/pass";
+($rc, $out, $err) = nixcache(@verify, '--redis-auth', "$T/acl-wrong");
+isnt($rc, 0, '--redis-auth wins over $NIXCACHE_REDIS_AUTH');
+like($err, qr/AUTH failed: WRONGPASS/, '--redis-auth wins: its file used')
+    or diag($err);
 delete $ENV{NIXCACHE_REDIS_AUTH};
 
 stop_redis();

@@ -12,28 +12,31 @@
 #include "nixcache_redis_auth.h"
 
 
-static int nixcache_redis_connect(nixcache_redis_t *r, const char *addr);
+static int nixcache_redis_connect(nixcache_redis_t *r, const char *addr,
+    const char *auth_file);
 static int nixcache_redis_ok(nixcache_redis_t *r, redisReply *reply,
     const char *what);
-static int nixcache_redis_auth(nixcache_redis_t *r, const char *addr);
+static int nixcache_redis_auth(nixcache_redis_t *r, const char *addr,
+    const char *file);
 
 
 int
 nixcache_redis_open(nixcache_redis_t *r, const char *addr,
-    const char *prefix)
+    const char *auth_file, const char *prefix)
 {
     r->ctx = NULL;
     r->prefix = prefix;
     r->addr = addr;
 
-    return nixcache_redis_connect(r, addr);
+    return nixcache_redis_connect(r, addr, auth_file);
 }
 
 
 /* Address forms: nixcache_redis_addr.h. */
 
 static int
-nixcache_redis_connect(nixcache_redis_t *r, const char *addr)
+nixcache_redis_connect(nixcache_redis_t *r, const char *addr,
+    const char *auth_file)
 {
     const char             *err;
     redisReply             *reply;
@@ -71,7 +74,7 @@ nixcache_redis_connect(nixcache_redis_t *r, const char *addr)
         goto failed;
     }
 
-    if (nixcache_redis_auth(r, addr) != 0) {
+    if (auth_file != NULL && nixcache_redis_auth(r, addr, auth_file) != 0) {
         goto failed;
     }
 
@@ -107,24 +110,19 @@ failed:
 
 
 /*
- * $NIXCACHE_REDIS_AUTH names a file holding "password" or "user
- * password" (nixcache_redis_auth.h, the module's format): AUTH is sent
+ * --redis-auth FILE (default $NIXCACHE_REDIS_AUTH): "password" or "user
+ * password" (nixcache_redis_auth.h, the module's format), sent as AUTH
  * before SELECT.  The password is never printed.
  */
 
 static int
-nixcache_redis_auth(nixcache_redis_t *r, const char *addr)
+nixcache_redis_auth(nixcache_redis_t *r, const char *addr, const char *file)
 {
     int                     argc;
     size_t                  argvlen[3];
-    const char             *file, *err, *argv[3];
+    const char             *err, *argv[3];
     redisReply             *reply;
     nixcache_redis_auth_t   auth;
-
-    file = getenv("NIXCACHE_REDIS_AUTH");
-    if (file == NULL || file[0] == '\0') {
-        return 0;
-    }
 
     if (nixcache_redis_auth_file(&auth, file, &err) != 0) {
         nixcache_error("Redis credentials %s: %s", file, err);
