@@ -106,7 +106,41 @@ AUTH failed: WRONGPASS
 
 
 
-=== TEST 4: AUTH again on reconnect: the connection killed, the next request served as the ACL user
+=== TEST 4: a wrong password: one error line per attempt, each request a new attempt
+--- fixture
+redis_cmd('ACL', 'SETUSER', 'cache', 'reset', 'on', '>acl-pw-4711',
+          '~*', '+@all');
+open my $f, '>', "$ENV{TEST_NIXCACHE_DIR}/auth" or die $!;
+print $f "cache wrong-pw-0815\n";
+close $f;
+chmod 0600, "$ENV{TEST_NIXCACHE_DIR}/auth" or die $!;
+--- http_config
+nixcache_redis 127.0.0.1:$TEST_NIXCACHE_REDIS_PORT;
+nixcache_redis_auth $TEST_NIXCACHE_DIR/auth;
+--- config
+location /cache/ {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+}
+--- init
+grep -c 'AUTH failed' $TEST_NIXCACHE_LOGS/error.log > $TEST_NIXCACHE_DIR/before || true
+for i in 1 2; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$TEST_NIXCACHE_PORT/cache/9m1skbnr5i43n3yypvda5s65vhfwdx5a.narinfo)
+    test "$code" = 503 || { echo "request $i: $code"; exit 1; }
+done
+--- request
+GET /cache/9m1skbnr5i43n3yypvda5s65vhfwdx5a.narinfo
+--- error_code: 503
+--- post
+before=$(cat $TEST_NIXCACHE_DIR/before)
+after=$(grep -c 'AUTH failed' $TEST_NIXCACHE_LOGS/error.log)
+test $((after - before)) -eq 3 || { echo "AUTH failed lines: $before -> $after"; exit 1; }
+--- no_error_log
+wrong-pw-0815
+
+
+
+=== TEST 5: AUTH again on reconnect: the connection killed, the next request served as the ACL user
 --- fixture
 redis_cmd('ACL', 'SETUSER', 'cache', 'reset', 'on', '>acl-pw-4711',
           '~*', '+@all');
@@ -140,7 +174,7 @@ acl-pw-4711
 
 
 
-=== TEST 5: the password-only form against a requirepass Redis, with a database
+=== TEST 6: the password-only form against a requirepass Redis, with a database
 --- fixture
 my $port = Nixcache::Test::free_port();
 my $dir = $ENV{TEST_NIXCACHE_DIR};
@@ -184,7 +218,7 @@ rp-pw-1234
 
 
 
-=== TEST 6: nginx -t: a credentials file others can read
+=== TEST 7: nginx -t: a credentials file others can read
 --- fixture
 open my $f, '>', "$ENV{TEST_NIXCACHE_DIR}/auth" or die $!;
 print $f "cache acl-pw-4711\n";
@@ -198,7 +232,7 @@ nixcache_redis_auth "$TEST_NIXCACHE_DIR/auth" is readable or writable by group o
 
 
 
-=== TEST 7: nginx -t: a missing credentials file
+=== TEST 8: nginx -t: a missing credentials file
 --- http_config
 nixcache_redis_auth $TEST_NIXCACHE_DIR/no-such-file;
 --- must_die
@@ -207,7 +241,7 @@ open() "$TEST_NIXCACHE_DIR/no-such-file" failed
 
 
 
-=== TEST 8: nginx -t: three fields
+=== TEST 9: nginx -t: three fields
 --- fixture
 open my $f, '>', "$ENV{TEST_NIXCACHE_DIR}/auth" or die $!;
 print $f "cache acl-pw-4711 extra\n";
@@ -223,7 +257,7 @@ acl-pw-4711
 
 
 
-=== TEST 9: nginx -t: an empty credentials file
+=== TEST 10: nginx -t: an empty credentials file
 --- fixture
 open my $f, '>', "$ENV{TEST_NIXCACHE_DIR}/auth" or die $!;
 print $f "\n";
