@@ -592,8 +592,8 @@ ngx_http_nixcache_redis_connect(ngx_http_nixcache_redis_t *redis,
 
 
 /*
- * A refused AUTH (WRONGPASS, or NOAUTH-style errors when the server has
- * no password) fails the connection like a failed SELECT: the commands
+ * A refused AUTH (WRONGPASS, or an error when the server has no password
+ * for that user: a configuration mistake worth seeing) fails the connection like a failed SELECT: the commands
  * behind it would be refused one by one, or worse, run as the default
  * user.  Each request then logs the cause once and answers 503.
  */
