@@ -1,6 +1,6 @@
 /*
- * Redis credentials, as nixcache_redis_auth (the module) and
- * --redis-auth / $NIXCACHE_REDIS_AUTH (the CLI) read them: one parser for both, pure,
+ * Redis credentials, as nixcache_redis_auth (the module) and --redis-auth
+ * or $NIXCACHE_REDIS_AUTH (the CLI) read them: one parser for both, pure,
  * over (pointer, length), no allocation.  Passwords never go in a Redis
  * address: configuration files are often world-readable.
  *
