@@ -593,9 +593,10 @@ ngx_http_nixcache_redis_connect(ngx_http_nixcache_redis_t *redis,
 
 /*
  * A refused AUTH (WRONGPASS, or an error when the server has no password
- * for that user: a configuration mistake worth seeing) fails the connection like a failed SELECT: the commands
- * behind it would be refused one by one, or worse, run as the default
- * user.  Each request then logs the cause once and answers 503.
+ * for that user: a configuration mistake worth seeing) fails the
+ * connection like a failed SELECT: the commands behind it would be
+ * refused one by one, or worse, run as the default user.  Each request
+ * then logs the cause once and answers 503.
  */
 
 static void
