@@ -45,6 +45,7 @@
 #include "nixcache_key.h"
 #include "nixcache_manifest.h"
 #include "nixcache_narinfo.h"
+#include "nixcache_redis_auth.h"
 #include "nixcache_s3.h"
 
 
@@ -87,6 +88,7 @@ typedef struct {
     u_char                    *redis_host;     /* IP or socket path, NUL */
     ngx_int_t                  redis_port;     /* 0 for a unix socket */
     ngx_int_t                  redis_db;       /* -1: none (SELECT 0) */
+    nixcache_redis_auth_t     *redis_auth;     /* NULL: no AUTH */
 
     ngx_http_nixcache_redis_t *redis_worker;   /* per-worker state */
 
@@ -181,6 +183,13 @@ ngx_int_t ngx_http_nixcache_redis_command(ngx_http_request_t *r,
  * is resolved here, when the configuration is loaded.
  */
 char *ngx_http_nixcache_redis_address(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/*
+ * nixcache_redis_auth FILE: "password" or "user password" (the core's
+ * parser, nixcache_redis_auth.h), read now, sent as AUTH on every connect.
+ */
+char *ngx_http_nixcache_redis_auth(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 /* Per-worker setup and teardown, called from the module's process hooks. */
@@ -449,6 +458,14 @@ ngx_int_t ngx_http_nixcache_auth_check(ngx_http_request_t *r,
  * to replace a stored narinfo.
  */
 ngx_uint_t ngx_http_nixcache_auth_admin(ngx_http_request_t *r);
+
+/*
+ * Reads a whole secret file named in a directive (relative to the prefix,
+ * at most max bytes, readable by its owner only) into cf->pool; errors
+ * are logged.  The caller wipes text when done with it.
+ */
+ngx_int_t ngx_http_nixcache_read_file(ngx_conf_t *cf, ngx_str_t *directive,
+    ngx_str_t *name, size_t max, ngx_str_t *text);
 
 /* nixcache_sign_key; nixcache_admin_tokens, _push_tokens, _read_tokens */
 char *ngx_http_nixcache_sign_key(ngx_conf_t *cf, ngx_command_t *cmd,

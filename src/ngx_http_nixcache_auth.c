@@ -52,8 +52,6 @@ static size_t ngx_http_nixcache_auth_sig_find(nixcache_narinfo_t *ni,
     nixcache_sign_secret_t *sk);
 static size_t ngx_http_nixcache_auth_sig_foreign(nixcache_narinfo_t *ni,
     ngx_array_t *sign_keys);
-static ngx_int_t ngx_http_nixcache_read_file(ngx_conf_t *cf,
-    ngx_str_t *directive, ngx_str_t *name, size_t max, ngx_str_t *text);
 static void ngx_http_nixcache_sign_key_cleanup(void *data);
 
 
@@ -553,7 +551,7 @@ ngx_http_nixcache_tokens(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  * token others have.  Errors are logged naming the file.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_nixcache_read_file(ngx_conf_t *cf, ngx_str_t *directive,
     ngx_str_t *name, size_t max, ngx_str_t *text)
 {

@@ -84,6 +84,13 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
       0,
       NULL },
 
+    { ngx_string("nixcache_redis_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_nixcache_redis_auth,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("nixcache_redis_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -719,6 +726,7 @@ ngx_http_nixcache_create_main_conf(ngx_conf_t *cf)
      *     nmcf->redis_host = NULL;
      *     nmcf->redis_port = 0;
      *     nmcf->redis_db = 0;
+     *     nmcf->redis_auth = NULL;
      *     nmcf->redis_worker = NULL;
      */
 

@@ -19,7 +19,11 @@
  *
  * With a database in nixcache_redis, every connection opens with SELECT,
  * queued before any command; if it fails, the connection is torn down
- * before a command can read the wrong database.
+ * before a command can read the wrong database.  With nixcache_redis_auth,
+ * AUTH goes first, before SELECT, and is handled the same way: a refused
+ * AUTH fails the connection and every command queued on it (the requests
+ * answer 503, as with Redis down, never 404), and the next command
+ * reconnects and tries again.
  */
 
 #include "ngx_http_nixcache.h"
@@ -27,6 +31,7 @@
 #include <hiredis/async.h>
 
 #include "nixcache_redis_addr.h"
+#include "nixcache_redis_auth.h"
 
 
 #define NGX_HTTP_NIXCACHE_REDIS_READS  64     /* x 16 KB per read event */
@@ -76,8 +81,13 @@ static char *ngx_http_nixcache_redis_resolve(ngx_conf_t *cf,
     ngx_http_nixcache_main_conf_t *nmcf, nixcache_redis_addr_t *addr);
 static ngx_int_t ngx_http_nixcache_redis_connect(
     ngx_http_nixcache_redis_t *redis, ngx_log_t *log);
+static void ngx_http_nixcache_redis_auth_wipe(void *data);
+static void ngx_http_nixcache_redis_authed(redisAsyncContext *ac,
+    void *rep, void *privdata);
 static void ngx_http_nixcache_redis_selected(redisAsyncContext *ac,
     void *rep, void *privdata);
+static void ngx_http_nixcache_redis_fail(redisAsyncContext *ac,
+    const char *what, redisReply *reply);
 static void ngx_http_nixcache_redis_connected(const redisAsyncContext *ac,
     int status);
 static void ngx_http_nixcache_redis_disconnected(const redisAsyncContext *ac,
@@ -146,6 +156,71 @@ ngx_http_nixcache_redis_address(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_memcpy(nmcf->redis_host, addr.host, addr.host_len + 1);
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * nixcache_redis_auth FILE.  Read once, as the configuration is loaded
+ * (by root, before workers drop privileges), with the checks of the other
+ * secret files (owner-only mode); parsed by the core, the CLI's parser.
+ * The copy in memory is wiped when the configuration goes away.
+ */
+
+char *
+ngx_http_nixcache_redis_auth(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_nixcache_main_conf_t *nmcf = conf;
+
+    ngx_int_t               rc;
+    ngx_str_t              *value, text;
+    const char             *err;
+    ngx_pool_cleanup_t     *cln;
+    nixcache_redis_auth_t  *auth;
+
+    if (nmcf->redis_auth != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    cln = ngx_pool_cleanup_add(cf->pool, sizeof(nixcache_redis_auth_t));
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    auth = cln->data;
+    ngx_memzero(auth, sizeof(nixcache_redis_auth_t));
+    cln->handler = ngx_http_nixcache_redis_auth_wipe;
+
+    if (ngx_http_nixcache_read_file(cf, &cmd->name, &value[1],
+                                    NIXCACHE_REDIS_AUTH_FILE_MAX, &text)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    rc = nixcache_redis_auth_parse(auth, (const char *) text.data, text.len,
+                                   &err);
+
+    ngx_explicit_memzero(text.data, text.len);
+
+    if (rc != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V \"%V\": %s",
+                           &cmd->name, &value[1], err);
+        return NGX_CONF_ERROR;
+    }
+
+    nmcf->redis_auth = auth;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_nixcache_redis_auth_wipe(void *data)
+{
+    nixcache_redis_auth_wipe(data);
 }
 
 
@@ -407,6 +482,9 @@ static ngx_int_t
 ngx_http_nixcache_redis_connect(ngx_http_nixcache_redis_t *redis,
     ngx_log_t *log)
 {
+    int                             argc;
+    size_t                          argvlen[3];
+    const char                     *argv[3];
     ngx_connection_t               *c;
     redisAsyncContext              *ac;
     ngx_http_nixcache_main_conf_t  *nmcf;
@@ -468,7 +546,34 @@ ngx_http_nixcache_redis_connect(ngx_http_nixcache_redis_t *redis,
                    "nixcache redis: connecting to %V (%s port %i), fd:%d",
                    &nmcf->redis, nmcf->redis_host, nmcf->redis_port, c->fd);
 
-    /* first in the pipeline: no command may run in database 0 */
+    /* first in the pipeline: no command may run unauthenticated */
+
+    if (nmcf->redis_auth != NULL) {
+        argc = 0;
+        argv[argc] = "AUTH";
+        argvlen[argc++] = 4;
+
+        if (nmcf->redis_auth->user_len > 0) {
+            argv[argc] = nmcf->redis_auth->user;
+            argvlen[argc++] = nmcf->redis_auth->user_len;
+        }
+
+        argv[argc] = nmcf->redis_auth->pass;
+        argvlen[argc++] = nmcf->redis_auth->pass_len;
+
+        if (redisAsyncCommandArgv(ac, ngx_http_nixcache_redis_authed, redis,
+                                  argc, argv, argvlen)
+            != REDIS_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "nixcache: redis %V: cannot queue AUTH",
+                          &nmcf->redis);
+            redisAsyncFree(ac);
+            return NGX_ERROR;
+        }
+    }
+
+    /* then no command may run in database 0 */
 
     if (nmcf->redis_db > 0
         && redisAsyncCommand(ac, ngx_http_nixcache_redis_selected, redis,
@@ -487,6 +592,41 @@ ngx_http_nixcache_redis_connect(ngx_http_nixcache_redis_t *redis,
 
 
 /*
+ * A refused AUTH (WRONGPASS, or an error when the server has no password
+ * for that user: a configuration mistake worth seeing) fails the
+ * connection like a failed SELECT: the commands behind it would be
+ * refused one by one, or worse, run as the default user.  Each request
+ * then logs the cause once and answers 503.
+ */
+
+static void
+ngx_http_nixcache_redis_authed(redisAsyncContext *ac, void *rep,
+    void *privdata)
+{
+    ngx_http_nixcache_redis_t  *redis = privdata;
+
+    redisReply  *reply;
+
+    reply = rep;
+
+    if (reply == NULL) {
+
+        /* the context is being freed: the commands get NULL replies too */
+
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_STATUS) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                       "nixcache redis: authenticated");
+        return;
+    }
+
+    ngx_http_nixcache_redis_fail(ac, "AUTH failed", reply);
+}
+
+
+/*
  * The commands pipelined behind a SELECT that failed would run in
  * database 0: the context is freed (after this callback, by hiredis), and
  * each of them gets a NULL reply, logged with the context's error, set
@@ -499,6 +639,7 @@ ngx_http_nixcache_redis_selected(redisAsyncContext *ac, void *rep,
 {
     ngx_http_nixcache_redis_t  *redis = privdata;
 
+    u_char       buf[32];
     u_char      *p;
     redisReply  *reply;
 
@@ -518,8 +659,28 @@ ngx_http_nixcache_redis_selected(redisAsyncContext *ac, void *rep,
         return;
     }
 
+    p = ngx_snprintf(buf, sizeof(buf) - 1, "SELECT %i",
+                     redis->conf->redis_db);
+    *p = '\0';
+
+    ngx_http_nixcache_redis_fail(ac, (const char *) buf, reply);
+}
+
+
+/*
+ * Sets the context's error to "<what>: <the error reply>" and frees it
+ * (hiredis does, after the running callback): every command queued on it
+ * gets a NULL reply and logs that error.
+ */
+
+static void
+ngx_http_nixcache_redis_fail(redisAsyncContext *ac, const char *what,
+    redisReply *reply)
+{
+    u_char  *p;
+
     p = ngx_snprintf((u_char *) ac->c.errstr, sizeof(ac->c.errstr) - 1,
-                     "SELECT %i: %*s", redis->conf->redis_db,
+                     "%s: %*s", what,
                      (size_t) (reply->type == REDIS_REPLY_ERROR
                                ? reply->len : 0),
                      reply->str);

@@ -44,6 +44,7 @@
 
 typedef struct {
     const char                *redis;
+    const char                *redis_auth;  /* NULL: no AUTH */
     const char                *chunks;
     const char                *prefix;
     const char                *store;
@@ -120,7 +121,7 @@ int nixcache_store_path_hash(const char *path, const char **base);
 
 /* redis.c */
 int nixcache_redis_open(nixcache_redis_t *r, const char *addr,
-    const char *prefix);
+    const char *auth_file, const char *prefix);
 char *nixcache_redis_key(const nixcache_redis_t *r, nixcache_key_kind_e kind,
     const char *name, size_t name_len, size_t *len);
 void nixcache_redis_close(nixcache_redis_t *r);

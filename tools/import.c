@@ -78,7 +78,8 @@ nixcache_import(nixcache_opts_t *o, int argc, char **argv)
         || nixcache_cli_ingest_init(&im.ingest, o, &im.stats) != 0
         || (o->chunks != NULL
             && nixcache_prepare_chunks_dir(o->chunks) != 0)
-        || nixcache_redis_open(&im.redis, o->redis, o->prefix) != 0)
+        || nixcache_redis_open(&im.redis, o->redis, o->redis_auth,
+                               o->prefix) != 0)
     {
         goto done;
     }

@@ -30,6 +30,7 @@
 
 enum {
     NIXCACHE_OPT_REDIS = 256,
+    NIXCACHE_OPT_REDIS_AUTH,
     NIXCACHE_OPT_CHUNKS,
     NIXCACHE_OPT_PREFIX,
     NIXCACHE_OPT_STORE,
@@ -80,6 +81,7 @@ static void nixcache_human(char *dst, size_t cap, double bytes);
 
 #define NIXCACHE_COMMON_OPTIONS                                              \
     { "redis",     required_argument, NULL, NIXCACHE_OPT_REDIS },            \
+    { "redis-auth", required_argument, NULL, NIXCACHE_OPT_REDIS_AUTH },      \
     { "chunks",    required_argument, NULL, NIXCACHE_OPT_CHUNKS },           \
     { "prefix",    required_argument, NULL, NIXCACHE_OPT_PREFIX },           \
     { "level",     required_argument, NULL, NIXCACHE_OPT_LEVEL },            \
@@ -108,6 +110,9 @@ static void nixcache_human(char *dst, size_t cap, double bytes);
     "                       redis://host[:port][/db], unix:/path[?db=N]\n"  \
     "                       (default $NIXCACHE_REDIS, else "                 \
     NIXCACHE_CLI_REDIS_DEFAULT ")\n"                                        \
+    "      --redis-auth FILE  Redis AUTH: FILE holds \"password\" or\n"     \
+    "                       \"user password\"\n"                             \
+    "                       (default $NIXCACHE_REDIS_AUTH)\n"                \
     "      --chunks DIR     chunk directory (default $NIXCACHE_CHUNKS);\n"   \
     "                       with --s3-*, optional: a write-through copy\n"  \
     "      --prefix P       Redis key prefix (default \""                    \
@@ -268,6 +273,8 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
     env = getenv("NIXCACHE_REDIS");
     o.redis = (env != NULL && env[0] != '\0') ? env
                                               : NIXCACHE_CLI_REDIS_DEFAULT;
+    env = getenv("NIXCACHE_REDIS_AUTH");
+    o.redis_auth = (env != NULL && env[0] != '\0') ? env : NULL;
     env = getenv("NIXCACHE_CHUNKS");
     o.chunks = (env != NULL && env[0] != '\0') ? env : NULL;
     o.prefix = NIXCACHE_DEFAULT_PREFIX;
@@ -295,6 +302,11 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
 
         case NIXCACHE_OPT_REDIS:
             o.redis = optarg;
+            o.tier = 1;
+            break;
+
+        case NIXCACHE_OPT_REDIS_AUTH:
+            o.redis_auth = optarg;
             o.tier = 1;
             break;
 

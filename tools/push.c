@@ -120,7 +120,8 @@ nixcache_push(nixcache_opts_t *o, int argc, char **argv)
     } else if (nixcache_cli_ingest_init(&pu.ingest, o, &pu.stats) != 0
                || (o->chunks != NULL
                    && nixcache_prepare_chunks_dir(o->chunks) != 0)
-               || nixcache_redis_open(&pu.redis, o->redis, o->prefix) != 0)
+               || nixcache_redis_open(&pu.redis, o->redis,
+                                      o->redis_auth, o->prefix) != 0)
     {
         goto done;
     }

@@ -9,29 +9,34 @@
 
 #include "cli.h"
 #include "nixcache_redis_addr.h"
+#include "nixcache_redis_auth.h"
 
 
-static int nixcache_redis_connect(nixcache_redis_t *r, const char *addr);
+static int nixcache_redis_connect(nixcache_redis_t *r, const char *addr,
+    const char *auth_file);
 static int nixcache_redis_ok(nixcache_redis_t *r, redisReply *reply,
     const char *what);
+static int nixcache_redis_auth(nixcache_redis_t *r, const char *addr,
+    const char *file);
 
 
 int
 nixcache_redis_open(nixcache_redis_t *r, const char *addr,
-    const char *prefix)
+    const char *auth_file, const char *prefix)
 {
     r->ctx = NULL;
     r->prefix = prefix;
     r->addr = addr;
 
-    return nixcache_redis_connect(r, addr);
+    return nixcache_redis_connect(r, addr, auth_file);
 }
 
 
 /* Address forms: nixcache_redis_addr.h. */
 
 static int
-nixcache_redis_connect(nixcache_redis_t *r, const char *addr)
+nixcache_redis_connect(nixcache_redis_t *r, const char *addr,
+    const char *auth_file)
 {
     const char             *err;
     redisReply             *reply;
@@ -69,6 +74,10 @@ nixcache_redis_connect(nixcache_redis_t *r, const char *addr)
         goto failed;
     }
 
+    if (auth_file != NULL && nixcache_redis_auth(r, addr, auth_file) != 0) {
+        goto failed;
+    }
+
     if (a.db >= 0) {
         reply = redisCommand(r->ctx, "SELECT %d", a.db);
         if (nixcache_redis_ok(r, reply, "SELECT") != 0) {
@@ -97,6 +106,57 @@ failed:
     r->ctx = NULL;
 
     return -1;
+}
+
+
+/*
+ * --redis-auth FILE (default $NIXCACHE_REDIS_AUTH): "password" or "user
+ * password" (nixcache_redis_auth.h, the module's format), sent as AUTH
+ * before SELECT.  The password is never printed.
+ */
+
+static int
+nixcache_redis_auth(nixcache_redis_t *r, const char *addr, const char *file)
+{
+    int                     argc;
+    size_t                  argvlen[3];
+    const char             *err, *argv[3];
+    redisReply             *reply;
+    nixcache_redis_auth_t   auth;
+
+    if (nixcache_redis_auth_file(&auth, file, &err) != 0) {
+        nixcache_error("Redis credentials %s: %s", file, err);
+        return -1;
+    }
+
+    argc = 0;
+    argv[argc] = "AUTH";
+    argvlen[argc++] = 4;
+
+    if (auth.user_len > 0) {
+        argv[argc] = auth.user;
+        argvlen[argc++] = auth.user_len;
+    }
+
+    argv[argc] = auth.pass;
+    argvlen[argc++] = auth.pass_len;
+
+    reply = redisCommandArgv(r->ctx, argc, argv, argvlen);
+
+    nixcache_redis_auth_wipe(&auth);
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        nixcache_error("Redis at %s: AUTH failed: %s", addr,
+                       reply ? reply->str : r->ctx->errstr);
+        if (reply != NULL) {
+            freeReplyObject(reply);
+        }
+        return -1;
+    }
+
+    freeReplyObject(reply);
+
+    return 0;
 }
 
 

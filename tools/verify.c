@@ -49,6 +49,9 @@
     "                       redis://host[:port][/db], unix:/path[?db=N]\n"  \
     "                       (default $NIXCACHE_REDIS, else\n"               \
     "                       " NIXCACHE_CLI_REDIS_DEFAULT ")\n"               \
+    "      --redis-auth FILE  Redis AUTH: FILE holds \"password\" or\n"     \
+    "                       \"user password\"\n"                             \
+    "                       (default $NIXCACHE_REDIS_AUTH)\n"                \
     "      --chunks DIR     chunk directory (default $NIXCACHE_CHUNKS)\n"    \
     "      --prefix P       Redis key prefix (default \""                    \
     NIXCACHE_DEFAULT_PREFIX "\")\n"                                         \
@@ -62,6 +65,7 @@
 
 enum {
     NIXCACHE_VERIFY_OPT_REDIS = 256,
+    NIXCACHE_VERIFY_OPT_REDIS_AUTH,
     NIXCACHE_VERIFY_OPT_CHUNKS,
     NIXCACHE_VERIFY_OPT_PREFIX,
     NIXCACHE_VERIFY_OPT_QUICK,
@@ -141,6 +145,8 @@ static void nixcache_verify_free(nixcache_verify_t *v);
 
 static const struct option  nixcache_verify_options[] = {
     { "redis",  required_argument, NULL, NIXCACHE_VERIFY_OPT_REDIS },
+    { "redis-auth", required_argument, NULL,
+      NIXCACHE_VERIFY_OPT_REDIS_AUTH },
     { "chunks", required_argument, NULL, NIXCACHE_VERIFY_OPT_CHUNKS },
     { "prefix", required_argument, NULL, NIXCACHE_VERIFY_OPT_PREFIX },
     { "quick",  no_argument,       NULL, NIXCACHE_VERIFY_OPT_QUICK },
@@ -167,7 +173,7 @@ nixcache_cmd_verify(int argc, char **argv)
     char                 err[NIXCACHE_S3_ERROR_MAX];
     size_t               len;
     double               start;
-    const char          *redis, *prefix, *env;
+    const char          *redis, *redis_auth, *prefix, *env;
     struct stat          sb;
     nixcache_verify_t    v;
     nixcache_s3_conf_t   s3;
@@ -179,6 +185,8 @@ nixcache_cmd_verify(int argc, char **argv)
 
     env = getenv("NIXCACHE_REDIS");
     redis = (env != NULL && env[0] != '\0') ? env : NIXCACHE_CLI_REDIS_DEFAULT;
+    env = getenv("NIXCACHE_REDIS_AUTH");
+    redis_auth = (env != NULL && env[0] != '\0') ? env : NULL;
     env = getenv("NIXCACHE_CHUNKS");
     v.chunks = (env != NULL && env[0] != '\0') ? env : NULL;
     prefix = NIXCACHE_DEFAULT_PREFIX;
@@ -196,6 +204,10 @@ nixcache_cmd_verify(int argc, char **argv)
 
         case NIXCACHE_VERIFY_OPT_REDIS:
             redis = optarg;
+            break;
+
+        case NIXCACHE_VERIFY_OPT_REDIS_AUTH:
+            redis_auth = optarg;
             break;
 
         case NIXCACHE_VERIFY_OPT_CHUNKS:
@@ -321,7 +333,7 @@ nixcache_cmd_verify(int argc, char **argv)
     memcpy(v.path, v.chunks, len);
     v.path_dir_len = len;
 
-    if (nixcache_redis_open(&v.redis, redis, prefix) != 0) {
+    if (nixcache_redis_open(&v.redis, redis, redis_auth, prefix) != 0) {
         nixcache_verify_free(&v);
         return 2;
     }

@@ -56,6 +56,7 @@ sub cli_setup {
     $ENV{XDG_CACHE_HOME} = "$T/cache";
     delete $ENV{NIXCACHE_REDIS};
     delete $ENV{NIXCACHE_CHUNKS};
+    delete $ENV{NIXCACHE_REDIS_AUTH};
 
     $STORE = "$T/store";
 
