@@ -86,7 +86,8 @@ nixcache_redis_addr_parse(nixcache_redis_addr_t *addr, const char *s,
 
         if (memchr(p, '@', end - p) != NULL) {
             *err = "user names and passwords in a Redis address are not "
-                   "supported";
+                   "supported (give them in a file: nixcache_redis_auth, "
+                   "nixcache --redis-auth)";
             return -1;
         }
 
