@@ -265,6 +265,24 @@ like($out, qr/"deriver":"\/nix\/store\/\Q$ni_c->{Deriver}\E"/,
 ($rc, $out, $err) = nixcache(@push, '-r', $c);
 like($err, qr/3 skipped/, 'closure already present');
 
+# --exclude: the closure without b (a path named "-b"), into another cache
+my @xpush = (@push, '--prefix', 'x1:');
+($rc, $out, $err) = nixcache(@xpush, '-r', '-v', '--exclude', '-b$',
+                             '--exclude', 'no-such-thing', $c);
+is($rc, 0, 'push -r --exclude') or diag($err);
+like($err, qr/push done: 2\/2 paths \(0 skipped, 0 failed, 1 excluded\)/,
+     '--exclude: two paths pushed, one excluded');
+like($err, qr/\Q$b\E: excluded/, '--exclude: the excluded path is named');
+is_deeply([sort map { s/^x1:narinfo://r } redis_keys('x1:narinfo:*')],
+          [sort map { substr($_, 11, 32) } $a, $c],
+          '--exclude: narinfos of a and c only');
+
+($rc, $out, $err) = nixcache(@push, '--prefix', 'x2:', '-r', '--exclude',
+                             '(unclosed', $c);
+isnt($rc, 0, 'an invalid --exclude fails');
+like($err, qr/--exclude "\(unclosed":/, '... and names it');
+is_deeply([redis_keys('x2:*')], [], '... before anything is written');
+
 
 # Signatures are carried over -----------------------------------------------
 

@@ -41,6 +41,8 @@
 
 #define NIXCACHE_STORE_DIR              "/nix/store/"
 
+#define NIXCACHE_CLI_EXCLUDE_MAX        16      /* push --exclude */
+
 
 typedef struct {
     const char                *redis;
@@ -58,6 +60,8 @@ typedef struct {
     const char                *url;         /* push --url: over HTTP */
     const char                *token;
     const char                *token_file;
+    const char                *exclude[NIXCACHE_CLI_EXCLUDE_MAX];
+    unsigned                   nexclude;    /* push --exclude REGEX */
     unsigned                   recursive:1;
     unsigned                   force:1;
     unsigned                   quiet:1;
@@ -73,6 +77,7 @@ typedef struct {
     uint64_t                   paths_total;
     uint64_t                   paths_done;
     uint64_t                   paths_skipped;
+    uint64_t                   paths_excluded;
     uint64_t                   paths_failed;
     uint64_t                   nar_bytes;
     uint64_t                   chunks;

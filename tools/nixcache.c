@@ -52,6 +52,7 @@ enum {
     NIXCACHE_OPT_URL,
     NIXCACHE_OPT_TOKEN,
     NIXCACHE_OPT_TOKEN_FILE,
+    NIXCACHE_OPT_EXCLUDE,
     NIXCACHE_OPT_HELP
 };
 
@@ -159,6 +160,7 @@ static const struct option  nixcache_push_options[] = {
     { "url",       required_argument, NULL, NIXCACHE_OPT_URL },
     { "token",     required_argument, NULL, NIXCACHE_OPT_TOKEN },
     { "token-file", required_argument, NULL, NIXCACHE_OPT_TOKEN_FILE },
+    { "exclude",   required_argument, NULL, NIXCACHE_OPT_EXCLUDE },
     { NULL, 0, NULL, 0 }
 };
 
@@ -184,6 +186,10 @@ static const nixcache_command_t  nixcache_commands[] = {
       "                       --chunks or --s3-* with it\n"
       "      --token TOKEN    push token for --url (default $NIXCACHE_TOKEN)\n"
       "      --token-file FILE  the push token, read from FILE\n"
+      "      --exclude REGEX  do not push paths whose store path matches\n"
+      "                       the extended regular expression (e.g.\n"
+      "                       '-source$'); may be given up to "
+      NIXCACHE_STRINGIFY(NIXCACHE_CLI_EXCLUDE_MAX) " times\n"
       NIXCACHE_COMMON_USAGE,
       1 },
 
@@ -330,6 +336,16 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
 
         case NIXCACHE_OPT_TOKEN_FILE:
             o.token_file = optarg;
+            break;
+
+        case NIXCACHE_OPT_EXCLUDE:
+            if (o.nexclude == NIXCACHE_CLI_EXCLUDE_MAX) {
+                nixcache_error("%s: at most %d --exclude", cmd->name,
+                               NIXCACHE_CLI_EXCLUDE_MAX);
+                return 2;
+            }
+
+            o.exclude[o.nexclude++] = optarg;
             break;
 
         case NIXCACHE_OPT_STORE:
@@ -611,7 +627,7 @@ nixcache_now(void)
 void
 nixcache_progress(nixcache_stats_t *st, int final)
 {
-    char            in[32], stored[32], rate[32], rss[64];
+    char            in[32], stored[32], rate[32], rss[64], excl[48];
     double          now, elapsed, dedup;
     struct rusage   ru;
 
@@ -643,28 +659,35 @@ nixcache_progress(nixcache_stats_t *st, int final)
         snprintf(rss, sizeof(rss), ", max RSS %ld KiB", ru.ru_maxrss);
     }
 
+    excl[0] = '\0';
+
+    if (st->paths_excluded > 0) {
+        snprintf(excl, sizeof(excl), ", %llu excluded",
+                 (unsigned long long) st->paths_excluded);
+    }
+
     if (st->http) {
         fprintf(stderr,
                 "nixcache: %s%s: %llu/%llu paths (%llu skipped, %llu "
-                "failed), %s NAR in, %s sent, %s/s, %.1f s%s\n",
+                "failed%s), %s NAR in, %s sent, %s/s, %.1f s%s\n",
                 st->command, final ? " done" : "",
                 (unsigned long long) st->paths_done,
                 (unsigned long long) st->paths_total,
                 (unsigned long long) st->paths_skipped,
-                (unsigned long long) st->paths_failed,
+                (unsigned long long) st->paths_failed, excl,
                 in, stored, rate, elapsed, rss);
         return;
     }
 
     fprintf(stderr,
-            "nixcache: %s%s: %llu/%llu paths (%llu skipped, %llu failed), "
+            "nixcache: %s%s: %llu/%llu paths (%llu skipped, %llu failed%s), "
             "%s NAR in, %s new stored, %llu/%llu chunks new "
             "(%llu new NAR bytes), dedup %.1f%%, %s/s, %.1f s%s\n",
             st->command, final ? " done" : "",
             (unsigned long long) st->paths_done,
             (unsigned long long) st->paths_total,
             (unsigned long long) st->paths_skipped,
-            (unsigned long long) st->paths_failed,
+            (unsigned long long) st->paths_failed, excl,
             in, stored,
             (unsigned long long) st->new_chunks,
             (unsigned long long) st->chunks,

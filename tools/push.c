@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,7 @@ static int nixcache_push_parse_path(nixcache_path_t *pi, json_object *obj);
 static int nixcache_push_parse_nar_hash(unsigned char *digest,
     const char *s);
 static int nixcache_push_sort(nixcache_push_t *pu);
+static int nixcache_push_exclude(nixcache_push_t *pu);
 static int nixcache_push_cmp(const void *a, const void *b);
 static int nixcache_push_visit(nixcache_push_t *pu, nixcache_path_t *pi);
 static int nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi,
@@ -127,7 +129,8 @@ nixcache_push(nixcache_opts_t *o, int argc, char **argv)
     }
 
     if (nixcache_push_path_info(&pu, argc, argv) != 0
-        || nixcache_push_sort(&pu) != 0)
+        || nixcache_push_sort(&pu) != 0
+        || nixcache_push_exclude(&pu) != 0)
     {
         goto done;
     }
@@ -585,6 +588,60 @@ nixcache_push_sort(nixcache_push_t *pu)
         if (nixcache_push_visit(pu, &pu->paths[i]) != 0) {
             return -1;
         }
+    }
+
+    return 0;
+}
+
+
+/*
+ * Drops the paths --exclude names from the order (Cachix's pushFilter): a
+ * path pushed without one of its references is still valid in the cache,
+ * and Nix takes the reference from another substituter.
+ */
+
+static int
+nixcache_push_exclude(nixcache_push_t *pu)
+{
+    int       rc;
+    char      msg[256];
+    size_t    i, j, k;
+    regex_t   re[NIXCACHE_CLI_EXCLUDE_MAX];
+
+    for (k = 0; k < pu->opts->nexclude; k++) {
+        rc = regcomp(&re[k], pu->opts->exclude[k], REG_EXTENDED | REG_NOSUB);
+        if (rc != 0) {
+            regerror(rc, &re[k], msg, sizeof(msg));
+            nixcache_error("--exclude \"%s\": %s", pu->opts->exclude[k],
+                           msg);
+            while (k-- > 0) {
+                regfree(&re[k]);
+            }
+
+            return -1;
+        }
+    }
+
+    for (i = 0, j = 0; i < pu->norder; i++) {
+        for (k = 0; k < pu->opts->nexclude; k++) {
+            if (regexec(&re[k], pu->order[i]->path, 0, NULL, 0) == 0) {
+                break;
+            }
+        }
+
+        if (k < pu->opts->nexclude) {
+            nixcache_info(&pu->stats, "%s: excluded", pu->order[i]->path);
+            pu->stats.paths_excluded++;
+            continue;
+        }
+
+        pu->order[j++] = pu->order[i];
+    }
+
+    pu->norder = j;
+
+    for (k = 0; k < pu->opts->nexclude; k++) {
+        regfree(&re[k]);
     }
 
     return 0;
