@@ -54,6 +54,14 @@ nginx_start "
             nixcache_admin_tokens $K/admin.tokens;
             client_max_body_size 0;
         }
+        location /d/ {
+            nixcache on;
+            nixcache_chunks $CHUNKS;
+            nixcache_redis_prefix d:;
+            nixcache_upload on;
+            nixcache_push_tokens $K/push.tokens;
+            client_max_body_size 0;
+        }
         location /small/ {
             nixcache on;
             nixcache_chunks $CHUNKS;
@@ -178,6 +186,50 @@ like "$(curl -s "$URL/c/$(basename "${FIX[text]}" | cut -c1-32).narinfo")" \
 out=$("$NIXCACHE" push --url "$URL/c" --token admin-secret-1 --force \
       --store "$SRC" "${FIX[text]}" 2>&1)
 is "$?" 0 "--force with an admin token replaces it"
+
+# --- paths on stdin, --skip-upstream, --exclude, into cache /d/ -------------
+
+echo "new for d" > "$T/w/new-d.txt"
+NEW=$(nix-store --store "$SRC" --add "$T/w/new-d.txt")
+d_narinfos() {
+    redis --scan --pattern 'd:narinfo:*' | sort
+}
+hash_of() {
+    basename "$1" | cut -c1-32
+}
+
+out=$(printf '%s\n' $ALL "$NEW" | "$NIXCACHE" push -v --url "$URL/d/" \
+      --token push-secret-1 --store "$SRC" --skip-upstream "$URL/c/" - 2>&1)
+is "$?" 0 "push - (paths on stdin) --skip-upstream the cache /c/"
+like "$out" "push done: 7/7 paths \\(6 skipped, 0 failed\\)" \
+     "... the six /c/ has are skipped"
+like "$out" "${FIX[top]}: in $URL/c/" "... each named with the upstream"
+is "$(d_narinfos)" "d:narinfo:$(hash_of "$NEW")" \
+   "... only the new path is in /d/"
+run_ok "nix copy --from /d/: the new path substitutes" \
+    substitute "$URL/d/" "$T/dest-d" "$NEW"
+check_copy "$SRC" "$T/dest-d" "push -" "$NEW"
+
+port=$(free_port)
+out=$("$NIXCACHE" push --url "$URL/d/" --token push-secret-1 --store "$SRC" \
+      --skip-upstream "http://127.0.0.1:$port/" --exclude '-e2e-tree$' \
+      --exclude '^/nix/store/[0-9a-z]{32}-e2e-top' -r "${PATHS[@]}" 2>&1)
+is "$?" 0 "an upstream that does not answer: the push goes on"
+like "$out" "--skip-upstream http://127.0.0.1:$port/: no answer; this path and the rest are pushed" \
+     "... saying so once"
+is "$(echo "$out" | grep -c 'no answer')" 1 "... only once"
+like "$out" "push done: 4/4 paths \\(0 skipped, 0 failed, 2 excluded\\)" \
+     "--exclude: tree and top left out"
+want=$(for p in $ALL "$NEW"; do
+           case "$p" in "${FIX[tree]}"|"${FIX[top]}") ;;
+                        *) echo "d:narinfo:$(hash_of "$p")" ;; esac
+       done | sort)
+is "$(d_narinfos)" "$want" "... every other closure member is in /d/"
+
+out=$(printf '' | "$NIXCACHE" push --url "$URL/d/" --token push-secret-1 \
+      --store "$SRC" - 2>&1)
+is "$?" 1 "push - with nothing on stdin: exit 1"
+like "$out" "no paths" "... saying so"
 
 leftover=$(find "$T/nginx/client_body" -type f 2>/dev/null | wc -l)
 is "$leftover" 0 "no request body file left behind"

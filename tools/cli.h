@@ -60,6 +60,7 @@ typedef struct {
     const char                *url;         /* push --url: over HTTP */
     const char                *token;
     const char                *token_file;
+    const char                *skip_upstream;  /* push: a cache's URL */
     const char                *exclude[NIXCACHE_CLI_EXCLUDE_MAX];
     unsigned                   nexclude;    /* push --exclude REGEX */
     unsigned                   recursive:1;
@@ -140,7 +141,9 @@ int nixcache_redis_put_narinfo(nixcache_redis_t *r, const char *store_hash,
 /* pushurl.c: one HTTP client for a run (nixcache_pushurl_open) */
 typedef struct nixcache_pushurl_s  nixcache_pushurl_t;
 
-nixcache_pushurl_t *nixcache_pushurl_open(const nixcache_opts_t *o);
+/* url named by option in messages; o: its token options (NULL: none) */
+nixcache_pushurl_t *nixcache_pushurl_open(const char *url,
+    const char *option, const nixcache_opts_t *o);
 void nixcache_pushurl_close(nixcache_pushurl_t *h);
 int nixcache_pushurl_has(nixcache_pushurl_t *h, const char *store_hash);
 int nixcache_pushurl_nar(nixcache_pushurl_t *h, int fd,

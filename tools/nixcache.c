@@ -53,6 +53,7 @@ enum {
     NIXCACHE_OPT_TOKEN,
     NIXCACHE_OPT_TOKEN_FILE,
     NIXCACHE_OPT_EXCLUDE,
+    NIXCACHE_OPT_SKIP_UPSTREAM,
     NIXCACHE_OPT_HELP
 };
 
@@ -161,6 +162,7 @@ static const struct option  nixcache_push_options[] = {
     { "token",     required_argument, NULL, NIXCACHE_OPT_TOKEN },
     { "token-file", required_argument, NULL, NIXCACHE_OPT_TOKEN_FILE },
     { "exclude",   required_argument, NULL, NIXCACHE_OPT_EXCLUDE },
+    { "skip-upstream", required_argument, NULL, NIXCACHE_OPT_SKIP_UPSTREAM },
     { NULL, 0, NULL, 0 }
 };
 
@@ -174,7 +176,7 @@ static const struct option  nixcache_import_options[] = {
 static const nixcache_command_t  nixcache_commands[] = {
 
     { "push", nixcache_push, "rqvj:", nixcache_push_options,
-      "usage: nixcache push [OPTIONS] PATH...\n"
+      "usage: nixcache push [OPTIONS] PATH...   (PATH - : paths read from stdin)\n"
       "\n"
       "Adds store paths (with -r, their closures) to the cache: NARs from\n"
       "`nix store dump-path`, metadata from `nix path-info --json`.\n"
@@ -190,6 +192,8 @@ static const nixcache_command_t  nixcache_commands[] = {
       "                       the extended regular expression (e.g.\n"
       "                       '-source$'); may be given up to "
       NIXCACHE_STRINGIFY(NIXCACHE_CLI_EXCLUDE_MAX) " times\n"
+      "      --skip-upstream URL  do not push paths the binary cache at URL\n"
+      "                       has (e.g. https://cache.nixos.org)\n"
       NIXCACHE_COMMON_USAGE,
       1 },
 
@@ -336,6 +340,10 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
 
         case NIXCACHE_OPT_TOKEN_FILE:
             o.token_file = optarg;
+            break;
+
+        case NIXCACHE_OPT_SKIP_UPSTREAM:
+            o.skip_upstream = optarg;
             break;
 
         case NIXCACHE_OPT_EXCLUDE:

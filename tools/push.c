@@ -52,6 +52,7 @@ typedef struct {
     nixcache_redis_t           redis;
     nixcache_cli_ingest_t      ingest;
     nixcache_pushurl_t        *http;       /* --url */
+    nixcache_pushurl_t        *upstream;   /* --skip-upstream */
     json_object               *json;
     nixcache_path_t           *paths;
     size_t                     npaths;
@@ -65,6 +66,9 @@ typedef struct {
 } nixcache_push_t;
 
 
+#define NIXCACHE_PUSH_STDIN_MAX     (64 * 1024 * 1024)
+
+
 extern char **environ;
 
 
@@ -73,6 +77,7 @@ static int nixcache_push_path_info(nixcache_push_t *pu, int argc,
 static int nixcache_push_parse_path(nixcache_path_t *pi, json_object *obj);
 static int nixcache_push_parse_nar_hash(unsigned char *digest,
     const char *s);
+static int nixcache_push_stdin(char **buf, size_t *n);
 static int nixcache_push_sort(nixcache_push_t *pu);
 static int nixcache_push_exclude(nixcache_push_t *pu);
 static int nixcache_push_cmp(const void *a, const void *b);
@@ -110,7 +115,7 @@ nixcache_push(nixcache_opts_t *o, int argc, char **argv)
 
     if (o->url != NULL) {
         pu.stats.http = 1;
-        pu.http = nixcache_pushurl_open(o);
+        pu.http = nixcache_pushurl_open(o->url, "--url", o);
         if (pu.http == NULL
             || (o->sign_key != NULL
                 && nixcache_cli_ingest_load_key(&pu.ingest, o->sign_key)
@@ -126,6 +131,14 @@ nixcache_push(nixcache_opts_t *o, int argc, char **argv)
                                       o->redis_auth, o->prefix) != 0)
     {
         goto done;
+    }
+
+    if (o->skip_upstream != NULL) {
+        pu.upstream = nixcache_pushurl_open(o->skip_upstream,
+                                            "--skip-upstream", NULL);
+        if (pu.upstream == NULL) {
+            goto done;
+        }
     }
 
     if (nixcache_push_path_info(&pu, argc, argv) != 0
@@ -157,6 +170,29 @@ nixcache_push(nixcache_opts_t *o, int argc, char **argv)
 
             default:
                 goto done;
+            }
+        }
+
+        /* an upstream that cannot answer costs one timeout, not one each */
+
+        if (pu.upstream != NULL) {
+            switch (nixcache_pushurl_has(pu.upstream, base)) {
+
+            case 1:
+                nixcache_info(&pu.stats, "%s: in %s", pu.order[i]->path,
+                              o->skip_upstream);
+                pu.stats.paths_skipped++;
+                pu.stats.paths_done++;
+                continue;
+
+            case 0:
+                break;
+
+            default:
+                nixcache_error("--skip-upstream %s: no answer; this path and "
+                               "the rest are pushed", o->skip_upstream);
+                nixcache_pushurl_close(pu.upstream);
+                pu.upstream = NULL;
             }
         }
 
@@ -197,6 +233,10 @@ nixcache_push_cleanup(nixcache_push_t *pu)
 
     nixcache_push_ahead_stop(pu);
 
+    if (pu->upstream != NULL) {
+        nixcache_pushurl_close(pu->upstream);
+    }
+
     for (i = 0; i < pu->npaths; i++) {
         free(pu->paths[i].references);
     }
@@ -222,8 +262,9 @@ nixcache_push_cleanup(nixcache_push_t *pu)
 static int
 nixcache_push_path_info(nixcache_push_t *pu, int argc, char **argv)
 {
-    int                       fd, i, n, rc;
-    char                     *out, *p, **args;
+    int                       fd, i, n, first, rc;
+    char                     *out, *p, *in, **args;
+    size_t                    nin;
     pid_t                     pid;
     size_t                    len, cap, k;
     ssize_t                   got;
@@ -231,12 +272,26 @@ nixcache_push_path_info(nixcache_push_t *pu, int argc, char **argv)
     json_tokener             *tok;
     enum json_tokener_error   jerr;
 
-    args = calloc(argc + 12, sizeof(char *));
+    /* "-": the paths on stdin, separated by white space */
+
+    in = NULL;
+    nin = 0;
+
+    for (i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-") == 0 && in == NULL
+            && nixcache_push_stdin(&in, &nin) != 0)
+        {
+            return -1;
+        }
+    }
+
+    args = calloc(argc + nin + 12, sizeof(char *));
     out = NULL;
     rc = -1;
 
     if (args == NULL) {
         nixcache_error("out of memory");
+        free(in);
         return -1;
     }
 
@@ -257,19 +312,39 @@ nixcache_push_path_info(nixcache_push_t *pu, int argc, char **argv)
     }
 
     args[n++] = "--";
+    first = n;
 
     for (i = 0; i < argc; i++) {
-        args[n++] = argv[i];
+        if (strcmp(argv[i], "-") != 0) {
+            args[n++] = argv[i];
+        }
+    }
+
+    for (p = in, k = 0; k < nin; k++) {
+        p += strspn(p, " \t\r\n");
+        args[n++] = p;
+        p += strlen(p) + 1;
     }
 
     args[n] = NULL;
 
-    if (nixcache_spawn(args, &pid, &fd) != 0) {
+    if (n == first) {
+        nixcache_error("push: no paths (stdin was empty)");
         free(args);
+        free(in);
         return -1;
     }
 
+    rc = nixcache_spawn(args, &pid, &fd);
+
     free(args);
+    free(in);
+
+    if (rc != 0) {
+        return -1;
+    }
+
+    rc = -1;
 
     len = 0;
     cap = 64 * 1024;
@@ -556,6 +631,97 @@ nixcache_push_parse_nar_hash(unsigned char *digest, const char *s)
     }
 
     return nixcache_hash_parse(digest, s, len);
+}
+
+
+/*
+ * push -: reads stdin whole (at most NIXCACHE_PUSH_STDIN_MAX) and cuts it
+ * into *n NUL-terminated words, white space before each left in place.
+ */
+
+static int
+nixcache_push_stdin(char **buf, size_t *n)
+{
+    char     *b, *p, *e;
+    size_t    len, cap;
+    ssize_t   got;
+
+    cap = 64 * 1024;
+    len = 0;
+    b = malloc(cap + 1);
+
+    for ( ;; ) {
+        if (b == NULL) {
+            nixcache_error("out of memory");
+            return -1;
+        }
+
+        if (len == cap) {
+            if (cap >= NIXCACHE_PUSH_STDIN_MAX) {
+                nixcache_error("push -: more than %d MiB of paths on stdin",
+                               NIXCACHE_PUSH_STDIN_MAX / (1024 * 1024));
+                free(b);
+                return -1;
+            }
+
+            cap *= 2;
+            p = realloc(b, cap + 1);
+            if (p == NULL) {
+                free(b);
+            }
+
+            b = p;
+            continue;
+        }
+
+        got = read(0, b + len, cap - len);
+
+        if (got == -1 && errno == EINTR) {
+            continue;
+        }
+
+        if (got == -1) {
+            nixcache_error("push -: stdin: %s", strerror(errno));
+            free(b);
+            return -1;
+        }
+
+        if (got == 0) {
+            break;
+        }
+
+        len += got;
+    }
+
+    b[len] = '\0';
+
+    if (memchr(b, '\0', len) != NULL) {
+        nixcache_error("push -: a NUL byte on stdin");
+        free(b);
+        return -1;
+    }
+
+    *n = 0;
+
+    for (p = b; ; p = e + 1) {
+        p += strspn(p, " \t\r\n");
+        if (*p == '\0') {
+            break;
+        }
+
+        e = p + strcspn(p, " \t\r\n");
+        (*n)++;
+
+        if (*e == '\0') {
+            break;
+        }
+
+        *e = '\0';
+    }
+
+    *buf = b;
+
+    return 0;
 }
 
 

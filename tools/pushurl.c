@@ -73,21 +73,21 @@ static size_t nixcache_pushurl_read_text(char *p, size_t size, size_t n,
 
 
 nixcache_pushurl_t *
-nixcache_pushurl_open(const nixcache_opts_t *o)
+nixcache_pushurl_open(const char *url, const char *option,
+    const nixcache_opts_t *o)
 {
     char                 token[NIXCACHE_PUSHURL_TOKEN_MAX];
     char                *hdr;
     size_t               len;
     nixcache_pushurl_t  *h;
 
-    len = strlen(o->url);
+    len = strlen(url);
 
-    if ((strncmp(o->url, "http://", 7) != 0
-         && strncmp(o->url, "https://", 8) != 0)
+    if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
         || len < 9)
     {
-        nixcache_error("--url \"%s\": not an http:// or https:// URL",
-                       o->url);
+        nixcache_error("%s \"%s\": not an http:// or https:// URL", option,
+                       url);
         return NULL;
     }
 
@@ -110,11 +110,15 @@ nixcache_pushurl_open(const nixcache_opts_t *o)
         goto failed;
     }
 
-    memcpy(h->base, o->url, len + 1);
+    memcpy(h->base, url, len + 1);
 
     if (h->base[len - 1] != '/') {
         h->base[len] = '/';
         h->base[len + 1] = '\0';
+    }
+
+    if (o == NULL) {
+        return h;
     }
 
     switch (nixcache_pushurl_token(o, token, sizeof(token))) {
@@ -267,6 +271,7 @@ nixcache_pushurl_has(nixcache_pushurl_t *h, const char *store_hash)
     curl_easy_reset(h->curl);
     curl_easy_setopt(h->curl, CURLOPT_NOBODY, 1L);
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h->curl, CURLOPT_TIMEOUT, 60L);
 
     rc = nixcache_pushurl_request(h, name, "HEAD", &status);
 
