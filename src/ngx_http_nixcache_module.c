@@ -10,6 +10,7 @@
 #include "nixcache_narinfo.h"
 #include "nixcache_nix32.h"
 #include "nixcache_route.h"
+#include "nixcache_sign.h"
 
 
 #define NGX_HTTP_NIXCACHE_PRIORITY_MAX  65535
@@ -462,14 +463,29 @@ static ngx_int_t
 ngx_http_nixcache_info(ngx_http_request_t *r)
 {
     u_char                        *body, *last;
+    size_t                         len;
+    ngx_uint_t                     i, n;
+    nixcache_sign_public_t         pk;
+    nixcache_sign_secret_t       **keys;
     ngx_http_nixcache_loc_conf_t  *nlcf;
 
     nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
 
-    body = ngx_pnalloc(r->pool, sizeof("StoreDir: /nix/store\n"
-                                       "WantMassQuery: 1\n"
-                                       "Priority: \n") - 1
-                                + NGX_INT_T_LEN);
+    /*
+     * PublicKey: the keys the module signs with, for `nixcache use` (Nix
+     * reads StoreDir, WantMassQuery and Priority and passes over the rest)
+     */
+
+    n = (nlcf->sign_keys != NULL) ? nlcf->sign_keys->nelts : 0;
+    keys = (n != 0) ? nlcf->sign_keys->elts : NULL;
+
+    len = sizeof("StoreDir: /nix/store\n"
+                 "WantMassQuery: 1\n"
+                 "Priority: \n") - 1
+          + NGX_INT_T_LEN
+          + n * (sizeof("PublicKey: \n") - 1 + NIXCACHE_SIGN_TEXT_MAX);
+
+    body = ngx_pnalloc(r->pool, len);
     if (body == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -478,6 +494,14 @@ ngx_http_nixcache_info(ngx_http_request_t *r)
                              "WantMassQuery: 1\n"
                              "Priority: %ui\n",
                        nlcf->priority);
+
+    for (i = 0; i < n; i++) {
+        nixcache_sign_secret_to_public(&pk, keys[i]);
+        last = ngx_cpymem(last, "PublicKey: ", sizeof("PublicKey: ") - 1);
+        last += nixcache_sign_public_format((char *) last,
+                                            NIXCACHE_SIGN_TEXT_MAX, &pk);
+        *last++ = '\n';
+    }
 
     return ngx_http_nixcache_send(r, &ngx_http_nixcache_info_type, body,
                                   last - body);

@@ -174,6 +174,54 @@ ok "$([ ! -e "$T/d-p2/nix/store/$(basename "${FIX[top]}")" ]; echo $?)" \
 is "$(access_count '"GET /private/nix-cache-info HTTP/1.1" 401')" 1 \
    "private: answered 401 to Nix without a token"
 
+# --- nixcache use: the client's configuration, read from the cache ---------
+
+out=$("$NIXCACHE" use "$URL/team-a/" 2>&1)
+is "$?" 0 "use team-a: exit 0"
+# has_line TEXT LINE: LINE (taken literally: keys hold + and /) is in TEXT
+has_line() {
+    grep -qxF -- "$2" <<< "$1"
+}
+ok "$(has_line "$out" "extra-substituters = $URL/team-a/"; echo $?)" \
+   "... the substituter line"
+ok "$(has_line "$out" "extra-trusted-public-keys = $(cat "$K/a.pk")"; echo $?)" \
+   "... team-a's public key, from its nix-cache-info"
+ok "$(has_line "$(curl -s "$URL/team-b/nix-cache-info")" \
+               "PublicKey: $(cat "$K/b.pk")"; echo $?)" \
+   "team-b's nix-cache-info names its key"
+
+out=$("$NIXCACHE" use "$URL/private/" 2>&1)
+is "$?" 1 "use private without a token: exit 1"
+like "$out" "401" "... the cache said 401"
+
+out=$("$NIXCACHE" use --token read-secret-1 --nix-conf "$T/use.conf" \
+      --netrc "$T/use.netrc" "$URL/private/" 2>&1)
+is "$?" 0 "use private --token --nix-conf --netrc: exit 0"
+is "$(cat "$T/use.conf")" \
+   "extra-substituters = $URL/private/
+extra-trusted-public-keys = $(cat "$K/a.pk")" "... nix.conf lines written"
+is "$(cat "$T/use.netrc")" \
+   "machine 127.0.0.1 login nixcache password read-secret-1" \
+   "... netrc line written"
+is "$(stat -c %a "$T/use.netrc")" 600 "... netrc made mode 0600"
+is "$(echo "$out" | grep -c read-secret-1)" 0 "... the token not printed"
+
+# Nix with those files (require-sigs on, the default) substitutes the
+# input-addressed closure into an empty store from the private cache
+with_use_conf() {
+    NIX_USER_CONF_FILES="$T/use.conf:$NIX_USER_CONF_FILES" nix_fresh "$@"
+}
+run_ok "nix-store -r with use's nix.conf and netrc substitutes" \
+    with_use_conf nix-store --store "$T/d-use" \
+        --option netrc-file "$T/use.netrc" -r "${IA[@]}"
+check_copy "$SRC" "$T/d-use" "use" "${IA[@]}"
+
+out=$("$NIXCACHE" use --key "$(cat "$K/b.pk")" "$URL/team-a/" 2>&1)
+ok "$(has_line "$out" "extra-trusted-public-keys = $(cat "$K/b.pk")"; echo $?)" \
+   "use --key: the given key instead of the cache's"
+out=$("$NIXCACHE" use --key nonsense "$URL/team-a/" 2>&1)
+is "$?" 2 "use --key with no key: usage error"
+
 # --- uploads with a push token -----------------------------------------------
 
 run_fails "up: nix copy --to without a token fails" \

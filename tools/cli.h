@@ -146,6 +146,14 @@ nixcache_pushurl_t *nixcache_pushurl_open(const char *url,
     const char *option, const nixcache_opts_t *o);
 void nixcache_pushurl_close(nixcache_pushurl_t *h);
 int nixcache_pushurl_has(nixcache_pushurl_t *h, const char *store_hash);
+const char *nixcache_pushurl_get(nixcache_pushurl_t *h, const char *name);
+
+/* --token, --token-file, $NIXCACHE_TOKEN into buf: 1 found, 0 none, -1
+ * error (printed) */
+int nixcache_pushurl_token(const nixcache_opts_t *o, char *buf, size_t cap);
+
+/* use.c: nixcache use URL */
+int nixcache_cmd_use(int argc, char **argv);
 int nixcache_pushurl_nar(nixcache_pushurl_t *h, int fd,
     const unsigned char *nar_hash, const char *path,
     unsigned char *got_hash, uint64_t *got_size, uint64_t *sent);

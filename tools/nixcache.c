@@ -230,7 +230,7 @@ main(int argc, char **argv)
         return 0;
     }
 
-    /* keygen and verify parse their own options */
+    /* keygen, verify and use parse their own options */
 
     if (strcmp(argv[1], "keygen") == 0) {
         return nixcache_cmd_keygen(argc - 1, argv + 1);
@@ -238,6 +238,10 @@ main(int argc, char **argv)
 
     if (strcmp(argv[1], "verify") == 0) {
         return nixcache_cmd_verify(argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[1], "use") == 0) {
+        return nixcache_cmd_use(argc - 1, argv + 1);
     }
 
     for (cmd = nixcache_commands; cmd->name != NULL; cmd++) {
@@ -263,6 +267,7 @@ nixcache_usage(FILE *f)
         "  push     add store paths (or closures, -r) to the cache\n"
         "  import   add a flat binary cache directory to the cache\n"
         "  keygen   make a signing key pair in Nix's format\n"
+        "  use      print (or write) what a Nix client needs to use a cache\n"
         "  verify   check every narinfo, manifest and chunk (reports only)\n"
         "\n"
         "`nixcache COMMAND --help` describes each command.\n");

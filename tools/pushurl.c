@@ -23,7 +23,7 @@
 
 
 #define NIXCACHE_PUSHURL_LEVEL      3
-#define NIXCACHE_PUSHURL_BODY_MAX   512
+#define NIXCACHE_PUSHURL_BODY_MAX   2048
 #define NIXCACHE_PUSHURL_TOKEN_MAX  4096
 
 
@@ -56,8 +56,6 @@ typedef struct {
 } nixcache_pushurl_body_t;
 
 
-static int nixcache_pushurl_token(const nixcache_opts_t *o, char *buf,
-    size_t cap);
 static struct curl_slist *nixcache_pushurl_headers(nixcache_pushurl_t *h,
     const char *type, int chunked);
 static int nixcache_pushurl_request(nixcache_pushurl_t *h, const char *name,
@@ -173,9 +171,9 @@ nixcache_pushurl_close(nixcache_pushurl_t *h)
 }
 
 
-/* --token, --token-file, $NIXCACHE_TOKEN: 1 found, 0 none, -1 error */
+/* --token, --token-file, $NIXCACHE_TOKEN (cli.h) */
 
-static int
+int
 nixcache_pushurl_token(const nixcache_opts_t *o, char *buf, size_t cap)
 {
     FILE        *f;
@@ -292,6 +290,38 @@ nixcache_pushurl_has(nixcache_pushurl_t *h, const char *store_hash)
     (void) nixcache_pushurl_check(h, name, "HEAD", status);
 
     return -1;
+}
+
+
+/* GET <url>name: its body (NUL-terminated, the first 2 KiB) or NULL. */
+
+const char *
+nixcache_pushurl_get(nixcache_pushurl_t *h, const char *name)
+{
+    int                 rc;
+    long                status;
+    struct curl_slist  *hdrs;
+
+    hdrs = nixcache_pushurl_headers(h, NULL, 0);
+    if (hdrs == NULL) {
+        return NULL;
+    }
+
+    curl_easy_reset(h->curl);
+    curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h->curl, CURLOPT_TIMEOUT, 60L);
+
+    rc = nixcache_pushurl_request(h, name, "GET", &status);
+
+    curl_slist_free_all(hdrs);
+
+    if (rc != 0 || nixcache_pushurl_check(h, name, "GET", status) != 0) {
+        return NULL;
+    }
+
+    h->body[h->body_len] = '\0';
+
+    return h->body;
 }
 
 
@@ -579,7 +609,7 @@ nixcache_pushurl_write(char *p, size_t size, size_t n, void *data)
     size_t               k;
     nixcache_pushurl_t  *h = data;
 
-    k = sizeof(h->body) - h->body_len;
+    k = sizeof(h->body) - 1 - h->body_len;
 
     if (k > n) {
         k = n;
