@@ -492,6 +492,17 @@ ngx_int_t ngx_http_nixcache_metrics_init(ngx_conf_t *cf);
 void ngx_http_nixcache_metrics_chunk(ngx_http_request_t *r, ngx_uint_t s3,
     size_t size);
 
+/* The Redis layer's notes: a connection opened, a command that failed. */
+#define NGX_HTTP_NIXCACHE_METRICS_REDIS_CONNECT      0
+#define NGX_HTTP_NIXCACHE_METRICS_REDIS_UNREACHABLE  1  /* connect failed */
+#define NGX_HTTP_NIXCACHE_METRICS_REDIS_TIMEOUT      2
+#define NGX_HTTP_NIXCACHE_METRICS_REDIS_CLOSED       3
+#define NGX_HTTP_NIXCACHE_METRICS_REDIS_ERROR_REPLY  4
+#define NGX_HTTP_NIXCACHE_METRICS_REDIS_N            5
+
+void ngx_http_nixcache_metrics_redis(ngx_http_nixcache_main_conf_t *nmcf,
+    ngx_uint_t what);
+
 
 extern ngx_module_t  ngx_http_nixcache_module;
 

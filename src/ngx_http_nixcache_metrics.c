@@ -50,6 +50,7 @@ typedef struct {
 
 /* What the zone holds: the caches' names (in the zone too) and counters. */
 typedef struct {
+    ngx_atomic_t                         redis[NGX_HTTP_NIXCACHE_METRICS_REDIS_N];
     ngx_uint_t                           ncaches;
     ngx_str_t                           *names;
     ngx_http_nixcache_metrics_cache_t   *caches;
@@ -91,6 +92,11 @@ static const char  *ngx_http_nixcache_metrics_routes[] = {
 
 static const char  *ngx_http_nixcache_metrics_results[] = {
     "hit", "miss", "error"
+};
+
+/* causes of a failed Redis command, NGX_HTTP_NIXCACHE_METRICS_REDIS_* */
+static const char  *ngx_http_nixcache_metrics_redis_causes[] = {
+    NULL, "unreachable", "timeout", "closed", "error_reply"
 };
 
 static const char  *ngx_http_nixcache_metrics_tiers[] = {
@@ -484,6 +490,25 @@ ngx_http_nixcache_metrics_chunk(ngx_http_request_t *r, ngx_uint_t s3,
 }
 
 
+void
+ngx_http_nixcache_metrics_redis(ngx_http_nixcache_main_conf_t *nmcf,
+    ngx_uint_t what)
+{
+    ngx_http_nixcache_metrics_zone_t  *zone;
+
+    if (nmcf->metrics_zone == NULL || what >= NGX_HTTP_NIXCACHE_METRICS_REDIS_N)
+    {
+        return;
+    }
+
+    zone = nmcf->metrics_zone->data;
+
+    if (zone->sh != NULL) {
+        (void) ngx_atomic_fetch_add(&zone->sh->redis[what], 1);
+    }
+}
+
+
 char *
 ngx_http_nixcache_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -727,6 +752,24 @@ ngx_http_nixcache_metrics_text(u_char *p, ngx_http_nixcache_metrics_shm_t *sh)
         p = ngx_sprintf(p, "\"} %uA\n", sh->caches[i].upload_bytes);
     }
 
+    p = ngx_http_nixcache_metrics_head(p, "nixcache_redis_connects_total",
+            "counter", "Connections to Redis opened (the first, and "
+            "reconnections after a failure), all workers.");
+
+    p = ngx_sprintf(p, "nixcache_redis_connects_total %uA\n",
+                    sh->redis[NGX_HTTP_NIXCACHE_METRICS_REDIS_CONNECT]);
+
+    p = ngx_http_nixcache_metrics_head(p, "nixcache_redis_failures_total",
+            "counter", "Redis commands that failed, by cause: unreachable "
+            "(no connection could be opened), timeout, closed (connection "
+            "lost or refused), error_reply.");
+
+    for (k = 1; k < NGX_HTTP_NIXCACHE_METRICS_REDIS_N; k++) {
+        p = ngx_sprintf(p, "nixcache_redis_failures_total{cause=\"%s\"} %uA\n",
+                        ngx_http_nixcache_metrics_redis_causes[k],
+                        sh->redis[k]);
+    }
+
 #undef ngx_http_nixcache_metrics_head
 
     return p;
@@ -774,7 +817,16 @@ ngx_http_nixcache_metrics_json(u_char *p, ngx_http_nixcache_metrics_shm_t *sh)
                         "%uA}", mc->upload_nars, mc->upload_bytes);
     }
 
-    p = ngx_sprintf(p, "}}\n");
+    p = ngx_sprintf(p, "},\"redis\":{\"connects\":%uA,\"failures\":{",
+                    sh->redis[NGX_HTTP_NIXCACHE_METRICS_REDIS_CONNECT]);
+
+    for (k = 1; k < NGX_HTTP_NIXCACHE_METRICS_REDIS_N; k++) {
+        p = ngx_sprintf(p, "%s\"%s\":%uA", k > 1 ? "," : "",
+                        ngx_http_nixcache_metrics_redis_causes[k],
+                        sh->redis[k]);
+    }
+
+    p = ngx_sprintf(p, "}}}\n");
 
     return p;
 }

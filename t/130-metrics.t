@@ -32,7 +32,7 @@ for route in other cache_info narinfo nar nar_zst upload; do
         grep -qxF "nixcache_requests_total{cache=\"nixcache:\",route=\"$route\",status=\"$s\"} 0" m.txt
     done
 done
-test "$(grep -c "^nixcache_" m.txt)" = 41
+test "$(grep -c "^nixcache_" m.txt)" = 46
 test "$(grep -v '^#' m.txt | grep -vc ' 0$')" = 0
 --- request
 GET /metrics
@@ -53,6 +53,14 @@ nixcache_nar_sent_bytes_total\{cache="nixcache:",route="nar"\} 0
 nixcache_nar_sent_bytes_total\{cache="nixcache:",route="nar_zst"\} 0
 .*
 nixcache_upload_received_bytes_total\{cache="nixcache:"\} 0
+.*
+# TYPE nixcache_redis_connects_total counter
+nixcache_redis_connects_total 0
+.*
+nixcache_redis_failures_total\{cause="unreachable"\} 0
+nixcache_redis_failures_total\{cause="timeout"\} 0
+nixcache_redis_failures_total\{cause="closed"\} 0
+nixcache_redis_failures_total\{cause="error_reply"\} 0
 $
 --- no_error_log
 [error]
@@ -99,6 +107,9 @@ grep -qxF "nixcache_chunks_served_total{cache=\"nixcache:\",tier=\"disk\"} $chun
 grep -qxF "nixcache_chunks_served_total{cache=\"nixcache:\",tier=\"s3\"} 0" m.txt
 zst=$((TEST_NIXCACHE_FIX_one_FILESIZE * 2))
 grep -qxF "nixcache_nar_sent_bytes_total{cache=\"nixcache:\",route=\"nar_zst\"} $zst" m.txt
+# one worker, one connection to Redis, no failure
+grep -qxF "nixcache_redis_connects_total 1" m.txt
+test "$(grep '^nixcache_redis_failures_total' m.txt | grep -vc ' 0$')" = 0
 --- request
 GET /metrics
 --- response_body_like
@@ -264,15 +275,27 @@ ok
 
 
 
-=== TEST 7: health: 503 naming redis when Redis is stopped
+=== TEST 7: health: 503 naming redis when Redis is stopped; counted
+--- http_config
+nixcache_metrics_zone m7 1m;
 --- config
 location = /health {
     nixcache_chunks $TEST_NIXCACHE_CHUNKS;
     nixcache_health;
 }
+location = /metrics {
+    nixcache_metrics;
+}
 --- init
 cd $TEST_NIXCACHE_DIR
 $TEST_NIXCACHE_REDIS_CTL stop
+--- post
+cd $TEST_NIXCACHE_DIR
+curl -sf http://127.0.0.1:$TEST_NIXCACHE_PORT/metrics > m.txt
+promtool check metrics < m.txt
+# refused: the non-blocking connect fails after it was started
+grep -qxF 'nixcache_redis_failures_total{cause="closed"} 1' m.txt
+grep -qxF 'nixcache_redis_failures_total{cause="timeout"} 0' m.txt
 --- request
 GET /health
 --- error_code: 503
