@@ -50,10 +50,10 @@ typedef struct {
 
 /* What the zone holds: the caches' names (in the zone too) and counters. */
 typedef struct {
-    ngx_atomic_t                         redis[NGX_HTTP_NIXCACHE_METRICS_REDIS_N];
-    ngx_uint_t                           ncaches;
-    ngx_str_t                           *names;
-    ngx_http_nixcache_metrics_cache_t   *caches;
+    ngx_atomic_t                       redis[NGX_HTTP_NIXCACHE_METRICS_REDIS_N];
+    ngx_uint_t                         ncaches;
+    ngx_str_t                         *names;
+    ngx_http_nixcache_metrics_cache_t *caches;
 } ngx_http_nixcache_metrics_shm_t;
 
 
@@ -235,6 +235,7 @@ ngx_http_nixcache_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_nixcache_metrics_zone_t *ozone = data;
 
     size_t                             size;
+    u_char                            *p;
     ngx_str_t                         *names;
     ngx_uint_t                         i, n;
     ngx_slab_pool_t                   *shpool;
@@ -255,9 +256,15 @@ ngx_http_nixcache_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
             return NGX_OK;
         }
 
-        /* other caches: start again at 0 */
+        /*
+         * Other caches: start again at 0.  Old workers still finishing
+         * requests may add to the freed block (now perhaps the new one) a
+         * few times: a miscount, never a write outside the zone.
+         */
 
-        ngx_slab_free(shpool, sh);
+        if (sh != NULL) {
+            ngx_slab_free(shpool, sh);
+        }
     }
 
     if (shm_zone->shm.exists) {
@@ -266,7 +273,8 @@ ngx_http_nixcache_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     size = sizeof(ngx_http_nixcache_metrics_shm_t)
-           + n * (sizeof(ngx_str_t) + sizeof(ngx_http_nixcache_metrics_cache_t));
+           + n * (sizeof(ngx_str_t)
+                  + sizeof(ngx_http_nixcache_metrics_cache_t));
 
     for (i = 0; i < n; i++) {
         size += names[i].len;
@@ -285,14 +293,12 @@ ngx_http_nixcache_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     sh->caches = (ngx_http_nixcache_metrics_cache_t *) (sh + 1);
     sh->names = (ngx_str_t *) (sh->caches + n);
 
-    {
-        u_char  *p = (u_char *) (sh->names + n);
+    p = (u_char *) (sh->names + n);
 
-        for (i = 0; i < n; i++) {
-            sh->names[i].len = names[i].len;
-            sh->names[i].data = p;
-            p = ngx_cpymem(p, names[i].data, names[i].len);
-        }
+    for (i = 0; i < n; i++) {
+        sh->names[i].len = names[i].len;
+        sh->names[i].data = p;
+        p = ngx_cpymem(p, names[i].data, names[i].len);
     }
 
     zone->sh = sh;

@@ -612,10 +612,9 @@ ngx_http_nixcache_redis_reply(redisAsyncContext *ac, void *rep, void *privdata)
     rq = ngx_http_nixcache_redis_req(r);
 
     if (reply == NULL) {
-        ngx_http_nixcache_metrics_redis(redis->conf,
-                                        ac == redis->timed_out
-                                        ? NGX_HTTP_NIXCACHE_METRICS_REDIS_TIMEOUT
-                                        : NGX_HTTP_NIXCACHE_METRICS_REDIS_CLOSED);
+        ngx_http_nixcache_metrics_redis(redis->conf, ac == redis->timed_out
+                                ? NGX_HTTP_NIXCACHE_METRICS_REDIS_TIMEOUT
+                                : NGX_HTTP_NIXCACHE_METRICS_REDIS_CLOSED);
 
         if (rq == NULL || !rq->logged) {
             if (ac == redis->timed_out && redis->timed_out_connecting) {
