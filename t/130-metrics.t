@@ -213,6 +213,47 @@ nixcache_requests_total\{cache="nixcache:",route="cache_info",status="2xx"\} 5
 
 
 
+=== TEST 4b: a reload that adds a cache starts the counters again at 0
+--- skip eval
+$ENV{TEST_NIXCACHE_VALGRIND} ? 'no reload under valgrind (master_process off)' : undef
+--- http_config
+nixcache_metrics_zone m4b 1m;
+--- config
+location /cache/ {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+}
+location = /metrics {
+    nixcache_metrics;
+}
+--- init
+cd $TEST_NIXCACHE_DIR
+u=http://127.0.0.1:$TEST_NIXCACHE_PORT
+conf=$TEST_NIXCACHE_DIR/../../nginx.conf
+curl -sf -o /dev/null $u/cache/nix-cache-info
+curl -sf $u/metrics > m1.txt
+grep -qxF 'nixcache_requests_total{cache="nixcache:",route="cache_info",status="2xx"} 1' m1.txt
+sed -i 's|^location = /metrics {|location /b/ { nixcache on; nixcache_redis_prefix b:; nixcache_chunks $TEST_NIXCACHE_CHUNKS; }\n&|' $conf
+grep -q 'location /b/' $conf
+kill -HUP $(cat $TEST_NIXCACHE_DIR/../../logs/nginx.pid)
+for i in $(seq 50); do
+    curl -s --max-time 2 $u/metrics > m2.txt || true
+    grep -q 'cache="b:"' m2.txt && break
+    sleep 0.2
+done
+grep -qxF 'nixcache_requests_total{cache="b:",route="cache_info",status="2xx"} 0' m2.txt
+grep -qxF 'nixcache_requests_total{cache="nixcache:",route="cache_info",status="2xx"} 0' m2.txt
+curl -sf -o /dev/null $u/b/nix-cache-info
+--- request
+GET /metrics
+--- response_body_like
+nixcache_requests_total\{cache="b:",route="cache_info",status="2xx"\} 1
+--- no_error_log
+[error]
+[alert]
+
+
+
 === TEST 5: a real Prometheus scrapes /metrics; a query returns the count
 --- http_config
 nixcache_metrics_zone m5 1m;
