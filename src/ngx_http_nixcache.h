@@ -98,6 +98,9 @@ typedef struct {
 
     ngx_array_t               *evict;  /* one evictor per chunk directory */
 
+    ngx_shm_zone_t            *metrics_zone;   /* nixcache_metrics_zone */
+    ngx_array_t               *metrics_caches; /* ngx_str_t: key prefixes */
+
     ngx_uint_t                 upload_jobs;    /* ingests at once, per
                                                   worker */
     ngx_uint_t                 upload_running; /* per-worker state */
@@ -135,6 +138,9 @@ typedef struct {
     /* the disk tier's size limit (ngx_http_nixcache_evict.c) */
     off_t                      chunks_max_size;        /* 0: no limit */
     ngx_msec_t                 chunks_evict_interval;
+
+    /* the metrics zone's block of this cache: index + 1, 0 for none */
+    ngx_uint_t                 metrics_cache;
 } ngx_http_nixcache_loc_conf_t;
 
 
@@ -482,6 +488,37 @@ char *ngx_http_nixcache_tokens(ngx_conf_t *cf, ngx_command_t *cmd,
  */
 ngx_int_t ngx_http_nixcache_auth_sign(ngx_http_request_t *r,
     nixcache_narinfo_t *ni);
+
+
+/*
+ * Metrics and health (ngx_http_nixcache_metrics.c): the directives
+ * nixcache_metrics_zone, nixcache_metrics and nixcache_health; the
+ * registration of a "nixcache on" location's cache (at merge time); the
+ * log phase handler (postconfiguration); the chunk source's note of a
+ * chunk served from the disk tier or from S3.
+ */
+char *ngx_http_nixcache_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_nixcache_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_nixcache_health(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_nixcache_metrics_register(ngx_conf_t *cf,
+    ngx_http_nixcache_loc_conf_t *conf);
+ngx_int_t ngx_http_nixcache_metrics_init(ngx_conf_t *cf);
+void ngx_http_nixcache_metrics_chunk(ngx_http_request_t *r, ngx_uint_t s3,
+    size_t size);
+
+/* The Redis layer's notes: a connection opened, a command that failed. */
+#define NGX_HTTP_NIXCACHE_METRICS_REDIS_CONNECT      0
+#define NGX_HTTP_NIXCACHE_METRICS_REDIS_UNREACHABLE  1  /* connect failed */
+#define NGX_HTTP_NIXCACHE_METRICS_REDIS_TIMEOUT      2
+#define NGX_HTTP_NIXCACHE_METRICS_REDIS_CLOSED       3
+#define NGX_HTTP_NIXCACHE_METRICS_REDIS_ERROR_REPLY  4
+#define NGX_HTTP_NIXCACHE_METRICS_REDIS_N            5
+
+void ngx_http_nixcache_metrics_redis(ngx_http_nixcache_main_conf_t *nmcf,
+    ngx_uint_t what);
 
 
 extern ngx_module_t  ngx_http_nixcache_module;

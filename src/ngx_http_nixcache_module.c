@@ -38,6 +38,7 @@ static ngx_int_t ngx_http_nixcache_send(ngx_http_request_t *r,
 
 static char *ngx_http_nixcache_chunks(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_nixcache_postconfiguration(ngx_conf_t *cf);
 static void *ngx_http_nixcache_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_nixcache_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_nixcache_create_loc_conf(ngx_conf_t *cf);
@@ -140,6 +141,29 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_nixcache_loc_conf_t, compression),
       &ngx_http_nixcache_compressions },
+
+    /* metrics and health: ngx_http_nixcache_metrics.c */
+
+    { ngx_string("nixcache_metrics_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_nixcache_metrics_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("nixcache_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_nixcache_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("nixcache_health"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_nixcache_health,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
 
     /* the S3 tier: ngx_http_nixcache_s3.c */
 
@@ -299,7 +323,7 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
 
 static ngx_http_module_t  ngx_http_nixcache_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_nixcache_postconfiguration,   /* postconfiguration */
 
     ngx_http_nixcache_create_main_conf,    /* create main configuration */
     ngx_http_nixcache_init_main_conf,      /* init main configuration */
@@ -888,7 +912,18 @@ ngx_http_nixcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     clcf->handler = ngx_http_nixcache_handler;
 
+    if (ngx_http_nixcache_metrics_register(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_nixcache_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_nixcache_metrics_init(cf);
 }
 
 

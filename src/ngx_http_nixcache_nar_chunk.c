@@ -238,6 +238,7 @@ ngx_http_nixcache_nar_open(ngx_http_request_t *r,
     file->offset = 0;
 
     ngx_http_nixcache_evict_touch(r, file->fd, &fi);
+    ngx_http_nixcache_metrics_chunk(r, 0, e->csize);
 
     return NGX_OK;
 
@@ -606,6 +607,7 @@ ngx_http_nixcache_nar_s3_use(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    ngx_http_nixcache_metrics_chunk(r, 1, fs->f.len);
     ngx_http_nixcache_nar_write_through(r, ctx, fs);
 
     return NGX_OK;

@@ -371,11 +371,17 @@ ngx_http_nixcache_redis_command(ngx_http_request_t *r,
         redis->ac = NULL;
     }
 
-    if (redis->ac == NULL
-        && ngx_http_nixcache_redis_connect(redis, r->connection->log)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
+    if (redis->ac == NULL) {
+        if (ngx_http_nixcache_redis_connect(redis, r->connection->log)
+            != NGX_OK)
+        {
+            ngx_http_nixcache_metrics_redis(nmcf,
+                                NGX_HTTP_NIXCACHE_METRICS_REDIS_UNREACHABLE);
+            return NGX_ERROR;
+        }
+
+        ngx_http_nixcache_metrics_redis(nmcf,
+                                    NGX_HTTP_NIXCACHE_METRICS_REDIS_CONNECT);
     }
 
     cmd = redis->free;
@@ -767,6 +773,10 @@ ngx_http_nixcache_redis_reply(redisAsyncContext *ac, void *rep, void *privdata)
     rq = ngx_http_nixcache_redis_req(r);
 
     if (reply == NULL) {
+        ngx_http_nixcache_metrics_redis(redis->conf, ac == redis->timed_out
+                                ? NGX_HTTP_NIXCACHE_METRICS_REDIS_TIMEOUT
+                                : NGX_HTTP_NIXCACHE_METRICS_REDIS_CLOSED);
+
         if (rq == NULL || !rq->logged) {
             if (ac == redis->timed_out && redis->timed_out_connecting) {
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -788,6 +798,9 @@ ngx_http_nixcache_redis_reply(redisAsyncContext *ac, void *rep, void *privdata)
         }
 
     } else if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_nixcache_metrics_redis(redis->conf,
+                                  NGX_HTTP_NIXCACHE_METRICS_REDIS_ERROR_REPLY);
+
         if (rq == NULL || !rq->logged) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "nixcache: redis %V: %*s", &redis->conf->redis,

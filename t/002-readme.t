@@ -38,8 +38,26 @@ is($table, directive_table($design),
    'README directive table is the one in docs/DESIGN.md')
     or diag('run "make readme" to copy it again');
 
-# every table row naming a directive, in any of README's tables
-my %documented = map { $_ => 1 } $readme =~ /^\| `(nixcache\w*)/mg;
+# the metrics table ("| metric | labels | meaning |") names metrics, not
+# directives: every metric the module exposes is in it, and only those
+my $metrics_re = qr/^\| metric \| labels \| meaning \|\n(?:\|.*\|\n)+/m;
+my ($metrics) = $readme =~ /($metrics_re)/;
+ok(defined $metrics, 'README has a metrics table');
+my %mdoc = map { $_ => 1 } ($metrics // '') =~ /^\| `(nixcache_\w+)`/mg;
+my %mdef = map { $_ => 1 }
+    slurp('src/ngx_http_nixcache_metrics.c') =~ /\b(nixcache_[a-z_]+_total)\b/g;
+ok(%mdef, 'the module exposes metrics');
+for my $m (sort keys %mdef) {
+    ok($mdoc{$m}, "metric $m is documented")
+        or diag("add a row for $m to README.md's metrics table");
+}
+for my $m (sort keys %mdoc) {
+    ok($mdef{$m}, "documented metric $m exists");
+}
+
+# every table row naming a directive, in any of README's other tables
+(my $readme_nometrics = $readme) =~ s/$metrics_re//;
+my %documented = map { $_ => 1 } $readme_nometrics =~ /^\| `(nixcache\w*)/mg;
 my %defined;
 for my $src (glob 'src/ngx_http_nixcache*.c') {
     $defined{$_} = 1 for slurp($src) =~ /ngx_string\("(nixcache\w*)"\)/g;

@@ -108,6 +108,15 @@ like($out, qr{build/nixcache push --redis 127\.0\.0\.1:$rport --chunks \Q$data\E
 like($out, qr{nix copy --from http://127\.0\.0\.1:$port --option require-sigs false},
      'prints how to substitute');
 like($out, qr{NIX_CONF_DIR=}, 'prints the no-daemon Nix recipe');
+like($out, qr{^  metrics http://127\.0\.0\.1:$port/metrics }m,
+     'prints the metrics URL');
+like($out, qr{^  health  http://127\.0\.0\.1:$port/health$}m,
+     'prints the health URL');
+like(get('/health'), qr{^HTTP/1\.1 200.*\r\n\r\nok\n\z}s, '/health: ok');
+like(get('/metrics'),
+     qr{^HTTP/1\.1[ ]200[ ].*\r\nContent-Type:[ ]text/plain;[ ]version=0\.0\.4\r\n.*
+        ^nixcache_requests_total\{cache="nixcache:",route="cache_info",status="2xx"\}\ [1-9]}msx,
+     '/metrics: counts the nix-cache-info GET');
 
 ok(-d "$data/state/chunks" && ((stat "$data/state/chunks")[2] & 0005) == 5,
    'chunk dir exists and is readable by others');

@@ -18,6 +18,8 @@ packages=(
     libtest-base-perl libtest-longstring-perl liblist-moreutils-perl
     libtext-diff-perl libipc-run-perl libhttp-message-perl liburi-perl
     curl wrk time python3 python3-botocore valgrind
+    # test: promtool and a real Prometheus scraping /metrics (t/130)
+    prometheus
     # fuzzing (make fuzz, t/095): clang and its libFuzzer runtime
     clang libclang-rt-14-dev
 )

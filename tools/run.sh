@@ -78,6 +78,7 @@ http {
     scgi_temp_path $DATA/tmp/scgi;
 
     nixcache_redis 127.0.0.1:$REDIS_PORT;
+    nixcache_metrics_zone nixcache_metrics 1m;
 
     server {
         listen 127.0.0.1:$PORT;
@@ -86,6 +87,15 @@ http {
             nixcache on;
             nixcache_chunks $DATA/chunks;
             client_max_body_size 0;     # NAR uploads, if nixcache_upload on
+        }
+
+        location = /metrics {           # Prometheus text; ?format=json
+            nixcache_metrics;
+        }
+
+        location = /health {            # 200 "ok", or 503 and what failed
+            nixcache_chunks $DATA/chunks;
+            nixcache_health;
         }
     }
 }
@@ -145,6 +155,8 @@ ngx_nixcache is serving http://127.0.0.1:$PORT  (Ctrl-C to stop)
   chunks  $DATA/chunks
   logs    $DATA/logs/ (error.log, access.log, redis.log)
   config  $DATA/nginx.conf
+  metrics http://127.0.0.1:$PORT/metrics  (Prometheus; ?format=json)
+  health  http://127.0.0.1:$PORT/health
 
 Push store paths (with their closure: -r):
   $CLI push --redis 127.0.0.1:$REDIS_PORT --chunks $DATA/chunks -r /nix/store/...

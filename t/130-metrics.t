@@ -1,0 +1,380 @@
+# Metrics (nixcache_metrics_zone, nixcache_metrics) and health
+# (nixcache_health).  Every block names its own zone, so that under
+# TEST_NIXCACHE_HUP a block's counters never carry over from the block
+# before it; TEST 5 reloads nginx itself and checks that they do carry over
+# a reload that keeps the zone.  Scripts work in the block's directory (a
+# fresh one per block: Prometheus's storage must not outlive the block).
+
+use lib 't/lib';
+use Nixcache::Test;
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: every series at 0 from startup, HELP and TYPE, promtool check
+--- http_config
+nixcache_metrics_zone m1 1m;
+--- config
+location /cache/ {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+}
+location = /metrics {
+    nixcache_metrics;
+}
+--- post
+cd $TEST_NIXCACHE_DIR
+curl -sf http://127.0.0.1:$TEST_NIXCACHE_PORT/metrics > m.txt
+promtool check metrics < m.txt
+for route in other cache_info narinfo nar nar_zst upload; do
+    for s in 1xx 2xx 3xx 4xx 5xx; do
+        grep -qxF "nixcache_requests_total{cache=\"nixcache:\",route=\"$route\",status=\"$s\"} 0" m.txt
+    done
+done
+test "$(grep -c "^nixcache_" m.txt)" = 46
+test "$(grep -v '^#' m.txt | grep -vc ' 0$')" = 0
+--- request
+GET /metrics
+--- error_code: 200
+--- response_headers
+Content-Type: text/plain; version=0.0.4
+--- response_body_like
+^# HELP nixcache_requests_total .*
+# TYPE nixcache_requests_total counter
+nixcache_requests_total\{cache="nixcache:",route="other",status="1xx"\} 0
+.*
+# TYPE nixcache_narinfo_lookups_total counter
+nixcache_narinfo_lookups_total\{cache="nixcache:",result="hit"\} 0
+nixcache_narinfo_lookups_total\{cache="nixcache:",result="miss"\} 0
+nixcache_narinfo_lookups_total\{cache="nixcache:",result="error"\} 0
+.*
+nixcache_nar_sent_bytes_total\{cache="nixcache:",route="nar"\} 0
+nixcache_nar_sent_bytes_total\{cache="nixcache:",route="nar_zst"\} 0
+.*
+nixcache_upload_received_bytes_total\{cache="nixcache:"\} 0
+.*
+# TYPE nixcache_redis_connects_total counter
+nixcache_redis_connects_total 0
+.*
+nixcache_redis_failures_total\{cause="unreachable"\} 0
+nixcache_redis_failures_total\{cause="timeout"\} 0
+nixcache_redis_failures_total\{cause="closed"\} 0
+nixcache_redis_failures_total\{cause="error_reply"\} 0
+$
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: narinfo hits and misses, NARs: exact counts, body bytes
+--- http_config
+nixcache_metrics_zone m2 1m;
+--- config
+location /cache/ {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+}
+location = /metrics {
+    nixcache_metrics;
+}
+--- fixture
+add_nar(name => 'one', content => "hello, nixcache\n" x 5000,
+        chunk_size => 4096);
+--- init
+cd $TEST_NIXCACHE_DIR
+u=http://127.0.0.1:$TEST_NIXCACHE_PORT/cache
+for i in 1 2 3; do
+    curl -sf -o /dev/null $u/$TEST_NIXCACHE_FIX_one_HASH.narinfo
+done
+for i in 1 2; do
+    test "$(curl -s -o /dev/null -w '%{http_code}' \
+            $u/00000000000000000000000000000000.narinfo)" = 404
+done
+curl -sf -o /dev/null $u/nix-cache-info
+curl -sf -o nar $u/nar/$TEST_NIXCACHE_FIX_one_NARHASH.nar
+cmp nar $TEST_NIXCACHE_FIX_one_NAR
+curl -sf -o /dev/null $u/nar/$TEST_NIXCACHE_FIX_one_NARHASH.nar.zst
+curl -sf -o /dev/null $u/nar/$TEST_NIXCACHE_FIX_one_NARHASH.nar.zst
+test "$(curl -s -o /dev/null -w '%{http_code}' $u/nope)" = 404
+--- post
+cd $TEST_NIXCACHE_DIR
+curl -sf http://127.0.0.1:$TEST_NIXCACHE_PORT/metrics > m.txt
+promtool check metrics < m.txt
+chunks=$((TEST_NIXCACHE_FIX_one_NCHUNKS * 3))
+test $TEST_NIXCACHE_FIX_one_NCHUNKS -gt 1
+grep -qxF "nixcache_chunks_served_total{cache=\"nixcache:\",tier=\"disk\"} $chunks" m.txt
+grep -qxF "nixcache_chunks_served_total{cache=\"nixcache:\",tier=\"s3\"} 0" m.txt
+zst=$((TEST_NIXCACHE_FIX_one_FILESIZE * 2))
+grep -qxF "nixcache_nar_sent_bytes_total{cache=\"nixcache:\",route=\"nar_zst\"} $zst" m.txt
+# one worker, one connection to Redis, no failure
+grep -qxF "nixcache_redis_connects_total 1" m.txt
+test "$(grep '^nixcache_redis_failures_total' m.txt | grep -vc ' 0$')" = 0
+--- request
+GET /metrics
+--- response_body_like
+nixcache_requests_total\{cache="nixcache:",route="other",status="4xx"\} 1
+.*
+nixcache_requests_total\{cache="nixcache:",route="cache_info",status="2xx"\} 1
+.*
+nixcache_requests_total\{cache="nixcache:",route="narinfo",status="2xx"\} 3
+.*
+nixcache_requests_total\{cache="nixcache:",route="narinfo",status="4xx"\} 2
+.*
+nixcache_requests_total\{cache="nixcache:",route="nar",status="2xx"\} 1
+.*
+nixcache_requests_total\{cache="nixcache:",route="nar_zst",status="2xx"\} 2
+.*
+nixcache_narinfo_lookups_total\{cache="nixcache:",result="hit"\} 3
+nixcache_narinfo_lookups_total\{cache="nixcache:",result="miss"\} 2
+nixcache_narinfo_lookups_total\{cache="nixcache:",result="error"\} 0
+.*
+nixcache_nar_sent_bytes_total\{cache="nixcache:",route="nar"\} $TEST_NIXCACHE_FIX_one_NARSIZE
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: ?format=json, two caches
+--- http_config
+nixcache_metrics_zone m3 1m;
+--- config
+location /cache/ {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+}
+location /other/ {
+    nixcache on;
+    nixcache_redis_prefix other:;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+}
+location = /metrics {
+    nixcache_metrics;
+}
+--- init
+cd $TEST_NIXCACHE_DIR
+curl -sf -o /dev/null http://127.0.0.1:$TEST_NIXCACHE_PORT/other/nix-cache-info
+--- post
+cd $TEST_NIXCACHE_DIR
+curl -sf "http://127.0.0.1:$TEST_NIXCACHE_PORT/metrics?format=json" > m.json
+python3 - <<'PY'
+import json
+m = json.load(open('m.json'))
+assert sorted(m['caches']) == ['nixcache:', 'other:'], m
+assert m['caches']['other:']['requests']['cache_info']['2xx'] == 1, m
+assert m['caches']['nixcache:']['requests']['cache_info']['2xx'] == 0, m
+assert m['caches']['nixcache:']['narinfo'] == {'hit': 0, 'miss': 0, 'error': 0}
+PY
+--- request
+GET /metrics?format=json
+--- response_headers
+Content-Type: application/json
+--- response_body_like
+^\{"caches":\{"nixcache:":\{"requests":\{"other":\{"1xx":0,
+--- no_error_log
+[error]
+
+
+
+=== TEST 4: counters survive a reload (HUP) that keeps the zone
+--- skip eval
+$ENV{TEST_NIXCACHE_VALGRIND} ? 'no reload under valgrind (master_process off)' : undef
+--- http_config
+nixcache_metrics_zone m4 1m;
+--- config
+location /cache/ {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+}
+location = /metrics {
+    nixcache_metrics;
+}
+--- init
+cd $TEST_NIXCACHE_DIR
+u=http://127.0.0.1:$TEST_NIXCACHE_PORT
+for i in 1 2 3 4; do curl -sf -o /dev/null $u/cache/nix-cache-info; done
+# (to a file: grep -q would close the pipe on curl, and pipefail fail)
+curl -sf $u/metrics > m.txt
+grep -qxF 'nixcache_requests_total{cache="nixcache:",route="cache_info",status="2xx"} 4' m.txt
+kill -HUP $(cat $TEST_NIXCACHE_DIR/../../logs/nginx.pid)
+# the old worker goes away once the new ones answer
+for i in $(seq 50); do
+    grep -q 'gracefully shutting down' $TEST_NIXCACHE_DIR/../../logs/error.log && break
+    sleep 0.2
+done
+sleep $(scaled 0.5)
+curl -sf --max-time $(scaled 5) -o /dev/null $u/cache/nix-cache-info
+--- request
+GET /metrics
+--- response_body_like
+nixcache_requests_total\{cache="nixcache:",route="cache_info",status="2xx"\} 5
+--- no_error_log
+[error]
+
+
+
+=== TEST 4b: a reload that adds a cache starts the counters again at 0
+--- skip eval
+$ENV{TEST_NIXCACHE_VALGRIND} ? 'no reload under valgrind (master_process off)' : undef
+--- http_config
+nixcache_metrics_zone m4b 1m;
+--- config
+location /cache/ {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+}
+location = /metrics {
+    nixcache_metrics;
+}
+--- init
+cd $TEST_NIXCACHE_DIR
+u=http://127.0.0.1:$TEST_NIXCACHE_PORT
+conf=$TEST_NIXCACHE_DIR/../../nginx.conf
+curl -sf -o /dev/null $u/cache/nix-cache-info
+curl -sf $u/metrics > m1.txt
+grep -qxF 'nixcache_requests_total{cache="nixcache:",route="cache_info",status="2xx"} 1' m1.txt
+sed -i 's|^location = /metrics {|location /b/ { nixcache on; nixcache_redis_prefix b:; nixcache_chunks $TEST_NIXCACHE_CHUNKS; }\n&|' $conf
+grep -q 'location /b/' $conf
+kill -HUP $(cat $TEST_NIXCACHE_DIR/../../logs/nginx.pid)
+for i in $(seq 50); do
+    curl -s --max-time 2 $u/metrics > m2.txt || true
+    grep -q 'cache="b:"' m2.txt && break
+    sleep 0.2
+done
+grep -qxF 'nixcache_requests_total{cache="b:",route="cache_info",status="2xx"} 0' m2.txt
+grep -qxF 'nixcache_requests_total{cache="nixcache:",route="cache_info",status="2xx"} 0' m2.txt
+# an old worker may still take a connection or two (its 404 is an
+# [error] in the log): until a new one does
+for i in $(seq 50); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' $u/b/nix-cache-info)
+    [ "$code" = 200 ] && break
+    sleep 0.2
+done
+test "$code" = 200
+--- request
+GET /metrics
+--- response_body_like
+nixcache_requests_total\{cache="b:",route="cache_info",status="2xx"\} 1
+--- no_error_log
+[alert]
+[emerg]
+
+
+
+=== TEST 5: a real Prometheus scrapes /metrics; a query returns the count
+--- http_config
+nixcache_metrics_zone m5 1m;
+--- config
+location /cache/ {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+}
+location = /metrics {
+    nixcache_metrics;
+}
+--- script_timeout: 120
+--- init
+cd $TEST_NIXCACHE_DIR
+u=http://127.0.0.1:$TEST_NIXCACHE_PORT
+for i in 1 2 3; do
+    curl -s -o /dev/null $u/cache/11111111111111111111111111111111.narinfo
+done
+pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > prometheus.yml <<YML
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: nixcache
+    static_configs:
+      - targets: ['127.0.0.1:$TEST_NIXCACHE_PORT']
+YML
+prometheus --config.file=prometheus.yml --storage.tsdb.path=prom \
+    --web.listen-address=127.0.0.1:$pport > prom.log 2>&1 &
+ppid=$!
+trap 'kill $ppid 2>/dev/null; wait $ppid 2>/dev/null || true' EXIT
+q='nixcache_narinfo_lookups_total{cache="nixcache:",result="miss"}'
+got=
+for i in $(seq 60); do
+    got=$(curl -sG "http://127.0.0.1:$pport/api/v1/query" --data-urlencode "query=$q" \
+          | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")' || true)
+    [ "$got" = 3 ] && break
+    sleep 1
+done
+echo "prometheus answered: '$got'"
+test "$got" = 3
+--- no_error_log
+[error]
+
+
+
+=== TEST 6: health: 200 "ok" with Redis up and the disk tier readable
+--- http_config
+nixcache_metrics_zone m6 1m;
+--- config
+location = /health {
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+    nixcache_health;
+}
+--- request
+GET /health
+--- error_code: 200
+--- response_body
+ok
+--- no_error_log
+[error]
+
+
+
+=== TEST 7: health: 503 naming redis when Redis is stopped; counted
+--- http_config
+nixcache_metrics_zone m7 1m;
+--- config
+location = /health {
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+    nixcache_health;
+}
+location = /metrics {
+    nixcache_metrics;
+}
+--- init
+cd $TEST_NIXCACHE_DIR
+$TEST_NIXCACHE_REDIS_CTL stop
+--- post
+cd $TEST_NIXCACHE_DIR
+curl -sf http://127.0.0.1:$TEST_NIXCACHE_PORT/metrics > m.txt
+promtool check metrics < m.txt
+# refused: the non-blocking connect fails after it was started
+grep -qxF 'nixcache_redis_failures_total{cause="closed"} 1' m.txt
+grep -qxF 'nixcache_redis_failures_total{cause="timeout"} 0' m.txt
+--- request
+GET /health
+--- error_code: 503
+--- response_body_like
+^redis: 
+--- error_log
+nixcache: redis 127.0.0.1:$TEST_NIXCACHE_REDIS_PORT
+
+
+
+=== TEST 8: health: 503 naming the disk tier when its directory is gone
+--- config
+location = /health {
+    nixcache_chunks $TEST_NIXCACHE_DIR/no-such-dir;
+    nixcache_health;
+}
+--- request
+GET /health
+--- error_code: 503
+--- response_body_like
+^disk: .*no-such-dir: No such file or directory$
+
+
+
+=== TEST 9: nixcache_metrics without a zone is refused
+--- config
+location = /metrics {
+    nixcache_metrics;
+}
+--- must_die
+--- error_log
+"nixcache_metrics" directive requires "nixcache_metrics_zone" before it
