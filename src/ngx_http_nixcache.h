@@ -491,8 +491,8 @@ ngx_int_t ngx_http_nixcache_auth_sign(ngx_http_request_t *r,
 
 
 /*
- * Metrics and health (ngx_http_nixcache_metrics.c): the directives
- * nixcache_metrics_zone, nixcache_metrics and nixcache_health; the
+ * Metrics and health (ngx_http_nixcache_metrics.c, _health.c): the
+ * directives nixcache_metrics_zone, nixcache_metrics and nixcache_health; the
  * registration of a "nixcache on" location's cache (at merge time); the
  * log phase handler (postconfiguration); the chunk source's note of a
  * chunk served from the disk tier or from S3.

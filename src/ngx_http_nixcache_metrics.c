@@ -1,9 +1,8 @@
 /*
- * Metrics and health: counters in a shared memory zone
- * (nixcache_metrics_zone), updated with atomics in the log phase, read by
- * the nixcache_metrics handler (Prometheus text 0.0.4, or JSON); the
- * nixcache_health handler (a Redis PING and a stat of the chunk
- * directory).
+ * Metrics: counters in a shared memory zone (nixcache_metrics_zone),
+ * updated with atomics in the log phase, read by the nixcache_metrics
+ * handler (Prometheus text 0.0.4, or JSON).  The nixcache_health handler
+ * is in ngx_http_nixcache_health.c.
  *
  * The zone holds one fixed block of counters per cache (the Redis key
  * prefix of a "nixcache on" location), laid out when the zone is
@@ -79,11 +78,6 @@ static u_char *ngx_http_nixcache_metrics_text(u_char *p,
     ngx_http_nixcache_metrics_shm_t *sh);
 static u_char *ngx_http_nixcache_metrics_json(u_char *p,
     ngx_http_nixcache_metrics_shm_t *sh);
-static ngx_int_t ngx_http_nixcache_health_handler(ngx_http_request_t *r);
-static void ngx_http_nixcache_health_reply(ngx_http_request_t *r,
-    redisReply *reply, void *data);
-static ngx_int_t ngx_http_nixcache_health_send(ngx_http_request_t *r,
-    ngx_uint_t status, u_char *body, size_t len);
 
 
 static const char  *ngx_http_nixcache_metrics_routes[] = {
@@ -102,6 +96,76 @@ static const char  *ngx_http_nixcache_metrics_redis_causes[] = {
 static const char  *ngx_http_nixcache_metrics_tiers[] = {
     "disk", "s3"
 };
+
+static const char  *ngx_http_nixcache_metrics_nar_routes[] = {
+    "nar", "nar_zst"
+};
+
+
+/*
+ * The per-cache counters after requests: one family each, n counters from
+ * offset in ngx_http_nixcache_metrics_cache_t, told apart by label (n 1:
+ * the cache label only; in JSON a number instead of an object).
+ */
+typedef struct {
+    const char                *name;
+    const char                *help;
+    const char                *json;
+    const char                *label;
+    const char               **values;
+    ngx_uint_t                 n;
+    size_t                     offset;
+} ngx_http_nixcache_metrics_family_t;
+
+
+#define ngx_http_nixcache_metrics_at(field)                                  \
+    offsetof(ngx_http_nixcache_metrics_cache_t, field)
+
+static const ngx_http_nixcache_metrics_family_t
+    ngx_http_nixcache_metrics_families[] =
+{
+    { "nixcache_narinfo_lookups_total",
+      "narinfo GET/HEAD answered: hit (200), miss (404, absent), error "
+      "(5xx).", "narinfo", "result", ngx_http_nixcache_metrics_results, 3,
+      ngx_http_nixcache_metrics_at(narinfo) },
+
+    { "nixcache_nar_sent_bytes_total",
+      "NAR response body bytes sent, by route.", "nar_sent_bytes", "route",
+      ngx_http_nixcache_metrics_nar_routes, 2,
+      ngx_http_nixcache_metrics_at(nar_bytes) },
+
+    { "nixcache_chunks_served_total",
+      "Chunks of NAR responses, by where they came from: the disk tier or "
+      "S3.", "chunks_served", "tier", ngx_http_nixcache_metrics_tiers, 2,
+      ngx_http_nixcache_metrics_at(chunks) },
+
+    { "nixcache_chunks_served_bytes_total",
+      "Stored (compressed) bytes of those chunks.", "chunks_served_bytes",
+      "tier", ngx_http_nixcache_metrics_tiers, 2,
+      ngx_http_nixcache_metrics_at(chunk_bytes) },
+
+    { "nixcache_upload_nars_total",
+      "NARs uploaded (PUT /nar/... answered 2xx).", "upload_nars", NULL,
+      NULL, 1, ngx_http_nixcache_metrics_at(upload_nars) },
+
+    { "nixcache_upload_received_bytes_total",
+      "Request body bytes of uploads answered 2xx.", "upload_received_bytes",
+      NULL, NULL, 1, ngx_http_nixcache_metrics_at(upload_bytes) },
+};
+
+#undef ngx_http_nixcache_metrics_at
+
+#define NGX_HTTP_NIXCACHE_M_FAMILIES                                         \
+    (sizeof(ngx_http_nixcache_metrics_families)                              \
+     / sizeof(ngx_http_nixcache_metrics_family_t))
+
+
+static ngx_atomic_uint_t
+ngx_http_nixcache_metrics_value(ngx_http_nixcache_metrics_cache_t *mc,
+    const ngx_http_nixcache_metrics_family_t *f, ngx_uint_t k)
+{
+    return ((ngx_atomic_t *) ((u_char *) mc + f->offset))[k];
+}
 
 
 /* The longest line of the text format, label values excluded. */
@@ -612,8 +676,11 @@ ngx_http_nixcache_metrics_size(ngx_http_nixcache_metrics_shm_t *sh,
     size_t      size, names;
     ngx_uint_t  i, lines;
 
-    lines = NGX_HTTP_NIXCACHE_M_ROUTES * NGX_HTTP_NIXCACHE_M_CLASSES
-            + 3 + 2 + 2 + 4;
+    lines = NGX_HTTP_NIXCACHE_M_ROUTES * NGX_HTTP_NIXCACHE_M_CLASSES;
+
+    for (i = 0; i < NGX_HTTP_NIXCACHE_M_FAMILIES; i++) {
+        lines += ngx_http_nixcache_metrics_families[i].n;
+    }
 
     names = 0;
 
@@ -657,6 +724,7 @@ ngx_http_nixcache_metrics_text(u_char *p, ngx_http_nixcache_metrics_shm_t *sh)
 {
     ngx_uint_t                          i, j, k;
     ngx_http_nixcache_metrics_cache_t  *mc;
+    const ngx_http_nixcache_metrics_family_t  *f;
 
     p = ngx_cpymem(p, "# HELP nixcache_requests_total Requests to a cache "
                    "location, by route and status class.\n"
@@ -684,78 +752,26 @@ ngx_http_nixcache_metrics_text(u_char *p, ngx_http_nixcache_metrics_shm_t *sh)
                sizeof("# HELP " name " " help "\n# TYPE " name " " type "\n") \
                - 1)
 
-    p = ngx_http_nixcache_metrics_head(p, "nixcache_narinfo_lookups_total",
-            "counter", "narinfo GET/HEAD answered: hit (200), miss (404, "
-            "absent), error (5xx).");
+    for (j = 0; j < NGX_HTTP_NIXCACHE_M_FAMILIES; j++) {
+        f = &ngx_http_nixcache_metrics_families[j];
 
-    for (i = 0; i < sh->ncaches; i++) {
-        for (k = 0; k < 3; k++) {
-            p = ngx_sprintf(p, "nixcache_narinfo_lookups_total{cache=\"");
-            p = ngx_http_nixcache_metrics_escape(p, &sh->names[i]);
-            p = ngx_sprintf(p, "\",result=\"%s\"} %uA\n",
-                            ngx_http_nixcache_metrics_results[k],
-                            sh->caches[i].narinfo[k]);
+        p = ngx_sprintf(p, "# HELP %s %s\n# TYPE %s counter\n", f->name,
+                        f->help, f->name);
+
+        for (i = 0; i < sh->ncaches; i++) {
+            for (k = 0; k < f->n; k++) {
+                p = ngx_sprintf(p, "%s{cache=\"", f->name);
+                p = ngx_http_nixcache_metrics_escape(p, &sh->names[i]);
+
+                if (f->label != NULL) {
+                    p = ngx_sprintf(p, "\",%s=\"%s", f->label, f->values[k]);
+                }
+
+                p = ngx_sprintf(p, "\"} %uA\n",
+                                ngx_http_nixcache_metrics_value(
+                                    &sh->caches[i], f, k));
+            }
         }
-    }
-
-    p = ngx_http_nixcache_metrics_head(p, "nixcache_nar_sent_bytes_total",
-            "counter", "NAR response body bytes sent, by route.");
-
-    for (i = 0; i < sh->ncaches; i++) {
-        for (k = 0; k < 2; k++) {
-            p = ngx_sprintf(p, "nixcache_nar_sent_bytes_total{cache=\"");
-            p = ngx_http_nixcache_metrics_escape(p, &sh->names[i]);
-            p = ngx_sprintf(p, "\",route=\"%s\"} %uA\n",
-                            ngx_http_nixcache_metrics_routes[
-                                NGX_HTTP_NIXCACHE_M_NAR + k],
-                            sh->caches[i].nar_bytes[k]);
-        }
-    }
-
-    p = ngx_http_nixcache_metrics_head(p, "nixcache_chunks_served_total",
-            "counter", "Chunks of NAR responses, by where they came from: "
-            "the disk tier or S3.");
-
-    for (i = 0; i < sh->ncaches; i++) {
-        for (k = 0; k < 2; k++) {
-            p = ngx_sprintf(p, "nixcache_chunks_served_total{cache=\"");
-            p = ngx_http_nixcache_metrics_escape(p, &sh->names[i]);
-            p = ngx_sprintf(p, "\",tier=\"%s\"} %uA\n",
-                            ngx_http_nixcache_metrics_tiers[k],
-                            sh->caches[i].chunks[k]);
-        }
-    }
-
-    p = ngx_http_nixcache_metrics_head(p, "nixcache_chunks_served_bytes_total",
-            "counter", "Stored (compressed) bytes of those chunks.");
-
-    for (i = 0; i < sh->ncaches; i++) {
-        for (k = 0; k < 2; k++) {
-            p = ngx_sprintf(p, "nixcache_chunks_served_bytes_total{cache=\"");
-            p = ngx_http_nixcache_metrics_escape(p, &sh->names[i]);
-            p = ngx_sprintf(p, "\",tier=\"%s\"} %uA\n",
-                            ngx_http_nixcache_metrics_tiers[k],
-                            sh->caches[i].chunk_bytes[k]);
-        }
-    }
-
-    p = ngx_http_nixcache_metrics_head(p, "nixcache_upload_nars_total",
-            "counter", "NARs uploaded (PUT /nar/... answered 2xx).");
-
-    for (i = 0; i < sh->ncaches; i++) {
-        p = ngx_sprintf(p, "nixcache_upload_nars_total{cache=\"");
-        p = ngx_http_nixcache_metrics_escape(p, &sh->names[i]);
-        p = ngx_sprintf(p, "\"} %uA\n", sh->caches[i].upload_nars);
-    }
-
-    p = ngx_http_nixcache_metrics_head(p,
-            "nixcache_upload_received_bytes_total", "counter",
-            "Request body bytes of uploads answered 2xx.");
-
-    for (i = 0; i < sh->ncaches; i++) {
-        p = ngx_sprintf(p, "nixcache_upload_received_bytes_total{cache=\"");
-        p = ngx_http_nixcache_metrics_escape(p, &sh->names[i]);
-        p = ngx_sprintf(p, "\"} %uA\n", sh->caches[i].upload_bytes);
     }
 
     p = ngx_http_nixcache_metrics_head(p, "nixcache_redis_connects_total",
@@ -787,6 +803,7 @@ ngx_http_nixcache_metrics_json(u_char *p, ngx_http_nixcache_metrics_shm_t *sh)
 {
     ngx_uint_t                          i, j, k;
     ngx_http_nixcache_metrics_cache_t  *mc;
+    const ngx_http_nixcache_metrics_family_t  *f;
 
     p = ngx_sprintf(p, "{\"caches\":{");
 
@@ -809,18 +826,28 @@ ngx_http_nixcache_metrics_json(u_char *p, ngx_http_nixcache_metrics_shm_t *sh)
             *p++ = '}';
         }
 
-        p = ngx_sprintf(p, "},\"narinfo\":{\"hit\":%uA,\"miss\":%uA,"
-                        "\"error\":%uA},", mc->narinfo[0], mc->narinfo[1],
-                        mc->narinfo[2]);
-        p = ngx_sprintf(p, "\"nar_sent_bytes\":{\"nar\":%uA,\"nar_zst\":%uA},",
-                        mc->nar_bytes[0], mc->nar_bytes[1]);
-        p = ngx_sprintf(p, "\"chunks_served\":{\"disk\":%uA,\"s3\":%uA},",
-                        mc->chunks[0], mc->chunks[1]);
-        p = ngx_sprintf(p, "\"chunks_served_bytes\":{\"disk\":%uA,"
-                        "\"s3\":%uA},", mc->chunk_bytes[0],
-                        mc->chunk_bytes[1]);
-        p = ngx_sprintf(p, "\"upload_nars\":%uA,\"upload_received_bytes\":"
-                        "%uA}", mc->upload_nars, mc->upload_bytes);
+        *p++ = '}';
+
+        for (j = 0; j < NGX_HTTP_NIXCACHE_M_FAMILIES; j++) {
+            f = &ngx_http_nixcache_metrics_families[j];
+
+            if (f->label == NULL) {
+                p = ngx_sprintf(p, ",\"%s\":%uA", f->json,
+                                ngx_http_nixcache_metrics_value(mc, f, 0));
+                continue;
+            }
+
+            p = ngx_sprintf(p, ",\"%s\":{", f->json);
+
+            for (k = 0; k < f->n; k++) {
+                p = ngx_sprintf(p, "%s\"%s\":%uA", k ? "," : "", f->values[k],
+                                ngx_http_nixcache_metrics_value(mc, f, k));
+            }
+
+            *p++ = '}';
+        }
+
+        *p++ = '}';
     }
 
     p = ngx_sprintf(p, "},\"redis\":{\"connects\":%uA,\"failures\":{",
@@ -835,148 +862,4 @@ ngx_http_nixcache_metrics_json(u_char *p, ngx_http_nixcache_metrics_shm_t *sh)
     p = ngx_sprintf(p, "}}}\n");
 
     return p;
-}
-
-
-char *
-ngx_http_nixcache_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_core_loc_conf_t  *clcf;
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_nixcache_health_handler;
-
-    return NGX_CONF_OK;
-}
-
-
-/*
- * The disk tier first (a stat of the location's nixcache_chunks, when
- * set), then a PING through the worker's Redis connection.
- */
-
-static ngx_int_t
-ngx_http_nixcache_health_handler(ngx_http_request_t *r)
-{
-    size_t                           argvlen[1];
-    u_char                          *p;
-    ngx_int_t                        rc;
-    const char                      *argv[1];
-    ngx_file_info_t                  fi;
-    ngx_http_nixcache_loc_conf_t    *nlcf;
-    u_char                           buf[NGX_MAX_ERROR_STR];
-
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
-
-    if (nlcf->chunks.data != NULL) {
-        if (ngx_file_info(nlcf->chunks.data, &fi) == NGX_FILE_ERROR) {
-            p = ngx_snprintf(buf, sizeof(buf), "disk: %s: ",
-                             nlcf->chunks.data);
-            p = ngx_strerror(ngx_errno, p, buf + sizeof(buf) - 1 - p);
-            *p++ = LF;
-            return ngx_http_nixcache_health_send(r,
-                                                 NGX_HTTP_SERVICE_UNAVAILABLE,
-                                                 buf, p - buf);
-        }
-
-        if (!ngx_is_dir(&fi)) {
-            p = ngx_snprintf(buf, sizeof(buf), "disk: %s: not a directory\n",
-                             nlcf->chunks.data);
-            return ngx_http_nixcache_health_send(r,
-                                                 NGX_HTTP_SERVICE_UNAVAILABLE,
-                                                 buf, p - buf);
-        }
-    }
-
-    argv[0] = "PING";
-    argvlen[0] = sizeof("PING") - 1;
-
-    if (ngx_http_nixcache_redis_command(r, ngx_http_nixcache_health_reply,
-                                        NULL, 1, argv, argvlen)
-        != NGX_OK)
-    {
-        return ngx_http_nixcache_health_send(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                             (u_char *) "redis: unreachable\n",
-                                             sizeof("redis: unreachable\n")
-                                             - 1);
-    }
-
-    r->main->count++;
-
-    return NGX_DONE;
-}
-
-
-static void
-ngx_http_nixcache_health_reply(ngx_http_request_t *r, redisReply *reply,
-    void *data)
-{
-    ngx_int_t  rc;
-
-    if (reply == NULL) {
-        /* the cause (refused, timed out, lost) is in the error log */
-        rc = ngx_http_nixcache_health_send(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                  (u_char *) "redis: no answer\n",
-                                  sizeof("redis: no answer\n") - 1);
-
-    } else if (reply->type != REDIS_REPLY_STATUS
-               && reply->type != REDIS_REPLY_STRING)
-    {
-        rc = ngx_http_nixcache_health_send(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                  (u_char *) "redis: unexpected reply\n",
-                                  sizeof("redis: unexpected reply\n") - 1);
-
-    } else {
-        rc = ngx_http_nixcache_health_send(r, NGX_HTTP_OK,
-                                           (u_char *) "ok\n", 3);
-    }
-
-    ngx_http_finalize_request(r, rc);
-}
-
-
-static ngx_int_t
-ngx_http_nixcache_health_send(ngx_http_request_t *r, ngx_uint_t status,
-    u_char *body, size_t len)
-{
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    b = ngx_create_temp_buf(r->pool, len);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->last = ngx_cpymem(b->pos, body, len);
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len;
-    ngx_str_set(&r->headers_out.content_type, "text/plain");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    /* polled every second: never from a cache */
-    r->headers_out.last_modified_time = -1;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
 }
