@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nixcache_file.h"
 #include "nixcache_redis_auth.h"
 
 
@@ -118,49 +119,20 @@ int
 nixcache_redis_auth_file(nixcache_redis_auth_t *auth, const char *file,
     const char **err)
 {
-    int      fd, rc;
+    int      rc;
     char     buf[NIXCACHE_REDIS_AUTH_FILE_MAX + 1];
     size_t   len;
     ssize_t  n;
 
     memset(auth, 0, sizeof(nixcache_redis_auth_t));
 
-    fd = open(file, O_RDONLY|O_CLOEXEC);
-    if (fd == -1) {
-        *err = strerror(errno);
+    n = nixcache_file_read_small(file, buf, sizeof(buf));
+    if (n == -1) {
+        *err = (errno == EFBIG) ? "too long" : strerror(errno);
         return -1;
     }
 
-    len = 0;
-
-    while (len < sizeof(buf)) {
-        n = read(fd, buf + len, sizeof(buf) - len);
-
-        if (n == -1 && errno == EINTR) {
-            continue;
-        }
-
-        if (n == -1) {
-            *err = strerror(errno);
-            close(fd);
-            explicit_bzero(buf, sizeof(buf));
-            return -1;
-        }
-
-        if (n == 0) {
-            break;
-        }
-
-        len += n;
-    }
-
-    close(fd);
-
-    if (len > NIXCACHE_REDIS_AUTH_FILE_MAX) {
-        *err = "too long";
-        explicit_bzero(buf, sizeof(buf));
-        return -1;
-    }
+    len = n;
 
     rc = nixcache_redis_auth_parse(auth, buf, len, err);
     explicit_bzero(buf, sizeof(buf));

@@ -18,6 +18,7 @@
 
 #include <curl/curl.h>
 
+#include "nixcache_file.h"
 #include "nixcache_s3.h"
 #include "nixcache_sigv4.h"
 
@@ -377,51 +378,27 @@ int
 nixcache_s3_credentials_file(nixcache_s3_credentials_t *cred,
     const char *file, char *err, size_t errlen)
 {
-    int      fd, rc;
+    int      rc;
     char     buf[NIXCACHE_S3_CRED_FILE_MAX + 1];
     char     msg[NIXCACHE_S3_ERROR_MAX];
     size_t   len;
     ssize_t  n;
 
-    fd = open(file, O_RDONLY|O_CLOEXEC);
-    if (fd == -1) {
+    n = nixcache_file_read_small(file, buf, sizeof(buf));
+
+    if (n == -1 && errno == EFBIG) {
+        nixcache_s3_message(err, errlen, "S3: credentials %s: larger than %d "
+                            "bytes", file, NIXCACHE_S3_CRED_FILE_MAX);
+        return -1;
+    }
+
+    if (n == -1) {
         nixcache_s3_message(err, errlen, "S3: credentials %s: %s", file,
                             strerror(errno));
         return -1;
     }
 
-    len = 0;
-
-    while (len < sizeof(buf)) {
-        n = read(fd, buf + len, sizeof(buf) - len);
-
-        if (n == -1 && errno == EINTR) {
-            continue;
-        }
-
-        if (n == -1) {
-            nixcache_s3_message(err, errlen, "S3: credentials %s: %s", file,
-                                strerror(errno));
-            close(fd);
-            explicit_bzero(buf, sizeof(buf));
-            return -1;
-        }
-
-        if (n == 0) {
-            break;
-        }
-
-        len += n;
-    }
-
-    close(fd);
-
-    if (len > NIXCACHE_S3_CRED_FILE_MAX) {
-        nixcache_s3_message(err, errlen, "S3: credentials %s: larger than %d "
-                            "bytes", file, NIXCACHE_S3_CRED_FILE_MAX);
-        explicit_bzero(buf, sizeof(buf));
-        return -1;
-    }
+    len = n;
 
     rc = nixcache_s3_credentials_parse(cred, buf, len, msg, sizeof(msg));
     explicit_bzero(buf, sizeof(buf));
