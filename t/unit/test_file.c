@@ -29,10 +29,10 @@ spew(const char *path, const char *text, size_t len)
 int
 main(void)
 {
-    char     dir[256], path[300], buf[8];
+    char         dir[256], path[300], buf[8];
+    size_t       i, wiped;
+    ssize_t      n;
     const char  *tmp;
-    ssize_t  n;
-    size_t   i, wiped;
 
     tmp = getenv("TMPDIR");
     snprintf(dir, sizeof(dir), "%s/nixcache-test-file-XXXXXX",
