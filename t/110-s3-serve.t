@@ -634,3 +634,45 @@ grep -q '^GET /nixcache/chunks/[a-z2-7][a-z2-7]/b[a-z2-7]* ok$' \
 [ -z "$(grep -v ' ok$' $TEST_NIXCACHE_SIG_LOG)" ]
 --- error_log
 HTTP 404
+
+
+
+=== TEST 21: metrics: chunks served from the disk tier and from S3, counted apart
+--- http_config
+nixcache_metrics_zone m110 1m;
+--- fixture
+my $c = '';
+$c .= pack('N', $_ * 2654435761 % 4294967296) . "counted $_\n" for 1 .. 30000;
+my $f = add_nar(name => 'counted', content => $c, chunk_size => 7000);
+my %odd = map { (fixture_var('counted', "CID$_") => 1) } grep { $_ % 2 } 0 .. $f->{NCHUNKS} - 1;
+to_s3(sub { $odd{$_[0]} });
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+    }
+    location = /metrics {
+        nixcache_metrics;
+    }
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_counted_NARHASH.nar.zst
+--- error_code: 200
+--- response_body_file
+$TEST_NIXCACHE_FIX_counted_NARZST
+--- post
+cd $TEST_NIXCACHE_DIR
+curl -sf http://127.0.0.1:$TEST_NIXCACHE_PORT/metrics > m.txt
+n=$TEST_NIXCACHE_FIX_counted_NCHUNKS
+value() { sed -n "s/^$1{cache=\"nixcache:\",tier=\"$2\"} //p" m.txt; }
+echo "disk $(value nixcache_chunks_served_total disk), s3 $(value nixcache_chunks_served_total s3) of $n"
+test "$(value nixcache_chunks_served_total s3)" = $((n / 2))
+test "$(value nixcache_chunks_served_total disk)" = $((n - n / 2))
+test $(( $(value nixcache_chunks_served_bytes_total disk) \
+         + $(value nixcache_chunks_served_bytes_total s3) )) \
+     = $TEST_NIXCACHE_FIX_counted_FILESIZE
+test "$(value nixcache_chunks_served_bytes_total s3)" -gt 0
+--- no_error_log
+[error]
