@@ -378,3 +378,43 @@ location = /metrics {
 --- must_die
 --- error_log
 "nixcache_metrics" directive requires "nixcache_metrics_zone" before it
+
+
+
+=== TEST 10: uploads: a NAR and its narinfo PUT, counted with their body bytes
+--- http_config
+nixcache_metrics_zone m10 1m;
+--- fixture
+add_nar(name => 'a', prefix => 'fix:',
+        content => join('', map { "upload line $_\n" } 1 .. 5000));
+--- config
+location / {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_DIR/up;
+    nixcache_redis_prefix up:;
+    nixcache_upload on;
+    nixcache_push_tokens off;
+    client_max_body_size 0;
+}
+location = /metrics {
+    nixcache_metrics;
+}
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+xz -c $TEST_NIXCACHE_FIX_a_NAR > $TEST_NIXCACHE_DIR/a.nar.xz
+put nar/someupload.nar.xz $TEST_NIXCACHE_DIR/a.nar.xz 201
+narinfo a
+put $TEST_NIXCACHE_FIX_a_HASH.narinfo $TEST_NIXCACHE_DIR/a.narinfo 201
+--- request
+GET /metrics
+--- error_code: 200
+--- post
+cd $TEST_NIXCACHE_DIR
+curl -sf http://127.0.0.1:$TEST_NIXCACHE_PORT/metrics > m.txt
+bytes=$(( $(stat -c %s a.nar.xz) + $(stat -c %s a.narinfo) ))
+grep -qxF 'nixcache_upload_nars_total{cache="up:"} 1' m.txt
+grep -qxF "nixcache_upload_received_bytes_total{cache=\"up:\"} $bytes" m.txt
+grep -qxF 'nixcache_requests_total{cache="up:",route="upload",status="2xx"} 2' m.txt
+--- no_error_log
+[error]
