@@ -381,7 +381,7 @@ location = /metrics {
 
 
 
-=== TEST 10: uploads: a NAR and its narinfo PUT, counted with their body bytes
+=== TEST 10: uploads: NARs (one chunked) and a narinfo PUT, counted with their body bytes
 --- http_config
 nixcache_metrics_zone m10 1m;
 --- fixture
@@ -406,15 +406,17 @@ xz -c $TEST_NIXCACHE_FIX_a_NAR > $TEST_NIXCACHE_DIR/a.nar.xz
 put nar/someupload.nar.xz $TEST_NIXCACHE_DIR/a.nar.xz 201
 narinfo a
 put $TEST_NIXCACHE_FIX_a_HASH.narinfo $TEST_NIXCACHE_DIR/a.narinfo 201
+put nar/chunked.nar.xz $TEST_NIXCACHE_DIR/a.nar.xz 201 \
+    -H 'Transfer-Encoding: chunked'
 --- request
 GET /metrics
 --- error_code: 200
 --- post
 cd $TEST_NIXCACHE_DIR
 curl -sf http://127.0.0.1:$TEST_NIXCACHE_PORT/metrics > m.txt
-bytes=$(( $(stat -c %s a.nar.xz) + $(stat -c %s a.narinfo) ))
-grep -qxF 'nixcache_upload_nars_total{cache="up:"} 1' m.txt
+bytes=$(( 2 * $(stat -c %s a.nar.xz) + $(stat -c %s a.narinfo) ))
+grep -qxF 'nixcache_upload_nars_total{cache="up:"} 2' m.txt
 grep -qxF "nixcache_upload_received_bytes_total{cache=\"up:\"} $bytes" m.txt
-grep -qxF 'nixcache_requests_total{cache="up:",route="upload",status="2xx"} 2' m.txt
+grep -qxF 'nixcache_requests_total{cache="up:",route="upload",status="2xx"} 3' m.txt
 --- no_error_log
 [error]
