@@ -74,6 +74,9 @@ stdenv.mkDerivation {
     runHook preInstall
     install -Dm755 build/nixcache $out/bin/nixcache
     install -Dm644 -t $out/share/doc/nixcache docs/CLI.md docs/FORMAT.md
+    install -Dm644 docs/nixcache.1 $out/share/man/man1/nixcache.1
+    install -Dm644 tools/nixcache.bash \
+      $out/share/bash-completion/completions/nixcache
     runHook postInstall
   '';
 

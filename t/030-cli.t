@@ -127,6 +127,45 @@ like($err, qr/no chunk directory/, 'push without --chunks: message');
 isnt($rc, 0, 'bad chunking parameters fail');
 like($err, qr/invalid chunking parameters/, 'bad chunking: message');
 
+# bash completion (tools/nixcache.bash) and the man page (docs/nixcache.1):
+# each command's options as its --help lists them, no more, no fewer
+
+my $root = Nixcache::Cli::root_dir();
+
+sub complete {
+    my (@words) = @_;
+    my $script = 'source "$1"; shift; COMP_WORDS=("$@"); '
+                 . 'COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _nixcache; '
+                 . 'printf "%s\n" "${COMPREPLY[@]}"';
+    my ($rc, $out, $err) = nix('bash', '-c', $script, 'complete',
+                               "$root/tools/nixcache.bash", 'nixcache',
+                               @words);
+    return sort grep { length } split /\n/, $out;
+}
+
+is_deeply([complete('pu')], ['push'], 'completion: a command');
+is_deeply([complete('push', '--ex')], ['--exclude'],
+          'completion: a push option');
+
+my $man = slurp("$root/docs/nixcache.1");
+for my $cmd (qw(push import verify keygen use)) {
+    ($rc, $out, $err) = nixcache($cmd, '--help');
+    my ($usage) = $out =~ /^(usage: .*)$/m;
+    # option lines are indented 2 to 6 columns, their continuations more
+    my @lines = $out =~ /^ {2,6}(-.*)$/mg;
+    my %opt = map { $_ => 1 } '--help',
+        (map { /(--[a-z0-9-]+)/g } @lines),
+        $usage =~ /\[(--[a-z0-9-]+)/g;
+    my @want = sort keys %opt;
+    is_deeply([complete($cmd, '--')], \@want,
+              "completion: ${cmd}'s options are those of its --help");
+    (my $m = $man) =~ s/\\-/-/g;
+    like($m, qr/^\.B nixcache \Q$cmd\E\b/m, "man page: $cmd in SYNOPSIS");
+}
+($rc, $out, $err) = nix('groff', '-man', '-ww', '-z',
+                        "$root/docs/nixcache.1");
+is("$rc $err", '0 ', 'man page: groff -ww finds nothing to warn about');
+
 
 # Push ----------------------------------------------------------------------
 

@@ -30,6 +30,9 @@ our @EXPORT = qw(
 
 my $root = abs_path(dirname(__FILE__) . '/../../..');
 
+# The repository's top directory.
+sub root_dir { return $root }
+
 our $CLI = $ENV{NIXCACHE_CLI} // "$root/build/nixcache";
 our $T;
 our $STORE;

@@ -1,0 +1,62 @@
+# bash completion for nixcache (installed as
+# share/bash-completion/completions/nixcache).  The option lists are
+# those of `nixcache COMMAND --help`; t/030-cli.t checks that they agree.
+
+_nixcache_common='--redis --redis-auth --chunks --prefix --level --jobs
+    --chunk-min --chunk-avg --chunk-max --force --sign-key --s3-endpoint
+    --s3-bucket --s3-region --s3-prefix --s3-credentials --s3-path-style
+    --s3-virtual-host --s3-inflight --s3-attempts --quiet --verbose --help'
+
+_nixcache() {
+    local cur prev cmd opts
+    cur=${COMP_WORDS[COMP_CWORD]}
+    prev=${COMP_WORDS[COMP_CWORD-1]}
+
+    if [ "$COMP_CWORD" -eq 1 ]; then
+        COMPREPLY=($(compgen -W 'push import verify keygen use help' \
+                     -- "$cur"))
+        return
+    fi
+
+    cmd=${COMP_WORDS[1]}
+
+    case $prev in
+    --redis-auth|--chunks|--sign-key|--s3-credentials|--token-file|\
+    --nix-conf|--netrc)
+        COMPREPLY=($(compgen -f -- "$cur"))
+        return ;;
+    --store)
+        COMPREPLY=($(compgen -d -- "$cur"))
+        return ;;
+    --redis|--prefix|--level|--jobs|-j|--chunk-min|--chunk-avg|\
+    --chunk-max|--s3-endpoint|--s3-bucket|--s3-region|--s3-prefix|\
+    --s3-inflight|--s3-attempts|--url|--token|--exclude|--skip-upstream|\
+    --key)
+        return ;;
+    esac
+
+    case $cmd in
+    push)   opts="$_nixcache_common --store --recursive --url --token
+                  --token-file --exclude --skip-upstream" ;;
+    import) opts=$_nixcache_common ;;
+    verify) opts='--redis --redis-auth --chunks --prefix --quick
+                  --s3-endpoint --s3-bucket --s3-region --s3-prefix
+                  --s3-credentials --s3-path-style --s3-virtual-host
+                  --help' ;;
+    keygen) opts='--force --help' ;;
+    use)    opts='--token --token-file --key --nix-conf --netrc --help' ;;
+    *)      return ;;
+    esac
+
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+
+    elif [ "$cmd" = push ] && [[ $cur == /* ]]; then
+        COMPREPLY=($(compgen -d -- "$cur"))
+
+    else
+        COMPREPLY=($(compgen -f -- "$cur"))
+    fi
+}
+
+complete -F _nixcache nixcache
