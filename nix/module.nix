@@ -291,6 +291,37 @@ in
       });
     };
 
+    metrics = {
+      enable = mkEnableOption ''
+        Prometheus metrics (`nixcache_metrics_zone`, every cache's
+        counters) at {option}`metrics.location`, and a health check
+        (`nixcache_health`: the chunk directory and Redis) at
+        {option}`metrics.healthLocation`, on the caches' virtual host
+      '';
+
+      location = mkOption {
+        type = types.str;
+        default = "/nixcache/metrics";
+        description = ''
+          Where the metrics are served (Prometheus text; `?format=json`
+          for JSON), to the addresses of {option}`metrics.allow` only.
+        '';
+      };
+
+      healthLocation = mkOption {
+        type = types.str;
+        default = "/nixcache/health";
+        description = "Where the health check answers: 200 `ok`, or 503 naming the failing part.";
+      };
+
+      allow = mkOption {
+        type = types.listOf types.str;
+        default = [ "127.0.0.1" "::1" ];
+        example = [ "10.0.0.0/8" ];
+        description = "Addresses or networks (nginx `allow`) that may read the metrics; others get 403.";
+      };
+    };
+
     extraConfig = mkOption {
       type = types.lines;
       default = "";

@@ -8,7 +8,8 @@
 #   credentialsFile }), caches.<name>.{ location, redisPrefix, priority,
 #   narCompression, signKeyFile, readTokensFile, pushTokensFile,
 #   allowAnonymousUpload, adminTokensFile, upload, uploadMaxNarSize,
-#   extraConfig }, extraConfig;
+#   extraConfig }, metrics.{ enable, location, healthLocation, allow },
+#   extraConfig;
 # credentialsDirectory: where the service finds the secret files (systemd's
 # $CREDENTIALS_DIRECTORY, /run/credentials/nginx.service).
 #
@@ -84,18 +85,36 @@ let
 
   names = attrNames settings.caches;
 
+  # counters in shared memory, served at metrics.location to the
+  # addresses metrics.allow names; the health check at healthLocation
+  metrics = settings.metrics or { enable = false; };
+
+  metricsLocations =
+    if !metrics.enable then { }
+    else {
+      ${metrics.location} = concatStringsSep "\n"
+        (map (a: "allow ${a};") metrics.allow
+         ++ [ "deny all;" "nixcache_metrics;" ]) + "\n";
+      ${metrics.healthLocation} = concatStringsSep "\n" [
+        "nixcache_chunks ${quote (toString settings.chunks.directory)};"
+        "nixcache_health;"
+      ] + "\n";
+    };
+
 in
 {
   http = concatStringsSep "\n" ([
     "nixcache_redis ${settings.redis.address};"
     "nixcache_redis_timeout ${settings.redis.timeout};"
-  ] ++ (if settings.extraConfig == "" then [ ] else [ settings.extraConfig ]))
+  ] ++ (if metrics.enable then [ "nixcache_metrics_zone nixcache 1m;" ]
+        else [ ])
+    ++ (if settings.extraConfig == "" then [ ] else [ settings.extraConfig ]))
   + "\n";
 
   locations = listToAttrs (map (name: {
     name = settings.caches.${name}.location;
     value = location name settings.caches.${name};
-  }) names);
+  }) names) // metricsLocations;
 
   credentials =
     concatLists (map (name:

@@ -219,6 +219,23 @@ minimal="{ enable = true; chunks.directory = \"$T/chunks\";
 run_ok "module: a small cache evaluates" eval_module minimal "$minimal"
 run_ok "module: ... and passes nginx -t" nginx_t minimal
 
+observed="{ enable = true; chunks.directory = \"$T/chunks\"; caches.c = { };
+            metrics = { enable = true; allow = [ \"10.0.0.0/8\" ]; }; }"
+run_ok "module: metrics on evaluates" eval_module observed "$observed"
+diag_file "$T/observed.err"
+like "$(json "$T/observed.json" '$j->{http}')" \
+     'nixcache_metrics_zone nixcache 1m;' "module: metrics: the zone"
+is "$(json "$T/observed.json" '$j->{locations}{"/nixcache/metrics"}')" \
+   "allow 10.0.0.0/8;
+deny all;
+nixcache_metrics;" "module: metrics: served to metrics.allow only"
+like "$(json "$T/observed.json" '$j->{locations}{"/nixcache/health"}')" \
+     "nixcache_chunks \"$T/chunks\";.*nixcache_health;" \
+     "module: metrics: the health check, on the chunk directory"
+run_ok "module: ... and passes nginx -t" nginx_t observed
+is "$(json "$T/minimal.json" 'join " ", sort keys %{$j->{locations}}')" "/c/" \
+   "module: metrics off (the default): no such locations"
+
 # nix/nginx-conf.nix alone, from the module's settings: the same text.
 run_ok "nginx-conf.nix called directly" sh -c "
     nix-instantiate --eval --strict --json -E '
