@@ -277,8 +277,17 @@ ngx_http_nixcache_metrics_register(ngx_conf_t *cf,
 ngx_int_t
 ngx_http_nixcache_metrics_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_http_handler_pt            *h;
+    ngx_http_core_main_conf_t      *cmcf;
+    ngx_http_nixcache_main_conf_t  *nmcf;
+
+    /* without a zone the log phase has nothing of ours to run */
+
+    nmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_nixcache_module);
+
+    if (nmcf->metrics_zone == NULL) {
+        return NGX_OK;
+    }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
