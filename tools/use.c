@@ -66,6 +66,9 @@ static const struct option  nixcache_use_options[] = {
 
 
 static int nixcache_use_keys(const char *info, char *keys, size_t cap);
+static int nixcache_use_write(const nixcache_opts_t *o, const char *url,
+    const char *conf, const char *host, const char *nix_conf,
+    const char *netrc_file);
 static int nixcache_use_append(const char *file, const char *text,
     mode_t mode);
 
@@ -77,8 +80,6 @@ nixcache_cmd_use(int argc, char **argv)
     char                     keys[NIXCACHE_USE_KEYS_MAX
                                   * (NIXCACHE_SIGN_TEXT_MAX + 1) + 1];
     char                     conf[sizeof(keys) + 8192];
-    char                     netrc[8192];
-    char                     token[4096];
     char                     host[256];
     size_t                   klen, hlen;
     const char              *url, *info, *h, *err, *given[NIXCACHE_USE_KEYS_MAX];
@@ -223,7 +224,25 @@ nixcache_cmd_use(int argc, char **argv)
              keys[0] ? "extra-trusted-public-keys = " : "", keys,
              keys[0] ? "\n" : "");
 
-    switch (nixcache_pushurl_token(&o, token, sizeof(token))) {
+    return nixcache_use_write(&o, url, conf, host, nix_conf, netrc_file);
+}
+
+
+/*
+ * The nix.conf lines to nix_conf (or stdout), the netrc line with the
+ * token to netrc_file (or stdout, the token left out).
+ */
+
+static int
+nixcache_use_write(const nixcache_opts_t *o, const char *url,
+    const char *conf, const char *host, const char *nix_conf,
+    const char *netrc_file)
+{
+    int   c;
+    char  netrc[8192];
+    char  token[4096];
+
+    switch (nixcache_pushurl_token(o, token, sizeof(token))) {
 
     case 1:
         snprintf(netrc, sizeof(netrc), "machine %s login nixcache password "
