@@ -249,6 +249,7 @@ struct ngx_http_nixcache_s3_fetch_s {
     void                          *easy;           /* CURL */
     void                          *headers;        /* curl_slist */
     ngx_http_nixcache_s3_worker_t *worker;
+    uint64_t                       start;          /* us, monotonic */
     unsigned                       active:1;
     unsigned                       retried:1;
     unsigned                       overflow:1;
@@ -357,6 +358,7 @@ typedef struct {
     size_t                     scratch_size;
     ngx_int_t                  fail_status;
     const u_char              *chunks;     /* disk tier dir, NUL */
+    ngx_uint_t                 chunks_sent[2];     /* from disk, S3 */
 
     unsigned                   zst:1;
     unsigned                   head_only:1;
@@ -519,6 +521,54 @@ void ngx_http_nixcache_metrics_chunk(ngx_http_request_t *r, ngx_uint_t s3,
 
 void ngx_http_nixcache_metrics_redis(ngx_http_nixcache_main_conf_t *nmcf,
     ngx_uint_t what);
+/* A reply (or a failure) came after us microseconds. */
+void ngx_http_nixcache_metrics_redis_time(
+    ngx_http_nixcache_main_conf_t *nmcf, uint64_t us);
+/* A connection opened by a worker that had one before. */
+void ngx_http_nixcache_metrics_redis_reconnect(
+    ngx_http_nixcache_main_conf_t *nmcf);
+
+/* The S3 fetches' notes: a fetch's time, and why one failed. */
+#define NGX_HTTP_NIXCACHE_METRICS_S3_TIMEOUT      0
+#define NGX_HTTP_NIXCACHE_METRICS_S3_CONNECT      1  /* connect, resolve */
+#define NGX_HTTP_NIXCACHE_METRICS_S3_NOT_FOUND    2  /* HTTP 404 */
+#define NGX_HTTP_NIXCACHE_METRICS_S3_DENIED       3  /* HTTP 401, 403 */
+#define NGX_HTTP_NIXCACHE_METRICS_S3_HTTP_5XX     4
+#define NGX_HTTP_NIXCACHE_METRICS_S3_HTTP_OTHER   5
+#define NGX_HTTP_NIXCACHE_METRICS_S3_TRANSFER     6  /* cut, other curl */
+#define NGX_HTTP_NIXCACHE_METRICS_S3_TOO_LARGE    7  /* beyond the chunk */
+#define NGX_HTTP_NIXCACHE_METRICS_S3_CORRUPT      8  /* not chunk X */
+#define NGX_HTTP_NIXCACHE_METRICS_S3_N            9
+
+void ngx_http_nixcache_metrics_s3(ngx_uint_t cause);
+void ngx_http_nixcache_metrics_s3_time(uint64_t us);
+
+/* An upload's ingest: the chunks it stored anew, and their stored size. */
+void ngx_http_nixcache_metrics_upload(ngx_http_request_t *r,
+    uint64_t new_chunks, uint64_t new_bytes);
+
+/*
+ * A disk tier's evictor pass (worker 0): the tier's size after it, its
+ * limit, the chunks removed.  index: the evictor's, in nmcf->evict.
+ */
+void ngx_http_nixcache_metrics_evict(ngx_http_nixcache_main_conf_t *nmcf,
+    ngx_uint_t index, off_t used, off_t limit, ngx_uint_t evicted,
+    off_t evicted_bytes);
+/* The directory of evictor index (for the zone's labels). */
+ngx_str_t *ngx_http_nixcache_evict_dir(ngx_http_nixcache_main_conf_t *nmcf,
+    ngx_uint_t index);
+
+/* Microseconds of a monotonic clock, for the histograms. */
+uint64_t ngx_http_nixcache_metrics_now(void);
+
+/*
+ * The variables $nixcache_route, $nixcache_source, $nixcache_chunks and
+ * $nixcache_redis_time (ngx_http_nixcache_variables.c), added at
+ * preconfiguration.
+ */
+ngx_int_t ngx_http_nixcache_add_variables(ngx_conf_t *cf);
+/* The time the request's Redis commands took, in microseconds. */
+uint64_t ngx_http_nixcache_redis_time(ngx_http_request_t *r);
 
 
 extern ngx_module_t  ngx_http_nixcache_module;

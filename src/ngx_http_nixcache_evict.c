@@ -316,6 +316,18 @@ ngx_http_nixcache_evict_merge_conf(ngx_conf_t *cf,
 }
 
 
+ngx_str_t *
+ngx_http_nixcache_evict_dir(ngx_http_nixcache_main_conf_t *nmcf,
+    ngx_uint_t index)
+{
+    ngx_http_nixcache_evict_t  *ev;
+
+    ev = nmcf->evict->elts;
+
+    return &ev[index].dir;
+}
+
+
 /* A fan-out directory, opened only if it is one (not through a symlink). */
 
 static DIR *
@@ -492,9 +504,18 @@ ngx_http_nixcache_evict_done(ngx_event_t *ev)
 {
     ngx_http_nixcache_evict_t      *e;
     ngx_http_nixcache_evict_job_t  *job;
+    ngx_http_nixcache_main_conf_t  *nmcf;
 
     e = ev->data;
     job = e->task->ctx;
+
+    nmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_nixcache_module);
+
+    ngx_http_nixcache_metrics_evict(nmcf,
+                          e - (ngx_http_nixcache_evict_t *) nmcf->evict->elts,
+                          job->after, job->max_size, job->evicted,
+                          job->evicted_bytes);
 
     if (job->evicted || job->tmp_removed || job->not_in_s3) {
         ngx_log_error(NGX_LOG_INFO, ev->log, 0,

@@ -11,165 +11,56 @@
  * keeps the counters.
  */
 
-#include "ngx_http_nixcache.h"
+#include "ngx_http_nixcache_metrics.h"
 
 #include "nixcache_route.h"
-
-
-typedef enum {
-    NGX_HTTP_NIXCACHE_M_OTHER = 0,
-    NGX_HTTP_NIXCACHE_M_CACHE_INFO,
-    NGX_HTTP_NIXCACHE_M_NARINFO,
-    NGX_HTTP_NIXCACHE_M_NAR,
-    NGX_HTTP_NIXCACHE_M_NAR_ZST,
-    NGX_HTTP_NIXCACHE_M_UPLOAD,
-    NGX_HTTP_NIXCACHE_M_ROUTES
-} ngx_http_nixcache_metrics_route_e;
-
-
-#define NGX_HTTP_NIXCACHE_M_CLASSES      5       /* 1xx .. 5xx */
-
-#define NGX_HTTP_NIXCACHE_M_HIT          0
-#define NGX_HTTP_NIXCACHE_M_MISS         1
-#define NGX_HTTP_NIXCACHE_M_ERROR        2
-
-
-/* The counters of one cache. */
-typedef struct {
-    ngx_atomic_t               requests[NGX_HTTP_NIXCACHE_M_ROUTES]
-                                       [NGX_HTTP_NIXCACHE_M_CLASSES];
-    ngx_atomic_t               narinfo[3];     /* hit, miss, error */
-    ngx_atomic_t               nar_bytes[2];   /* nar, nar_zst */
-    ngx_atomic_t               upload_nars;
-    ngx_atomic_t               upload_bytes;
-    ngx_atomic_t               chunks[2];      /* disk, s3 */
-    ngx_atomic_t               chunk_bytes[2];
-} ngx_http_nixcache_metrics_cache_t;
-
-
-/* What the zone holds: the caches' names (in the zone too) and counters. */
-typedef struct {
-    ngx_atomic_t                       redis[NGX_HTTP_NIXCACHE_METRICS_REDIS_N];
-    ngx_uint_t                         ncaches;
-    ngx_str_t                         *names;
-    ngx_http_nixcache_metrics_cache_t *caches;
-} ngx_http_nixcache_metrics_shm_t;
-
-
-/* shm_zone->data */
-typedef struct {
-    ngx_http_nixcache_main_conf_t       *nmcf;
-    ngx_http_nixcache_metrics_shm_t     *sh;
-} ngx_http_nixcache_metrics_zone_t;
 
 
 static ngx_int_t ngx_http_nixcache_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_uint_t ngx_http_nixcache_metrics_same(
-    ngx_http_nixcache_metrics_shm_t *sh, ngx_array_t *names);
+    ngx_http_nixcache_metrics_shm_t *sh, ngx_http_nixcache_main_conf_t *nmcf);
+static ngx_uint_t ngx_http_nixcache_metrics_same_names(ngx_str_t *a,
+    ngx_uint_t na, ngx_array_t *b);
+static void ngx_http_nixcache_metrics_observe(
+    ngx_http_nixcache_metrics_hist_t *h, const ngx_uint_t *bounds,
+    uint64_t us);
+static ngx_http_nixcache_metrics_shm_t *ngx_http_nixcache_metrics_shm(
+    ngx_http_nixcache_main_conf_t *nmcf);
 static ngx_int_t ngx_http_nixcache_metrics_log(ngx_http_request_t *r);
 static ngx_http_nixcache_metrics_cache_t *ngx_http_nixcache_metrics_cache(
     ngx_http_request_t *r);
-static ngx_int_t ngx_http_nixcache_metrics_handler(ngx_http_request_t *r);
-static u_char *ngx_http_nixcache_metrics_escape(u_char *p, ngx_str_t *s);
-static size_t ngx_http_nixcache_metrics_size(
-    ngx_http_nixcache_metrics_shm_t *sh, ngx_uint_t json);
-static u_char *ngx_http_nixcache_metrics_text(u_char *p,
-    ngx_http_nixcache_metrics_shm_t *sh);
-static u_char *ngx_http_nixcache_metrics_json(u_char *p,
-    ngx_http_nixcache_metrics_shm_t *sh);
+static ngx_uint_t ngx_http_nixcache_metrics_upload_cause(ngx_uint_t status);
 
 
-static const char  *ngx_http_nixcache_metrics_routes[] = {
+const char  *ngx_http_nixcache_metrics_routes[] = {
     "other", "cache_info", "narinfo", "nar", "nar_zst", "upload"
 };
 
-static const char  *ngx_http_nixcache_metrics_results[] = {
-    "hit", "miss", "error"
-};
-
 /* causes of a failed Redis command, NGX_HTTP_NIXCACHE_METRICS_REDIS_* */
-static const char  *ngx_http_nixcache_metrics_redis_causes[] = {
+const char  *ngx_http_nixcache_metrics_redis_causes[] = {
     NULL, "unreachable", "timeout", "closed", "error_reply"
 };
 
-static const char  *ngx_http_nixcache_metrics_tiers[] = {
-    "disk", "s3"
+/* causes of a failed S3 fetch, NGX_HTTP_NIXCACHE_METRICS_S3_* */
+const char  *ngx_http_nixcache_metrics_s3_causes[] = {
+    "timeout", "connect", "not_found", "denied", "http_5xx", "http_other",
+    "transfer", "too_large", "corrupt"
 };
-
-static const char  *ngx_http_nixcache_metrics_nar_routes[] = {
-    "nar", "nar_zst"
-};
-
 
 /*
- * The per-cache counters after requests: one family each, n counters from
- * offset in ngx_http_nixcache_metrics_cache_t, told apart by label (n 1:
- * the cache label only; in JSON a number instead of an object).
+ * Histogram bounds, in microseconds: a Redis command on a LAN takes a
+ * fraction of a millisecond, a chunk from S3 tens to hundreds.
  */
-typedef struct {
-    const char                *name;
-    const char                *help;
-    const char                *json;
-    const char                *label;
-    const char               **values;
-    ngx_uint_t                 n;
-    size_t                     offset;
-} ngx_http_nixcache_metrics_family_t;
-
-
-#define ngx_http_nixcache_metrics_at(field)                                  \
-    offsetof(ngx_http_nixcache_metrics_cache_t, field)
-
-static const ngx_http_nixcache_metrics_family_t
-    ngx_http_nixcache_metrics_families[] =
-{
-    { "nixcache_narinfo_lookups_total",
-      "narinfo GET/HEAD answered: hit (200), miss (404, absent), error "
-      "(5xx).", "narinfo", "result", ngx_http_nixcache_metrics_results, 3,
-      ngx_http_nixcache_metrics_at(narinfo) },
-
-    { "nixcache_nar_sent_bytes_total",
-      "NAR response body bytes sent, by route.", "nar_sent_bytes", "route",
-      ngx_http_nixcache_metrics_nar_routes, 2,
-      ngx_http_nixcache_metrics_at(nar_bytes) },
-
-    { "nixcache_chunks_served_total",
-      "Chunks of NAR responses, by where they came from: the disk tier or "
-      "S3.", "chunks_served", "tier", ngx_http_nixcache_metrics_tiers, 2,
-      ngx_http_nixcache_metrics_at(chunks) },
-
-    { "nixcache_chunks_served_bytes_total",
-      "Stored (compressed) bytes of those chunks.", "chunks_served_bytes",
-      "tier", ngx_http_nixcache_metrics_tiers, 2,
-      ngx_http_nixcache_metrics_at(chunk_bytes) },
-
-    { "nixcache_upload_nars_total",
-      "NARs uploaded (PUT /nar/... answered 2xx).", "upload_nars", NULL,
-      NULL, 1, ngx_http_nixcache_metrics_at(upload_nars) },
-
-    { "nixcache_upload_received_bytes_total",
-      "Request body bytes of uploads answered 2xx.", "upload_received_bytes",
-      NULL, NULL, 1, ngx_http_nixcache_metrics_at(upload_bytes) },
+const ngx_uint_t  ngx_http_nixcache_metrics_redis_bounds[] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
+    500000, 1000000
 };
 
-#undef ngx_http_nixcache_metrics_at
-
-#define NGX_HTTP_NIXCACHE_M_FAMILIES                                         \
-    (sizeof(ngx_http_nixcache_metrics_families)                              \
-     / sizeof(ngx_http_nixcache_metrics_family_t))
-
-
-static ngx_atomic_uint_t
-ngx_http_nixcache_metrics_value(ngx_http_nixcache_metrics_cache_t *mc,
-    const ngx_http_nixcache_metrics_family_t *f, ngx_uint_t k)
-{
-    return ((ngx_atomic_t *) ((u_char *) mc + f->offset))[k];
-}
-
-
-/* The longest line of the text format, label values excluded. */
-#define NGX_HTTP_NIXCACHE_M_LINE  (128 + NGX_ATOMIC_T_LEN)
+const ngx_uint_t  ngx_http_nixcache_metrics_s3_bounds[] = {
+    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
+    2500000, 5000000, 10000000
+};
 
 
 char *
@@ -309,30 +200,33 @@ ngx_http_nixcache_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     size_t                             size;
     u_char                            *p;
-    ngx_str_t                         *names;
-    ngx_uint_t                         i, n;
+    ngx_str_t                         *names, *dir;
+    ngx_uint_t                         i, n, ndirs;
     ngx_slab_pool_t                   *shpool;
+    ngx_http_nixcache_main_conf_t     *nmcf;
     ngx_http_nixcache_metrics_shm_t   *sh;
     ngx_http_nixcache_metrics_zone_t  *zone;
 
     zone = shm_zone->data;
+    nmcf = zone->nmcf;
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    n = zone->nmcf->metrics_caches ? zone->nmcf->metrics_caches->nelts : 0;
-    names = n ? zone->nmcf->metrics_caches->elts : NULL;
+    n = nmcf->metrics_caches ? nmcf->metrics_caches->nelts : 0;
+    names = n ? nmcf->metrics_caches->elts : NULL;
+    ndirs = nmcf->evict ? nmcf->evict->nelts : 0;
 
     if (ozone != NULL) {
         sh = ozone->sh;
 
-        if (ngx_http_nixcache_metrics_same(sh, zone->nmcf->metrics_caches)) {
+        if (ngx_http_nixcache_metrics_same(sh, nmcf)) {
             zone->sh = sh;
             return NGX_OK;
         }
 
         /*
-         * Other caches: start again at 0.  Old workers still finishing
-         * requests may add to the freed block (now perhaps the new one) a
-         * few times: a miscount, never a write outside the zone.
+         * Other caches or disk tiers: start again at 0.  Old workers still
+         * finishing requests may add to the freed block (now perhaps the
+         * new one) a few times: a miscount, never a write outside the zone.
          */
 
         if (sh != NULL) {
@@ -347,31 +241,50 @@ ngx_http_nixcache_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     size = sizeof(ngx_http_nixcache_metrics_shm_t)
            + n * (sizeof(ngx_str_t)
-                  + sizeof(ngx_http_nixcache_metrics_cache_t));
+                  + sizeof(ngx_http_nixcache_metrics_cache_t))
+           + ndirs * (sizeof(ngx_str_t)
+                      + sizeof(ngx_http_nixcache_metrics_dir_t));
 
     for (i = 0; i < n; i++) {
         size += names[i].len;
+    }
+
+    for (i = 0; i < ndirs; i++) {
+        size += ngx_http_nixcache_evict_dir(nmcf, i)->len;
     }
 
     sh = ngx_slab_calloc(shpool, size);
     if (sh == NULL) {
         ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
                       "nixcache: metrics zone \"%V\" is too small for %ui "
-                      "caches (%uz bytes needed)", &shm_zone->shm.name, n,
-                      size);
+                      "caches and %ui disk tiers (%uz bytes needed)",
+                      &shm_zone->shm.name, n, ndirs, size);
         return NGX_ERROR;
     }
 
+    /* the atomics first, then the names: every counter stays aligned */
+
     sh->ncaches = n;
     sh->caches = (ngx_http_nixcache_metrics_cache_t *) (sh + 1);
-    sh->names = (ngx_str_t *) (sh->caches + n);
+    sh->ndirs = ndirs;
+    sh->dirs = (ngx_http_nixcache_metrics_dir_t *) (sh->caches + n);
+    sh->names = (ngx_str_t *) (sh->dirs + ndirs);
+    sh->dir_names = sh->names + n;
 
-    p = (u_char *) (sh->names + n);
+    p = (u_char *) (sh->dir_names + ndirs);
 
     for (i = 0; i < n; i++) {
         sh->names[i].len = names[i].len;
         sh->names[i].data = p;
         p = ngx_cpymem(p, names[i].data, names[i].len);
+    }
+
+    for (i = 0; i < ndirs; i++) {
+        dir = ngx_http_nixcache_evict_dir(nmcf, i);
+
+        sh->dir_names[i].len = dir->len;
+        sh->dir_names[i].data = p;
+        p = ngx_cpymem(p, dir->data, dir->len);
     }
 
     zone->sh = sh;
@@ -382,22 +295,56 @@ ngx_http_nixcache_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 static ngx_uint_t
 ngx_http_nixcache_metrics_same(ngx_http_nixcache_metrics_shm_t *sh,
-    ngx_array_t *names)
+    ngx_http_nixcache_main_conf_t *nmcf)
+{
+    ngx_uint_t  i, ndirs;
+    ngx_str_t  *dir;
+
+    if (sh == NULL
+        || !ngx_http_nixcache_metrics_same_names(sh->names, sh->ncaches,
+                                                 nmcf->metrics_caches))
+    {
+        return 0;
+    }
+
+    ndirs = nmcf->evict ? nmcf->evict->nelts : 0;
+
+    if (sh->ndirs != ndirs) {
+        return 0;
+    }
+
+    for (i = 0; i < ndirs; i++) {
+        dir = ngx_http_nixcache_evict_dir(nmcf, i);
+
+        if (dir->len != sh->dir_names[i].len
+            || ngx_strncmp(dir->data, sh->dir_names[i].data, dir->len) != 0)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static ngx_uint_t
+ngx_http_nixcache_metrics_same_names(ngx_str_t *a, ngx_uint_t na,
+    ngx_array_t *b)
 {
     ngx_str_t   *name;
     ngx_uint_t   i, n;
 
-    n = names ? names->nelts : 0;
+    n = b ? b->nelts : 0;
 
-    if (sh == NULL || sh->ncaches != n) {
+    if (na != n) {
         return 0;
     }
 
-    name = n ? names->elts : NULL;
+    name = n ? b->elts : NULL;
 
     for (i = 0; i < n; i++) {
-        if (name[i].len != sh->names[i].len
-            || ngx_strncmp(name[i].data, sh->names[i].data, name[i].len) != 0)
+        if (name[i].len != a[i].len
+            || ngx_strncmp(name[i].data, a[i].data, name[i].len) != 0)
         {
             return 0;
         }
@@ -448,7 +395,6 @@ ngx_http_nixcache_metrics_log(ngx_http_request_t *r)
     off_t                               sent;
     ngx_str_t                           rel;
     ngx_uint_t                          status, route;
-    nixcache_route_t                    rt;
     ngx_http_nixcache_metrics_cache_t  *mc;
 
     mc = ngx_http_nixcache_metrics_cache(r);
@@ -462,34 +408,7 @@ ngx_http_nixcache_metrics_log(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    rt.route = NIXCACHE_ROUTE_NONE;
-    ngx_str_null(&rel);
-
-    if (ngx_http_nixcache_route_rel(r, &rel) == NGX_OK) {
-        nixcache_route_match(&rt, (const char *) rel.data, rel.len);
-    }
-
-    if (r->method == NGX_HTTP_PUT) {
-        route = NGX_HTTP_NIXCACHE_M_UPLOAD;
-
-    } else {
-        switch (rt.route) {
-        case NIXCACHE_ROUTE_INFO:
-            route = NGX_HTTP_NIXCACHE_M_CACHE_INFO;
-            break;
-        case NIXCACHE_ROUTE_NARINFO:
-            route = NGX_HTTP_NIXCACHE_M_NARINFO;
-            break;
-        case NIXCACHE_ROUTE_NAR:
-            route = NGX_HTTP_NIXCACHE_M_NAR;
-            break;
-        case NIXCACHE_ROUTE_NAR_ZST:
-            route = NGX_HTTP_NIXCACHE_M_NAR_ZST;
-            break;
-        default:
-            route = NGX_HTTP_NIXCACHE_M_OTHER;
-        }
-    }
+    route = ngx_http_nixcache_metrics_route(r, &rel);
 
     (void) ngx_atomic_fetch_add(&mc->requests[route][status / 100 - 1], 1);
 
@@ -527,6 +446,12 @@ ngx_http_nixcache_metrics_log(ngx_http_request_t *r)
         break;
 
     case NGX_HTTP_NIXCACHE_M_UPLOAD:
+        if (status >= 400) {
+            (void) ngx_atomic_fetch_add(&mc->upload_failures[
+                ngx_http_nixcache_metrics_upload_cause(status)], 1);
+            break;
+        }
+
         if (status >= 300) {
             break;
         }
@@ -545,6 +470,66 @@ ngx_http_nixcache_metrics_log(ngx_http_request_t *r)
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The request's route (ngx_http_nixcache_metrics_route_e), from the method
+ * and the URI as the handlers dispatch them; rel is set to the URI after
+ * the location's prefix (empty if it has none).
+ */
+
+ngx_uint_t
+ngx_http_nixcache_metrics_route(ngx_http_request_t *r, ngx_str_t *rel)
+{
+    nixcache_route_t  rt;
+
+    rt.route = NIXCACHE_ROUTE_NONE;
+    ngx_str_null(rel);
+
+    if (ngx_http_nixcache_route_rel(r, rel) == NGX_OK) {
+        nixcache_route_match(&rt, (const char *) rel->data, rel->len);
+    }
+
+    if (r->method == NGX_HTTP_PUT) {
+        return NGX_HTTP_NIXCACHE_M_UPLOAD;
+    }
+
+    switch (rt.route) {
+    case NIXCACHE_ROUTE_INFO:
+        return NGX_HTTP_NIXCACHE_M_CACHE_INFO;
+    case NIXCACHE_ROUTE_NARINFO:
+        return NGX_HTTP_NIXCACHE_M_NARINFO;
+    case NIXCACHE_ROUTE_NAR:
+        return NGX_HTTP_NIXCACHE_M_NAR;
+    case NIXCACHE_ROUTE_NAR_ZST:
+        return NGX_HTTP_NIXCACHE_M_NAR_ZST;
+    default:
+        return NGX_HTTP_NIXCACHE_M_OTHER;
+    }
+}
+
+
+/* The index in upload_failures of a refusal's status (>= 400). */
+
+static ngx_uint_t
+ngx_http_nixcache_metrics_upload_cause(ngx_uint_t status)
+{
+    if (status >= 500) {
+        return NGX_HTTP_NIXCACHE_M_UPLOAD_SERVER_ERROR;
+    }
+
+    switch (status) {
+    case NGX_HTTP_UNAUTHORIZED:
+    case NGX_HTTP_FORBIDDEN:
+        return NGX_HTTP_NIXCACHE_M_UPLOAD_DENIED;
+    case NGX_HTTP_CONFLICT:
+        return NGX_HTTP_NIXCACHE_M_UPLOAD_CONFLICT;
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        return NGX_HTTP_NIXCACHE_M_UPLOAD_TOO_LARGE;
+    default:
+        return NGX_HTTP_NIXCACHE_M_UPLOAD_BAD_REQUEST;
+    }
 }
 
 
@@ -569,306 +554,160 @@ ngx_http_nixcache_metrics_chunk(ngx_http_request_t *r, ngx_uint_t s3,
 }
 
 
+static ngx_http_nixcache_metrics_shm_t *
+ngx_http_nixcache_metrics_shm(ngx_http_nixcache_main_conf_t *nmcf)
+{
+    ngx_http_nixcache_metrics_zone_t  *zone;
+
+    if (nmcf == NULL || nmcf->metrics_zone == NULL) {
+        return NULL;
+    }
+
+    zone = nmcf->metrics_zone->data;
+
+    return zone->sh;
+}
+
+
 void
 ngx_http_nixcache_metrics_redis(ngx_http_nixcache_main_conf_t *nmcf,
     ngx_uint_t what)
 {
-    ngx_http_nixcache_metrics_zone_t  *zone;
+    ngx_http_nixcache_metrics_shm_t  *sh;
 
-    if (nmcf->metrics_zone == NULL || what >= NGX_HTTP_NIXCACHE_METRICS_REDIS_N)
-    {
+    sh = ngx_http_nixcache_metrics_shm(nmcf);
+
+    if (sh != NULL && what < NGX_HTTP_NIXCACHE_METRICS_REDIS_N) {
+        (void) ngx_atomic_fetch_add(&sh->redis[what], 1);
+    }
+}
+
+
+void
+ngx_http_nixcache_metrics_redis_reconnect(ngx_http_nixcache_main_conf_t *nmcf)
+{
+    ngx_http_nixcache_metrics_shm_t  *sh;
+
+    sh = ngx_http_nixcache_metrics_shm(nmcf);
+
+    if (sh != NULL) {
+        (void) ngx_atomic_fetch_add(&sh->redis_reconnects, 1);
+    }
+}
+
+
+void
+ngx_http_nixcache_metrics_redis_time(ngx_http_nixcache_main_conf_t *nmcf,
+    uint64_t us)
+{
+    ngx_http_nixcache_metrics_shm_t  *sh;
+
+    sh = ngx_http_nixcache_metrics_shm(nmcf);
+
+    if (sh != NULL) {
+        ngx_http_nixcache_metrics_observe(&sh->redis_time,
+                                   ngx_http_nixcache_metrics_redis_bounds, us);
+    }
+}
+
+
+/* S3 fetches know no main conf: the cycle's is the one */
+
+void
+ngx_http_nixcache_metrics_s3(ngx_uint_t cause)
+{
+    ngx_http_nixcache_metrics_shm_t  *sh;
+
+    sh = ngx_http_nixcache_metrics_shm(ngx_http_cycle_get_module_main_conf(
+                                     ngx_cycle, ngx_http_nixcache_module));
+
+    if (sh != NULL && cause < NGX_HTTP_NIXCACHE_METRICS_S3_N) {
+        (void) ngx_atomic_fetch_add(&sh->s3_errors[cause], 1);
+    }
+}
+
+
+void
+ngx_http_nixcache_metrics_s3_time(uint64_t us)
+{
+    ngx_http_nixcache_metrics_shm_t  *sh;
+
+    sh = ngx_http_nixcache_metrics_shm(ngx_http_cycle_get_module_main_conf(
+                                     ngx_cycle, ngx_http_nixcache_module));
+
+    if (sh != NULL) {
+        ngx_http_nixcache_metrics_observe(&sh->s3_time,
+                                      ngx_http_nixcache_metrics_s3_bounds, us);
+    }
+}
+
+
+void
+ngx_http_nixcache_metrics_upload(ngx_http_request_t *r, uint64_t new_chunks,
+    uint64_t new_bytes)
+{
+    ngx_http_nixcache_metrics_cache_t  *mc;
+
+    mc = ngx_http_nixcache_metrics_cache(r);
+    if (mc == NULL) {
         return;
     }
 
-    zone = nmcf->metrics_zone->data;
-
-    if (zone->sh != NULL) {
-        (void) ngx_atomic_fetch_add(&zone->sh->redis[what], 1);
-    }
+    (void) ngx_atomic_fetch_add(&mc->upload_new_chunks, new_chunks);
+    (void) ngx_atomic_fetch_add(&mc->upload_new_bytes, new_bytes);
 }
 
 
-char *
-ngx_http_nixcache_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+void
+ngx_http_nixcache_metrics_evict(ngx_http_nixcache_main_conf_t *nmcf,
+    ngx_uint_t index, off_t used, off_t limit, ngx_uint_t evicted,
+    off_t evicted_bytes)
 {
-    ngx_http_core_loc_conf_t       *clcf;
-    ngx_http_nixcache_main_conf_t  *nmcf;
+    ngx_http_nixcache_metrics_dir_t  *d;
+    ngx_http_nixcache_metrics_shm_t  *sh;
 
-    nmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_nixcache_module);
+    sh = ngx_http_nixcache_metrics_shm(nmcf);
 
-    if (nmcf->metrics_zone == NULL) {
-        return "requires \"nixcache_metrics_zone\" before it";
+    if (sh == NULL || index >= sh->ndirs) {
+        return;
     }
 
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_nixcache_metrics_handler;
+    d = &sh->dirs[index];
 
-    return NGX_CONF_OK;
+    /* worker 0 alone writes the gauges */
+
+    d->used = (ngx_atomic_uint_t) used;
+    d->limit = (ngx_atomic_uint_t) limit;
+
+    (void) ngx_atomic_fetch_add(&d->passes, 1);
+    (void) ngx_atomic_fetch_add(&d->evictions, evicted);
+    (void) ngx_atomic_fetch_add(&d->evicted_bytes, evicted_bytes);
 }
 
 
-static ngx_int_t
-ngx_http_nixcache_metrics_handler(ngx_http_request_t *r)
+static void
+ngx_http_nixcache_metrics_observe(ngx_http_nixcache_metrics_hist_t *h,
+    const ngx_uint_t *bounds, uint64_t us)
 {
-    size_t                             size;
-    u_char                            *p;
-    ngx_int_t                          rc;
-    ngx_buf_t                         *b;
-    ngx_str_t                          arg;
-    ngx_uint_t                         json;
-    ngx_chain_t                        out;
-    ngx_http_nixcache_main_conf_t     *nmcf;
-    ngx_http_nixcache_metrics_shm_t   *sh;
-    ngx_http_nixcache_metrics_zone_t  *zone;
+    ngx_uint_t  k;
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    nmcf = ngx_http_get_module_main_conf(r, ngx_http_nixcache_module);
-    zone = nmcf->metrics_zone->data;
-    sh = zone->sh;
-
-    json = ngx_http_arg(r, (u_char *) "format", 6, &arg) == NGX_OK
-           && arg.len == 4 && ngx_strncmp(arg.data, "json", 4) == 0;
-
-    size = ngx_http_nixcache_metrics_size(sh, json);
-
-    b = ngx_create_temp_buf(r->pool, size);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = json ? ngx_http_nixcache_metrics_json(b->pos, sh)
-             : ngx_http_nixcache_metrics_text(b->pos, sh);
-
-    b->last = p;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-
-    if (json) {
-        ngx_str_set(&r->headers_out.content_type, "application/json");
-    } else {
-        ngx_str_set(&r->headers_out.content_type,
-                    "text/plain; version=0.0.4");
-    }
-
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-/* An upper bound of the body: lines per cache times the longest line. */
-
-static size_t
-ngx_http_nixcache_metrics_size(ngx_http_nixcache_metrics_shm_t *sh,
-    ngx_uint_t json)
-{
-    size_t      size, names;
-    ngx_uint_t  i, lines;
-
-    lines = NGX_HTTP_NIXCACHE_M_ROUTES * NGX_HTTP_NIXCACHE_M_CLASSES;
-
-    for (i = 0; i < NGX_HTTP_NIXCACHE_M_FAMILIES; i++) {
-        lines += ngx_http_nixcache_metrics_families[i].n;
-    }
-
-    names = 0;
-
-    for (i = 0; i < sh->ncaches; i++) {
-        /* a label value escaped: at most twice as long */
-        names += 2 * sh->names[i].len;
-    }
-
-    size = 4096 + lines * (sh->ncaches * NGX_HTTP_NIXCACHE_M_LINE + names);
-
-    return json ? 2 * size : size;
-}
-
-
-/* A label value in the text format and in JSON: \ and " escaped. */
-
-static u_char *
-ngx_http_nixcache_metrics_escape(u_char *p, ngx_str_t *s)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < s->len; i++) {
-        if (s->data[i] == '\\' || s->data[i] == '"') {
-            *p++ = '\\';
-            *p++ = s->data[i];
-
-        } else if (s->data[i] < 0x20) {
-            *p++ = '_';
-
-        } else {
-            *p++ = s->data[i];
+    for (k = 0; k < NGX_HTTP_NIXCACHE_M_BUCKETS; k++) {
+        if (us <= bounds[k]) {
+            break;
         }
     }
 
-    return p;
+    (void) ngx_atomic_fetch_add(&h->bucket[k], 1);
+    (void) ngx_atomic_fetch_add(&h->sum_us, us);
 }
 
 
-static u_char *
-ngx_http_nixcache_metrics_text(u_char *p, ngx_http_nixcache_metrics_shm_t *sh)
+uint64_t
+ngx_http_nixcache_metrics_now(void)
 {
-    ngx_uint_t                          i, j, k;
-    ngx_http_nixcache_metrics_cache_t  *mc;
-    const ngx_http_nixcache_metrics_family_t  *f;
+    struct timespec  ts;
 
-    p = ngx_cpymem(p, "# HELP nixcache_requests_total Requests to a cache "
-                   "location, by route and status class.\n"
-                   "# TYPE nixcache_requests_total counter\n",
-                   sizeof("# HELP nixcache_requests_total Requests to a cache "
-                   "location, by route and status class.\n"
-                   "# TYPE nixcache_requests_total counter\n") - 1);
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
 
-    for (i = 0; i < sh->ncaches; i++) {
-        mc = &sh->caches[i];
-
-        for (j = 0; j < NGX_HTTP_NIXCACHE_M_ROUTES; j++) {
-            for (k = 0; k < NGX_HTTP_NIXCACHE_M_CLASSES; k++) {
-                p = ngx_sprintf(p, "nixcache_requests_total{cache=\"");
-                p = ngx_http_nixcache_metrics_escape(p, &sh->names[i]);
-                p = ngx_sprintf(p, "\",route=\"%s\",status=\"%uixx\"} %uA\n",
-                                ngx_http_nixcache_metrics_routes[j], k + 1,
-                                mc->requests[j][k]);
-            }
-        }
-    }
-
-#define ngx_http_nixcache_metrics_head(p, name, type, help)                   \
-    ngx_cpymem(p, "# HELP " name " " help "\n# TYPE " name " " type "\n",     \
-               sizeof("# HELP " name " " help "\n# TYPE " name " " type "\n") \
-               - 1)
-
-    for (j = 0; j < NGX_HTTP_NIXCACHE_M_FAMILIES; j++) {
-        f = &ngx_http_nixcache_metrics_families[j];
-
-        p = ngx_sprintf(p, "# HELP %s %s\n# TYPE %s counter\n", f->name,
-                        f->help, f->name);
-
-        for (i = 0; i < sh->ncaches; i++) {
-            for (k = 0; k < f->n; k++) {
-                p = ngx_sprintf(p, "%s{cache=\"", f->name);
-                p = ngx_http_nixcache_metrics_escape(p, &sh->names[i]);
-
-                if (f->label != NULL) {
-                    p = ngx_sprintf(p, "\",%s=\"%s", f->label, f->values[k]);
-                }
-
-                p = ngx_sprintf(p, "\"} %uA\n",
-                                ngx_http_nixcache_metrics_value(
-                                    &sh->caches[i], f, k));
-            }
-        }
-    }
-
-    p = ngx_http_nixcache_metrics_head(p, "nixcache_redis_connects_total",
-            "counter", "Connections to Redis opened (the first, and "
-            "reconnections after a failure), all workers.");
-
-    p = ngx_sprintf(p, "nixcache_redis_connects_total %uA\n",
-                    sh->redis[NGX_HTTP_NIXCACHE_METRICS_REDIS_CONNECT]);
-
-    p = ngx_http_nixcache_metrics_head(p, "nixcache_redis_failures_total",
-            "counter", "Redis commands that failed, by cause: unreachable "
-            "(no connection could be opened), timeout, closed (connection "
-            "lost or refused), error_reply.");
-
-    for (k = 1; k < NGX_HTTP_NIXCACHE_METRICS_REDIS_N; k++) {
-        p = ngx_sprintf(p, "nixcache_redis_failures_total{cause=\"%s\"} %uA\n",
-                        ngx_http_nixcache_metrics_redis_causes[k],
-                        sh->redis[k]);
-    }
-
-#undef ngx_http_nixcache_metrics_head
-
-    return p;
-}
-
-
-static u_char *
-ngx_http_nixcache_metrics_json(u_char *p, ngx_http_nixcache_metrics_shm_t *sh)
-{
-    ngx_uint_t                          i, j, k;
-    ngx_http_nixcache_metrics_cache_t  *mc;
-    const ngx_http_nixcache_metrics_family_t  *f;
-
-    p = ngx_sprintf(p, "{\"caches\":{");
-
-    for (i = 0; i < sh->ncaches; i++) {
-        mc = &sh->caches[i];
-
-        p = ngx_sprintf(p, "%s\"", i ? "," : "");
-        p = ngx_http_nixcache_metrics_escape(p, &sh->names[i]);
-        p = ngx_sprintf(p, "\":{\"requests\":{");
-
-        for (j = 0; j < NGX_HTTP_NIXCACHE_M_ROUTES; j++) {
-            p = ngx_sprintf(p, "%s\"%s\":{", j ? "," : "",
-                            ngx_http_nixcache_metrics_routes[j]);
-
-            for (k = 0; k < NGX_HTTP_NIXCACHE_M_CLASSES; k++) {
-                p = ngx_sprintf(p, "%s\"%uixx\":%uA", k ? "," : "", k + 1,
-                                mc->requests[j][k]);
-            }
-
-            *p++ = '}';
-        }
-
-        *p++ = '}';
-
-        for (j = 0; j < NGX_HTTP_NIXCACHE_M_FAMILIES; j++) {
-            f = &ngx_http_nixcache_metrics_families[j];
-
-            if (f->label == NULL) {
-                p = ngx_sprintf(p, ",\"%s\":%uA", f->json,
-                                ngx_http_nixcache_metrics_value(mc, f, 0));
-                continue;
-            }
-
-            p = ngx_sprintf(p, ",\"%s\":{", f->json);
-
-            for (k = 0; k < f->n; k++) {
-                p = ngx_sprintf(p, "%s\"%s\":%uA", k ? "," : "", f->values[k],
-                                ngx_http_nixcache_metrics_value(mc, f, k));
-            }
-
-            *p++ = '}';
-        }
-
-        *p++ = '}';
-    }
-
-    p = ngx_sprintf(p, "},\"redis\":{\"connects\":%uA,\"failures\":{",
-                    sh->redis[NGX_HTTP_NIXCACHE_METRICS_REDIS_CONNECT]);
-
-    for (k = 1; k < NGX_HTTP_NIXCACHE_METRICS_REDIS_N; k++) {
-        p = ngx_sprintf(p, "%s\"%s\":%uA", k > 1 ? "," : "",
-                        ngx_http_nixcache_metrics_redis_causes[k],
-                        sh->redis[k]);
-    }
-
-    p = ngx_sprintf(p, "}}}\n");
-
-    return p;
+    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }

@@ -322,7 +322,7 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
 
 
 static ngx_http_module_t  ngx_http_nixcache_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_http_nixcache_add_variables,       /* preconfiguration */
     ngx_http_nixcache_postconfiguration,   /* postconfiguration */
 
     ngx_http_nixcache_create_main_conf,    /* create main configuration */

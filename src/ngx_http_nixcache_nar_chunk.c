@@ -239,6 +239,7 @@ ngx_http_nixcache_nar_open(ngx_http_request_t *r,
 
     ngx_http_nixcache_evict_touch(r, file->fd, &fi);
     ngx_http_nixcache_metrics_chunk(r, 0, e->csize);
+    ctx->chunks_sent[0]++;
 
     return NGX_OK;
 
@@ -602,12 +603,14 @@ ngx_http_nixcache_nar_s3_use(ngx_http_request_t *r,
 
     if (what != NULL) {
         ngx_http_nixcache_s3_log_error(&fs->f, r->connection->log, what);
+        ngx_http_nixcache_metrics_s3(NGX_HTTP_NIXCACHE_METRICS_S3_CORRUPT);
         ctx->fail_status = NGX_HTTP_BAD_GATEWAY;
         fs->state = NGX_HTTP_NIXCACHE_FETCH_FREE;
         return NGX_ERROR;
     }
 
     ngx_http_nixcache_metrics_chunk(r, 1, fs->f.len);
+    ctx->chunks_sent[1]++;
     ngx_http_nixcache_nar_write_through(r, ctx, fs);
 
     return NGX_OK;

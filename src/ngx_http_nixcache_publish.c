@@ -366,6 +366,7 @@ ngx_http_nixcache_publish_thread(void *data, ngx_log_t *log)
 
     job->nar = ing.nar;
     job->nar.manifest = NULL;
+    job->stats = ing.stats;
 
 done:
 
@@ -582,6 +583,11 @@ ngx_http_nixcache_publish_ingested(ngx_event_t *ev)
         rc = job->status;
         goto finalize;
     }
+
+    /* stored and durable, whatever the publication's fate */
+
+    ngx_http_nixcache_metrics_upload(r, job->stats.new_chunks,
+                                     job->stats.new_csize);
 
     rc = ngx_http_nixcache_upload_name_hash(r, ctx);
     if (rc != NGX_OK) {

@@ -50,6 +50,7 @@ struct ngx_http_nixcache_redis_s {
     ngx_uint_t                        released;   /* contexts freed */
     unsigned                          timed_out_connecting:1;
     unsigned                          exiting:1;
+    unsigned                          connected_before:1;
 };
 
 
@@ -61,6 +62,7 @@ struct ngx_http_nixcache_redis_cmd_s {
     void                             *data;
     ngx_queue_t                       queue;      /* in the request's list */
     ngx_event_t                       timer;
+    uint64_t                          start;      /* us, monotonic */
     ngx_http_nixcache_redis_cmd_t    *next;       /* in the free list */
 };
 
@@ -70,10 +72,13 @@ struct ngx_http_nixcache_redis_cmd_s {
 typedef struct {
     ngx_queue_t                       pending;
     ngx_uint_t                        logged;     /* a failure was logged */
+    uint64_t                          time;       /* us, replies waited */
 } ngx_http_nixcache_redis_req_t;
 
 
 static ngx_http_nixcache_redis_req_t *ngx_http_nixcache_redis_req(
+    ngx_http_request_t *r);
+static ngx_http_nixcache_redis_req_t *ngx_http_nixcache_redis_req_find(
     ngx_http_request_t *r);
 static void ngx_http_nixcache_redis_req_cleanup(void *data);
 static ngx_int_t ngx_http_nixcache_redis_is_ip(nixcache_redis_addr_t *addr);
@@ -382,6 +387,12 @@ ngx_http_nixcache_redis_command(ngx_http_request_t *r,
 
         ngx_http_nixcache_metrics_redis(nmcf,
                                     NGX_HTTP_NIXCACHE_METRICS_REDIS_CONNECT);
+
+        if (redis->connected_before) {
+            ngx_http_nixcache_metrics_redis_reconnect(nmcf);
+        }
+
+        redis->connected_before = 1;
     }
 
     cmd = redis->free;
@@ -406,6 +417,7 @@ ngx_http_nixcache_redis_command(ngx_http_request_t *r,
     cmd->handler = handler;
     cmd->data = data;
     cmd->next = NULL;
+    cmd->start = ngx_http_nixcache_metrics_now();
 
     if (redisAsyncCommandArgv(redis->ac, ngx_http_nixcache_redis_reply, cmd,
                               argc, argv, argvlen)
@@ -441,10 +453,9 @@ ngx_http_nixcache_redis_req(ngx_http_request_t *r)
     ngx_pool_cleanup_t             *cln;
     ngx_http_nixcache_redis_req_t  *req;
 
-    for (cln = r->pool->cleanup; cln != NULL; cln = cln->next) {
-        if (cln->handler == ngx_http_nixcache_redis_req_cleanup) {
-            return cln->data;
-        }
+    req = ngx_http_nixcache_redis_req_find(r);
+    if (req != NULL) {
+        return req;
     }
 
     cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_nixcache_redis_req_t));
@@ -456,10 +467,37 @@ ngx_http_nixcache_redis_req(ngx_http_request_t *r)
 
     ngx_queue_init(&req->pending);
     req->logged = 0;
+    req->time = 0;
 
     cln->handler = ngx_http_nixcache_redis_req_cleanup;
 
     return req;
+}
+
+
+uint64_t
+ngx_http_nixcache_redis_time(ngx_http_request_t *r)
+{
+    ngx_http_nixcache_redis_req_t  *req;
+
+    req = ngx_http_nixcache_redis_req_find(r);
+
+    return req != NULL ? req->time : 0;
+}
+
+
+static ngx_http_nixcache_redis_req_t *
+ngx_http_nixcache_redis_req_find(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    for (cln = r->pool->cleanup; cln != NULL; cln = cln->next) {
+        if (cln->handler == ngx_http_nixcache_redis_req_cleanup) {
+            return cln->data;
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -735,6 +773,7 @@ ngx_http_nixcache_redis_reply(redisAsyncContext *ac, void *rep, void *privdata)
     ngx_http_nixcache_redis_cmd_t  *cmd = privdata;
 
     void                           *data;
+    uint64_t                        us;
     redisReply                     *reply;
     ngx_connection_t               *c;
     ngx_http_request_t             *r;
@@ -752,6 +791,9 @@ ngx_http_nixcache_redis_reply(redisAsyncContext *ac, void *rep, void *privdata)
     r = cmd->request;
     handler = cmd->handler;
     data = cmd->data;
+
+    us = ngx_http_nixcache_metrics_now() - cmd->start;
+    ngx_http_nixcache_metrics_redis_time(redis->conf, us);
 
     if (r != NULL) {
         ngx_queue_remove(&cmd->queue);
@@ -771,6 +813,10 @@ ngx_http_nixcache_redis_reply(redisAsyncContext *ac, void *rep, void *privdata)
     }
 
     rq = ngx_http_nixcache_redis_req(r);
+
+    if (rq != NULL) {
+        rq->time += us;
+    }
 
     if (reply == NULL) {
         ngx_http_nixcache_metrics_redis(redis->conf, ac == redis->timed_out

@@ -61,6 +61,7 @@ static void ngx_http_nixcache_s3_put_easy(ngx_http_nixcache_s3_fetch_t *f);
 static size_t ngx_http_nixcache_s3_write(char *ptr, size_t size,
     size_t nmemb, void *userdata);
 static void ngx_http_nixcache_s3_error_code(ngx_http_nixcache_s3_fetch_t *f);
+static ngx_uint_t ngx_http_nixcache_s3_cause(ngx_http_nixcache_s3_fetch_t *f);
 static void ngx_http_nixcache_s3_wipe_credentials(void *data);
 
 
@@ -74,6 +75,7 @@ ngx_http_nixcache_s3_start(ngx_http_nixcache_s3_fetch_t *f)
 
     f->worker = nmcf->s3_worker;
     f->retried = 0;
+    f->start = ngx_http_nixcache_metrics_now();
 
     if (f->worker == NULL || f->worker->multi == NULL) {
         f->curl_code = CURLE_FAILED_INIT;
@@ -567,6 +569,8 @@ ngx_http_nixcache_s3_finish(ngx_http_nixcache_s3_fetch_t *f, CURLcode code)
 
     if (code == CURLE_OK && status == 200) {
         f->status = NGX_OK;
+        ngx_http_nixcache_metrics_s3_time(ngx_http_nixcache_metrics_now()
+                                          - f->start);
         goto done;
     }
 
@@ -625,11 +629,56 @@ ngx_http_nixcache_s3_finish(ngx_http_nixcache_s3_fetch_t *f, CURLcode code)
 
     ngx_http_nixcache_s3_error_code(f);
 
+    ngx_http_nixcache_metrics_s3_time(ngx_http_nixcache_metrics_now()
+                                      - f->start);
+    ngx_http_nixcache_metrics_s3(ngx_http_nixcache_s3_cause(f));
+
 done:
 
     ngx_http_nixcache_s3_put_easy(f);
 
     f->handler(f);
+}
+
+
+/* why a fetch failed, for the metrics */
+
+static ngx_uint_t
+ngx_http_nixcache_s3_cause(ngx_http_nixcache_s3_fetch_t *f)
+{
+    switch (f->curl_code) {
+
+    case CURLE_OK:
+        break;
+
+    case CURLE_OPERATION_TIMEDOUT:
+        return NGX_HTTP_NIXCACHE_METRICS_S3_TIMEOUT;
+
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return NGX_HTTP_NIXCACHE_METRICS_S3_CONNECT;
+
+    case CURLE_WRITE_ERROR:
+        if (f->overflow) {
+            return NGX_HTTP_NIXCACHE_METRICS_S3_TOO_LARGE;
+        }
+
+        /* fall through */
+
+    default:
+        return NGX_HTTP_NIXCACHE_METRICS_S3_TRANSFER;
+    }
+
+    if (f->http_status == 404) {
+        return NGX_HTTP_NIXCACHE_METRICS_S3_NOT_FOUND;
+    }
+
+    if (f->http_status == 401 || f->http_status == 403) {
+        return NGX_HTTP_NIXCACHE_METRICS_S3_DENIED;
+    }
+
+    return f->http_status >= 500 ? NGX_HTTP_NIXCACHE_METRICS_S3_HTTP_5XX
+                                 : NGX_HTTP_NIXCACHE_METRICS_S3_HTTP_OTHER;
 }
 
 

@@ -36,6 +36,7 @@ typedef struct {
     uint64_t                   body_size;
     u_char                     body_hash[NIXCACHE_SHA256_LEN];
     nixcache_nar_t             nar;            /* nar.manifest unused */
+    nixcache_ingest_stats_t    stats;          /* new chunks among them */
     u_char                     head[NGX_HTTP_NIXCACHE_NAR_MAGIC_LEN];
     size_t                     head_len;
     nixcache_ingest_t         *ingest;

@@ -32,8 +32,23 @@ for route in other cache_info narinfo nar nar_zst upload; do
         grep -qxF "nixcache_requests_total{cache=\"nixcache:\",route=\"$route\",status=\"$s\"} 0" m.txt
     done
 done
-test "$(grep -c "^nixcache_" m.txt)" = 46
+# per cache: requests 30, narinfo 3, NAR bytes 2, chunks 2+2, uploads
+# 2+2+5; the server: Redis 1+1+4+16 (histogram), S3 9+16; no disk tier
+test "$(grep -c "^nixcache_" m.txt)" = 95
 test "$(grep -v '^#' m.txt | grep -vc ' 0$')" = 0
+for c in bad_request denied conflict too_large server_error; do
+    grep -qxF "nixcache_upload_failures_total{cache=\"nixcache:\",cause=\"$c\"} 0" m.txt
+done
+for c in timeout connect not_found denied http_5xx http_other transfer too_large corrupt; do
+    grep -qxF "nixcache_s3_fetch_errors_total{cause=\"$c\"} 0" m.txt
+done
+for h in redis_command s3_fetch; do
+    grep -qxF "# TYPE nixcache_${h}_duration_seconds histogram" m.txt
+    grep -qxF "nixcache_${h}_duration_seconds_bucket{le=\"+Inf\"} 0" m.txt
+    grep -qxF "nixcache_${h}_duration_seconds_count 0" m.txt
+done
+grep -qxF 'nixcache_redis_command_duration_seconds_bucket{le="0.00025"} 0' m.txt
+grep -qxF 'nixcache_s3_fetch_duration_seconds_bucket{le="2.5"} 0' m.txt
 --- request
 GET /metrics
 --- error_code: 200
@@ -61,6 +76,11 @@ nixcache_redis_failures_total\{cause="unreachable"\} 0
 nixcache_redis_failures_total\{cause="timeout"\} 0
 nixcache_redis_failures_total\{cause="closed"\} 0
 nixcache_redis_failures_total\{cause="error_reply"\} 0
+.*
+nixcache_s3_fetch_duration_seconds_sum 0
+nixcache_s3_fetch_duration_seconds_count 0
+.*
+# TYPE nixcache_disk_tier_evicted_bytes_total counter
 $
 --- no_error_log
 [error]
