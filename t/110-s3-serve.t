@@ -674,5 +674,50 @@ test $(( $(value nixcache_chunks_served_bytes_total disk) \
          + $(value nixcache_chunks_served_bytes_total s3) )) \
      = $TEST_NIXCACHE_FIX_counted_FILESIZE
 test "$(value nixcache_chunks_served_bytes_total s3)" -gt 0
+# one timed fetch per chunk from S3, none failed
+grep -qxF "nixcache_s3_fetch_duration_seconds_count $((n / 2))" m.txt
+grep -qxF "nixcache_s3_fetch_duration_seconds_bucket{le=\"+Inf\"} $((n / 2))" m.txt
+test "$(grep '^nixcache_s3_fetch_errors_total' m.txt | grep -vc ' 0$')" = 0
 --- no_error_log
 [error]
+
+
+
+=== TEST 22: metrics: an object missing in the bucket is counted as not_found, a corrupt one as corrupt
+--- http_config
+nixcache_metrics_zone m110b 1m;
+--- fixture
+add_nar(name => 'gone2', content => "gone with the wind\n" x 3000);
+add_nar(name => 'bent', content => "bent out of shape\n" x 3000);
+to_s3();
+s3_delete(fixture_var('gone2', 'CID0'));
+my $cid = fixture_var('bent', 'CID0');
+my $obj = "$ENV{TEST_NIXCACHE_S3_DATA}/chunks/" . substr($cid, -2)
+          . "/$cid._S3rver_object";
+open my $fh, '+<:raw', $obj or die "$obj: $!";
+seek $fh, 20, 0; read $fh, my $b, 1; seek $fh, 20, 0; print $fh chr(ord($b) ^ 1);
+close $fh;
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+    }
+    location = /metrics {
+        nixcache_metrics;
+    }
+--- init
+u=http://127.0.0.1:$TEST_NIXCACHE_PORT
+test "$(curl -s -o /dev/null -w '%{http_code}' $u/nar/$TEST_NIXCACHE_FIX_gone2_NARHASH.nar)" = 502
+test "$(curl -s -o /dev/null -w '%{http_code}' $u/nar/$TEST_NIXCACHE_FIX_bent_NARHASH.nar)" = 502
+--- request
+GET /metrics
+--- error_code: 200
+--- response_body_like
+nixcache_s3_fetch_errors_total\{cause="not_found"\} 1
+.*
+nixcache_s3_fetch_errors_total\{cause="corrupt"\} 1
+--- error_log
+HTTP 404 NoSuchKey

@@ -93,6 +93,8 @@ run_tests();
 __DATA__
 
 === TEST 1: four 8 MiB NARs through a 16 MiB disk tier: under the limit, oldest gone, newest kept, all still served
+--- http_config
+nixcache_metrics_zone m115 1m;
 --- fixture
 big_nar($_->[0], $_->[1]) for [A => 1], [B => 2], [C => 3], [D => 4];
 to_s3();
@@ -105,6 +107,9 @@ to_s3();
         nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
         nixcache_chunks_max_size 16m;
         nixcache_chunks_evict_interval 1s;
+    }
+    location = /metrics {
+        nixcache_metrics;
     }
 --- request
 GET /nar/$TEST_NIXCACHE_FIX_A_NARHASH.nar.zst
@@ -123,6 +128,14 @@ wait_under $((16 * 1024 * 1024))
 echo "after: $(tier_bytes) bytes; A $(present A), B $(present B), C $(present C), D $(present D) of $(count D)"
 [ "$(present A)" = 0 ]
 [ "$(present D)" = "$(count D)" ]
+# the evictor's figures: the limit, a size under it, chunks evicted
+curl -sf http://127.0.0.1:$TEST_NIXCACHE_PORT/metrics > $TEST_NIXCACHE_DIR/m.txt
+m() { sed -n "s/^nixcache_disk_tier_$1{dir=\"[^\"]*\"} //p" $TEST_NIXCACHE_DIR/m.txt; }
+echo "metrics: used $(m used_bytes), limit $(m limit_bytes), passes $(m passes_total), evicted $(m evictions_total) ($(m evicted_bytes_total) bytes)"
+[ "$(m limit_bytes)" = 16777216 ]
+[ "$(m used_bytes)" -gt 0 ] && [ "$(m used_bytes)" -le 16777216 ]
+[ "$(m passes_total)" -gt 0 ] && [ "$(m evictions_total)" -gt 0 ]
+[ "$(m evicted_bytes_total)" -gt 0 ]
 # every NAR is still served, byte-exact, the evicted chunks from S3
 for n in A B C D; do get $n; get $n .nar; done
 --- error_log eval

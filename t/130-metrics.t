@@ -428,6 +428,8 @@ narinfo a
 put $TEST_NIXCACHE_FIX_a_HASH.narinfo $TEST_NIXCACHE_DIR/a.narinfo 201
 put nar/chunked.nar.xz $TEST_NIXCACHE_DIR/a.nar.xz 201 \
     -H 'Transfer-Encoding: chunked'
+printf 'not xz at all' > $TEST_NIXCACHE_DIR/bad.nar.xz
+put nar/bad.nar.xz $TEST_NIXCACHE_DIR/bad.nar.xz 400
 --- request
 GET /metrics
 --- error_code: 200
@@ -438,5 +440,67 @@ bytes=$(( 2 * $(stat -c %s a.nar.xz) + $(stat -c %s a.narinfo) ))
 grep -qxF 'nixcache_upload_nars_total{cache="up:"} 2' m.txt
 grep -qxF "nixcache_upload_received_bytes_total{cache=\"up:\"} $bytes" m.txt
 grep -qxF 'nixcache_requests_total{cache="up:",route="upload",status="2xx"} 3' m.txt
+# the first upload stored every chunk anew, the second none (deduplicated)
+n=$(find up -type f | wc -l)
+size=$(find up -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+test "$n" -ge 1
+grep -qxF "nixcache_upload_new_chunks_total{cache=\"up:\"} $n" m.txt
+grep -qxF "nixcache_upload_new_chunk_bytes_total{cache=\"up:\"} $size" m.txt
+grep -qxF 'nixcache_upload_failures_total{cache="up:",cause="bad_request"} 1' m.txt
+grep -qxF 'nixcache_upload_failures_total{cache="up:",cause="denied"} 0' m.txt
+--- no_error_log
+[error]
+
+
+
+=== TEST 11: the Redis latency histogram counts every command; the access log variables
+--- http_config
+nixcache_metrics_zone m11 1m;
+log_format nixcache '$nixcache_route|$nixcache_source|$nixcache_chunks|'
+                    '$nixcache_redis_time|$status';
+--- config
+location /cache/ {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+    access_log $TEST_NIXCACHE_DIR/access.log nixcache;
+}
+location = /metrics {
+    nixcache_metrics;
+    access_log $TEST_NIXCACHE_DIR/metrics.log nixcache;
+}
+--- fixture
+add_nar(name => 'one', content => "hello, nixcache\n" x 5000,
+        chunk_size => 4096);
+--- init
+cd $TEST_NIXCACHE_DIR
+u=http://127.0.0.1:$TEST_NIXCACHE_PORT/cache
+curl -sf -o /dev/null $u/$TEST_NIXCACHE_FIX_one_HASH.narinfo
+curl -sf -o /dev/null $u/$TEST_NIXCACHE_FIX_one_HASH.narinfo
+test "$(curl -s -o /dev/null -w '%{http_code}' \
+        $u/00000000000000000000000000000000.narinfo)" = 404
+curl -sf -o /dev/null $u/nix-cache-info
+curl -sf -o /dev/null $u/nar/$TEST_NIXCACHE_FIX_one_NARHASH.nar.zst
+--- request
+GET /metrics
+--- error_code: 200
+--- post
+cd $TEST_NIXCACHE_DIR
+curl -sf http://127.0.0.1:$TEST_NIXCACHE_PORT/metrics > m.txt
+promtool check metrics < m.txt
+h=nixcache_redis_command_duration_seconds
+count=$(sed -n "s/^${h}_count //p" m.txt)
+# three narinfo lookups and a NAR (its manifest window): at least four
+test "$count" -ge 4
+grep -qxF "${h}_bucket{le=\"+Inf\"} $count" m.txt
+# cumulative buckets never decrease; the sum is positive
+grep "^${h}_bucket" m.txt | awk '{ if ($2 < last) exit 1; last = $2 }'
+awk -v n="${h}_sum" '$1 == n { exit !($2 > 0) }' m.txt
+# the log: route, source, chunks, Redis time
+grep -c '^narinfo|-|-|0\.[0-9]\{6\}|200$' access.log | grep -qx 2
+grep -qx 'narinfo|-|-|0\.[0-9]\{6\}|404' access.log
+grep -qx 'cache_info|-|-|0\.000000|200' access.log
+grep -qx "nar_zst|disk|$TEST_NIXCACHE_FIX_one_NCHUNKS|0\\.[0-9]\\{6\\}|200" access.log
+# outside a cache location the variables are not found
+grep -qx -- '-|-|-|-|200' metrics.log
 --- no_error_log
 [error]
