@@ -504,3 +504,34 @@ grep -qx "nar_zst|disk|$TEST_NIXCACHE_FIX_one_NCHUNKS|0\\.[0-9]\\{6\\}|200" acce
 grep -qx -- '-|-|-|-|200' metrics.log
 --- no_error_log
 [error]
+
+
+
+=== TEST 12: docs/monitoring: the alert rules pass promtool check and their unit tests; the dashboard and the rules name only exported metrics
+--- http_config
+nixcache_metrics_zone m12 1m;
+--- config
+location /cache/ {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+}
+location = /metrics {
+    nixcache_metrics;
+}
+--- request
+GET /metrics
+--- error_code: 200
+--- post
+cd $TEST_NIXCACHE_DIR
+curl -sf http://127.0.0.1:$TEST_NIXCACHE_PORT/metrics > m.txt
+mon=$TEST_NIXCACHE_ROOT/docs/monitoring
+promtool check rules $mon/alerts.yml
+(cd $mon && promtool test rules alerts_test.yml)
+$mon/check-dashboard $mon/dashboard.json m.txt
+# every metric an alert names is exported (histograms with their suffixes)
+grep -v '^ *#' $mon/alerts.yml | grep -o 'nixcache_[a-z0-9_]*' | sort -u | while read n; do
+    b=${n%_bucket}
+    grep -qx "# TYPE \(${n}\|${b}\) [a-z]*" m.txt || { echo "$n not exported"; exit 1; }
+done
+--- no_error_log
+[error]
