@@ -45,7 +45,7 @@ my ($metrics) = $readme =~ /($metrics_re)/;
 ok(defined $metrics, 'README has a metrics table');
 my %mdoc = map { $_ => 1 } ($metrics // '') =~ /^\| `(nixcache_\w+)`/mg;
 my %mdef = map { $_ => 1 }
-    slurp('src/ngx_http_nixcache_metrics.c') =~ /\b(nixcache_[a-z_]+_total)\b/g;
+    slurp('src/ngx_http_nixcache_metrics_out.c') =~ /"(nixcache_[a-z0-9_]+)"/g;
 ok(%mdef, 'the module exposes metrics');
 for my $m (sort keys %mdef) {
     ok($mdoc{$m}, "metric $m is documented")
@@ -59,7 +59,7 @@ for my $m (sort keys %mdoc) {
 (my $readme_nometrics = $readme) =~ s/$metrics_re//;
 my %documented = map { $_ => 1 } $readme_nometrics =~ /^\| `(nixcache\w*)/mg;
 my %defined;
-for my $src (glob 'src/ngx_http_nixcache*.c') {
+for my $src (grep { !/_variables\.c$/ } glob 'src/ngx_http_nixcache*.c') {
     $defined{$_} = 1 for slurp($src) =~ /ngx_string\("(nixcache\w*)"\)/g;
 }
 ok(%defined, 'the module defines directives');
@@ -69,6 +69,19 @@ for my $d (sort keys %defined) {
 }
 for my $d (sort keys %documented) {
     ok($defined{$d}, "documented directive $d exists");
+}
+
+# the variables: each in README's variable table, and only those
+my %vdoc = map { $_ => 1 } $readme =~ /^\| `\$(nixcache_\w+)`/mg;
+my %vdef = map { $_ => 1 }
+    slurp('src/ngx_http_nixcache_variables.c') =~ /ngx_string\("(nixcache\w*)"\)/g;
+ok(%vdef, 'the module defines variables');
+for my $v (sort keys %vdef) {
+    ok($vdoc{$v}, "variable \$$v is documented")
+        or diag("add a row for \$$v to README.md's variable table");
+}
+for my $v (sort keys %vdoc) {
+    ok($vdef{$v}, "documented variable \$$v exists");
 }
 
 SKIP: {
