@@ -253,6 +253,7 @@ struct ngx_http_nixcache_s3_fetch_s {
     unsigned                       active:1;
     unsigned                       retried:1;
     unsigned                       overflow:1;
+    unsigned                       probe:1;        /* not in the metrics */
 };
 
 ngx_int_t ngx_http_nixcache_s3_start(ngx_http_nixcache_s3_fetch_t *f);

@@ -910,7 +910,15 @@ ngx_http_nixcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    clcf->handler = ngx_http_nixcache_handler;
+    /*
+     * A location inside this one inherits "nixcache on"; one with a
+     * handler of its own (nixcache_health, nixcache_metrics, proxy_pass)
+     * keeps it.
+     */
+
+    if (clcf->handler == NULL) {
+        clcf->handler = ngx_http_nixcache_handler;
+    }
 
     if (ngx_http_nixcache_metrics_register(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;

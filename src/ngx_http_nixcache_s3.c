@@ -569,8 +569,6 @@ ngx_http_nixcache_s3_finish(ngx_http_nixcache_s3_fetch_t *f, CURLcode code)
 
     if (code == CURLE_OK && status == 200) {
         f->status = NGX_OK;
-        ngx_http_nixcache_metrics_s3_time(ngx_http_nixcache_metrics_now()
-                                          - f->start);
         goto done;
     }
 
@@ -629,11 +627,16 @@ ngx_http_nixcache_s3_finish(ngx_http_nixcache_s3_fetch_t *f, CURLcode code)
 
     ngx_http_nixcache_s3_error_code(f);
 
-    ngx_http_nixcache_metrics_s3_time(ngx_http_nixcache_metrics_now()
-                                      - f->start);
-    ngx_http_nixcache_metrics_s3(ngx_http_nixcache_s3_cause(f));
+    if (!f->probe) {
+        ngx_http_nixcache_metrics_s3(ngx_http_nixcache_s3_cause(f));
+    }
 
 done:
+
+    if (!f->probe) {
+        ngx_http_nixcache_metrics_s3_time(ngx_http_nixcache_metrics_now()
+                                          - f->start);
+    }
 
     ngx_http_nixcache_s3_put_easy(f);
 

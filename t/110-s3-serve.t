@@ -721,3 +721,84 @@ nixcache_s3_fetch_errors_total\{cause="not_found"\} 1
 nixcache_s3_fetch_errors_total\{cause="corrupt"\} 1
 --- error_log
 HTTP 404 NoSuchKey
+
+
+
+=== TEST 23: health with an S3 tier: 200 when the bucket answers, the probe not counted as a fetch
+--- http_config
+nixcache_metrics_zone m110c 1m;
+--- fixture
+s3_vars();
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+        location = /health {
+            nixcache_health;
+        }
+    }
+    location = /metrics {
+        nixcache_metrics;
+    }
+--- request
+GET /health
+--- error_code: 200
+--- response_body
+ok
+--- post
+curl -sf http://127.0.0.1:$TEST_NIXCACHE_PORT/metrics > $TEST_NIXCACHE_DIR/m.txt
+grep -qxF 'nixcache_s3_fetch_duration_seconds_count 0' $TEST_NIXCACHE_DIR/m.txt
+test "$(grep '^nixcache_s3_fetch_errors_total' $TEST_NIXCACHE_DIR/m.txt | grep -vc ' 0$')" = 0
+--- no_error_log
+[error]
+
+
+
+=== TEST 24: health with an S3 tier S3 refuses the credentials of: 503 naming s3 and S3's code
+--- fixture
+s3_vars();
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS_BAD;
+        location = /health {
+            nixcache_health;
+        }
+    }
+--- request
+GET /health
+--- error_code: 503
+--- response_body
+s3: HTTP 403 InvalidAccessKeyId
+--- error_log
+HTTP 403 InvalidAccessKeyId
+
+
+
+=== TEST 25: health with an S3 tier that is unreachable: 503 naming s3
+--- fixture
+s3_vars();
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint http://127.0.0.1:9;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_S3_CREDS;
+        location = /health {
+            nixcache_health;
+        }
+    }
+--- request
+GET /health
+--- error_code: 503
+--- response_body_like
+^s3: .*connect
+--- error_log
+Failed to connect
