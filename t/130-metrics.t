@@ -535,3 +535,45 @@ grep -v '^ *#' $mon/alerts.yml | grep -o 'nixcache_[a-z0-9_]*' | sort -u | while
 done
 --- no_error_log
 [error]
+
+
+
+=== TEST 13: two workers add up: requests served by both are all counted
+--- skip eval
+$ENV{TEST_NIXCACHE_VALGRIND} ? 'one process under valgrind (master_process off)' : undef
+--- main_config
+worker_processes 2;
+--- http_config
+nixcache_metrics_zone m13 1m;
+log_format pids '$pid';
+--- config
+location /cache/ {
+    nixcache on;
+    nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+    access_log $TEST_NIXCACHE_DIR/pids.log pids;
+}
+location = /metrics {
+    nixcache_metrics;
+}
+--- init
+cd $TEST_NIXCACHE_DIR
+u=http://127.0.0.1:$TEST_NIXCACHE_PORT/cache/nix-cache-info
+# 400 requests, 16 connections at a time, until both workers have served
+n=0
+while [ $n -lt 2000 ]; do
+    seq 400 | xargs -P 16 -I{} curl -sf -o /dev/null $u
+    n=$((n + 400))
+    [ "$(sort -u pids.log | wc -l)" = 2 ] && break
+done
+echo $n > sent
+--- request
+GET /metrics
+--- error_code: 200
+--- post
+cd $TEST_NIXCACHE_DIR
+curl -sf http://127.0.0.1:$TEST_NIXCACHE_PORT/metrics > m.txt
+test "$(sort -u pids.log | wc -l)" = 2
+test "$(wc -l < pids.log)" = "$(cat sent)"
+grep -qxF "nixcache_requests_total{cache=\"nixcache:\",route=\"cache_info\",status=\"2xx\"} $(cat sent)" m.txt
+--- no_error_log
+[error]

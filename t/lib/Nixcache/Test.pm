@@ -193,8 +193,10 @@ sub _nginx_conf {
 
     $conf .= "load_module $module;\n" if $module ne '';
     $conf .= "master_process off;\ndaemon off;\n" if $valgrind;
+    # one worker, unless the block asks for more
+    $conf .= "worker_processes 1;\n"
+        unless (_sec($block, q{main_config}) // '') =~ /^\s*worker_processes\b/m;
     $conf .= <<"EOF";
-worker_processes 1;
 error_log $T/logs/error.log debug;
 pid $T/logs/nginx.pid;
 
