@@ -23,6 +23,8 @@ static ngx_int_t ngx_http_nixcache_variable_chunks(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_nixcache_variable_redis_time(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_nixcache_variable_found(
+    ngx_http_variable_value_t *v);
 static ngx_uint_t ngx_http_nixcache_variable_enabled(ngx_http_request_t *r);
 static ngx_http_nixcache_nar_ctx_t *ngx_http_nixcache_variable_nar(
     ngx_http_request_t *r);
@@ -79,11 +81,7 @@ ngx_http_nixcache_variable_route(ngx_http_request_t *r,
     v->data = (u_char *) ngx_http_nixcache_metrics_routes[
                   ngx_http_nixcache_metrics_route(r, &rel)];
     v->len = ngx_strlen(v->data);
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    return NGX_OK;
+    return ngx_http_nixcache_variable_found(v);
 }
 
 
@@ -114,11 +112,7 @@ ngx_http_nixcache_variable_source(ngx_http_request_t *r,
         v->data = (u_char *) "";
     }
 
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    return NGX_OK;
+    return ngx_http_nixcache_variable_found(v);
 }
 
 
@@ -144,11 +138,7 @@ ngx_http_nixcache_variable_chunks(ngx_http_request_t *r,
     v->data = p;
     v->len = ngx_sprintf(p, "%ui", ctx->chunks_sent[0] + ctx->chunks_sent[1])
              - p;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    return NGX_OK;
+    return ngx_http_nixcache_variable_found(v);
 }
 
 
@@ -173,6 +163,13 @@ ngx_http_nixcache_variable_redis_time(ngx_http_request_t *r,
 
     v->data = p;
     v->len = ngx_sprintf(p, "%uL.%06uL", us / 1000000, us % 1000000) - p;
+    return ngx_http_nixcache_variable_found(v);
+}
+
+
+static ngx_int_t
+ngx_http_nixcache_variable_found(ngx_http_variable_value_t *v)
+{
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
