@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "gc.h"
 #include "keygen.h"
 #include "verify.h"
 #include "nixcache_nix32.h"
@@ -244,6 +245,22 @@ main(int argc, char **argv)
         return nixcache_cmd_use(argc - 1, argv + 1);
     }
 
+    if (strcmp(argv[1], "gc") == 0) {
+        return nixcache_cmd_gc(argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[1], "rm") == 0) {
+        return nixcache_cmd_rm(argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[1], "pin") == 0) {
+        return nixcache_cmd_pin(argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[1], "unpin") == 0) {
+        return nixcache_cmd_unpin(argc - 1, argv + 1);
+    }
+
     for (cmd = nixcache_commands; cmd->name != NULL; cmd++) {
         if (strcmp(argv[1], cmd->name) == 0) {
             return nixcache_run(cmd, argc - 1, argv + 1);
@@ -269,6 +286,9 @@ nixcache_usage(FILE *f)
         "  keygen   make a signing key pair in Nix's format\n"
         "  use      print (or write) what a Nix client needs to use a cache\n"
         "  verify   check every narinfo, manifest and chunk (reports only)\n"
+        "  rm       remove store paths from the cache\n"
+        "  pin      keep store paths whatever the retention (unpin: undo)\n"
+        "  gc       delete manifests and chunks nothing names any more\n"
         "\n"
         "`nixcache COMMAND --help` describes each command.\n");
 }
