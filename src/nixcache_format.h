@@ -49,11 +49,13 @@
  * Publication, as both writers do it (docs/FORMAT.md, "Write order and
  * durability", says what a reader may see at each step).
  *
- * NIXCACHE_SCRIPT_MANIFEST_RENAME, EVAL with KEYS = the temporary key and
- * the manifest key: a manifest written in windows under a temporary key
- * (with a TTL) becomes the manifest unless one is there (same NarHash,
- * same NAR: the one in place is kept), loses its TTL, and the temporary
- * key is gone; atomically.  Returns 1 renamed, 0 kept.
+ * NIXCACHE_SCRIPT_MANIFEST_RENAME, EVAL with KEYS = the temporary key,
+ * the manifest key and NIXCACHE_GC_KEY_RECENT (nixcache_gc.h): a manifest
+ * written in windows under a temporary key (with a TTL) becomes the
+ * manifest unless one is there (same NarHash, same NAR: the one in place
+ * is kept), loses its TTL, the temporary key is gone, and the manifest is
+ * recorded as published now (gc keeps it for its grace period);
+ * atomically.  Returns 1 renamed, 0 kept.
  *
  * NIXCACHE_SCRIPT_NARINFO_STORE, EVAL with KEYS = the narinfo key, ARGV =
  * the text and "1" to replace another text or "0": first writer wins.
@@ -64,6 +66,7 @@
     "local ok = redis.call('RENAMENX', KEYS[1], KEYS[2]) "                   \
     "redis.call('PERSIST', KEYS[2]) "                                        \
     "redis.call('DEL', KEYS[1]) "                                            \
+    "redis.call('ZADD', KEYS[3], redis.call('TIME')[1], KEYS[2]) "           \
     "return ok"
 
 #define NIXCACHE_SCRIPT_NARINFO_STORE                                       \
