@@ -8,45 +8,24 @@
 use strict;
 use warnings;
 
-use Digest::SHA qw(sha256);
 use File::Find ();
 use POSIX ();
 use Test::More;
 
 use lib 't/lib';
-use Nixcache::Cli;
+use Nixcache::Cli qw(:DEFAULT noise store_add);
 
 my $T = cli_setup();
-my $S = "$T/store";
 start_redis();
 my $sock = "unix:$T/redis/sock";
 my $chunks = "$T/chunks";
 my @tier = ('--redis', $sock, '--chunks', $chunks);
 
 
-sub add {
-    my ($name, $data) = @_;
-    mkdir "$T/src";
-    spew("$T/src/$name", $data);
-    my ($rc, $out, $err) = nix('nix-store', '--store', $S, '--add',
-                               "$T/src/$name");
-    die "nix-store --add: $err" if $rc != 0;
-    chomp $out;
-    return $out;
-}
-
-sub noise {
-    my ($seed, $len) = @_;
-    my $data = '';
-    my $i = 0;
-    $data .= sha256("$seed:" . $i++) while length($data) < $len;
-    return substr($data, 0, $len);
-}
-
 sub hash_of { substr($_[0], 11, 32) }
 
 sub push_paths {
-    return nixcache('push', @tier, '--store', $S, '-q', @_);
+    return nixcache('push', @tier, '--store', "$T/store", '-q', @_);
 }
 
 sub gc { return nixcache('gc', @tier, @_) }
@@ -57,6 +36,8 @@ sub chunk_files {
     File::Find::find(sub { $f{$_} = -s $_ if -f $_ && !/^\./ }, $chunks);
     return \%f;
 }
+
+sub _chunk_path { "$chunks/" . substr($_[0], -2) . "/$_[0]" }
 
 sub clean {
     my ($name) = @_;
@@ -76,9 +57,9 @@ sub chunks_of {
 # A and B share their first 600 KB; C is alone.
 
 my $common = noise('common', 600_000);
-my $A = add('a', $common . noise('a', 300_000));
-my $B = add('b', $common . noise('b', 300_000));
-my $C = add('c', noise('c', 400_000));
+my $A = store_add('a', $common . noise('a', 300_000));
+my $B = store_add('b', $common . noise('b', 300_000));
+my $C = store_add('c', noise('c', 400_000));
 
 my ($rc, $out, $err) = push_paths($A, $B, $C);
 is($rc, 0, 'push three paths') or diag($err);
@@ -165,10 +146,51 @@ is($rc, 0, 'A and C pushed again') or diag($err);
 ok(redis_cmd('ZSCORE', 'nixcache:access', hash_of($A)) > time() - 60,
    'a push records the access time');
 
+# the refusal path, made to happen: a chunk of a push in progress is
+# deleted and the generation moved, as a gc batch would; the push checks
+# again, sends the NAR through again, and publishes whole
+
+my $slow = store_add('slow', noise('slow', 6_000_000));
+my $t0 = time() - 1;
+my $pp = fork() // die;
+if ($pp == 0) {
+    my ($rc, $o, $e) = nixcache('push', @tier, '--store', "$T/store", '-v',
+                                '-j', '1', '--level', '19', $slow);
+    spew("$T/slow.err", $e);
+    POSIX::_exit($rc);
+}
+my $gone;
+for (1 .. 100) {
+    select(undef, undef, undef, 0.05);
+    my $f = chunk_files();
+    ($gone) = grep { !$before->{$_} && (stat(_chunk_path($_)))[9] >= $t0 }
+              keys %$f;
+    last if $gone;
+}
+ok($gone, 'a chunk of the push in progress is written') or diag('none');
+unlink(_chunk_path($gone)) if $gone;
+redis_cmd('INCR', 'nixcache-gc:gen');
+waitpid($pp, 0);
+is($? >> 8, 0, 'the push with a chunk deleted under it succeeds');
+like(slurp("$T/slow.err"), qr/publication refused \(a gc ran\), chunks checked again: some gone/,
+     'the push saw the refusal and the missing chunk');
+clean('after the refused publication');
+ok(-f _chunk_path($gone), 'the deleted chunk is written again') if $gone;
+
+# a gc's lock (here by hand, 1.5 s): a push waits for it, then publishes
+
+redis_cmd('SET', 'nixcache-gc:lock', 'test', 'PX', '1500');
+nixcache('rm', '--redis', $sock, '-q', $slow);
+my $t1 = time();
+($rc, $out, $err) = push_paths($slow);
+is($rc, 0, 'push while the lock is held') or diag($err);
+ok(time() - $t1 >= 1, 'it waited for the lock');
+clean('after the lock');
+
 # pushes and gc together: pushers rm and re-push paths sharing chunks
 # while gc sweeps with no grace; then every narinfo has every chunk
 
-my @P = map { add("p$_", $common . noise("p$_", 200_000)) } 1 .. 6;
+my @P = map { store_add("p$_", $common . noise("p$_", 200_000)) } 1 .. 6;
 ($rc, $out, $err) = push_paths(@P);
 is($rc, 0, 'push the concurrency set') or diag($err);
 
@@ -199,7 +221,7 @@ clean('after pushes and gc together');
 
 # kill -9 of gc at random moments: nothing live goes, the next completes
 
-my @all = (@P, $A, $B, $C);
+my @all = (@P, $A, $B, $C, $slow);
 nixcache('rm', '--redis', $sock, '-q', @P[0 .. 2]);
 sleep 1;
 for my $try (1 .. 5) {

@@ -405,6 +405,14 @@ nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
         }
 
         rc = nixcache_publish_recheck(ing, r);
+
+        if (ing->stats->verbose) {
+            nixcache_info(ing->stats, "NarHash %.*s: publication refused "
+                          "(a gc ran), chunks checked again: %s",
+                          (int) NIXCACHE_HASH_STR_LEN, nar_hash,
+                          rc == 0 ? "all there" : "some gone");
+        }
+
         if (rc != 0) {
             break;
         }

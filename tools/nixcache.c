@@ -73,6 +73,12 @@ typedef struct {
 } nixcache_command_t;
 
 
+typedef struct {
+    const char                *name;
+    int                      (*handler)(int argc, char **argv);
+} nixcache_own_command_t;
+
+
 static void nixcache_usage(FILE *f);
 static int nixcache_parse_size(const char *name, const char *s, size_t *v);
 static int nixcache_parse_count(const char *name, const char *s,
@@ -211,10 +217,25 @@ static const nixcache_command_t  nixcache_commands[] = {
 };
 
 
+/* the commands that parse their own options */
+
+static const nixcache_own_command_t  nixcache_own_commands[] = {
+    { "keygen", nixcache_cmd_keygen },
+    { "verify", nixcache_cmd_verify },
+    { "use", nixcache_cmd_use },
+    { "gc", nixcache_cmd_gc },
+    { "rm", nixcache_cmd_rm },
+    { "pin", nixcache_cmd_pin },
+    { "unpin", nixcache_cmd_unpin },
+    { NULL, NULL }
+};
+
+
 int
 main(int argc, char **argv)
 {
-    const nixcache_command_t  *cmd;
+    const nixcache_command_t      *cmd;
+    const nixcache_own_command_t  *own;
 
     /* a Redis that goes away must give an error, not kill the process */
     signal(SIGPIPE, SIG_IGN);
@@ -231,34 +252,10 @@ main(int argc, char **argv)
         return 0;
     }
 
-    /* keygen, verify and use parse their own options */
-
-    if (strcmp(argv[1], "keygen") == 0) {
-        return nixcache_cmd_keygen(argc - 1, argv + 1);
-    }
-
-    if (strcmp(argv[1], "verify") == 0) {
-        return nixcache_cmd_verify(argc - 1, argv + 1);
-    }
-
-    if (strcmp(argv[1], "use") == 0) {
-        return nixcache_cmd_use(argc - 1, argv + 1);
-    }
-
-    if (strcmp(argv[1], "gc") == 0) {
-        return nixcache_cmd_gc(argc - 1, argv + 1);
-    }
-
-    if (strcmp(argv[1], "rm") == 0) {
-        return nixcache_cmd_rm(argc - 1, argv + 1);
-    }
-
-    if (strcmp(argv[1], "pin") == 0) {
-        return nixcache_cmd_pin(argc - 1, argv + 1);
-    }
-
-    if (strcmp(argv[1], "unpin") == 0) {
-        return nixcache_cmd_unpin(argc - 1, argv + 1);
+    for (own = nixcache_own_commands; own->name != NULL; own++) {
+        if (strcmp(argv[1], own->name) == 0) {
+            return own->handler(argc - 1, argv + 1);
+        }
     }
 
     for (cmd = nixcache_commands; cmd->name != NULL; cmd++) {
