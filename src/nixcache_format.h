@@ -57,8 +57,8 @@
  * recorded as published now (gc keeps it for its grace period);
  * atomically.  Returns 1 renamed, 0 kept.
  *
- * NIXCACHE_SCRIPT_NARINFO_STORE, EVAL with KEYS = the narinfo key, ARGV =
- * the text and "1" to replace another text or "0": first writer wins.
+ * The narinfo is stored by NIXCACHE_GC_SCRIPT_NARINFO_STORE
+ * (nixcache_gc.h): first writer wins, and only while its manifest exists.
  * Returns 1 stored, 2 the same text was there, 3 replaced, 0 another text
  * is there and was kept.
  */
@@ -68,14 +68,6 @@
     "redis.call('DEL', KEYS[1]) "                                            \
     "redis.call('ZADD', KEYS[3], redis.call('TIME')[1], KEYS[2]) "           \
     "return ok"
-
-#define NIXCACHE_SCRIPT_NARINFO_STORE                                       \
-    "local cur = redis.call('GET', KEYS[1]) "                                \
-    "if not cur then redis.call('SET', KEYS[1], ARGV[1]) return 1 end "      \
-    "if cur == ARGV[1] then return 2 end "                                   \
-    "if ARGV[2] == '1' then redis.call('SET', KEYS[1], ARGV[1]) "            \
-    "return 3 end "                                                          \
-    "return 0"
 
 #define NIXCACHE_NARINFO_STORED          1
 #define NIXCACHE_NARINFO_SAME            2

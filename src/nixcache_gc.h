@@ -125,5 +125,16 @@
     "redis.call('DEL', KEYS[1]) "                                            \
     "return 1"
 
+/*
+ * NIXCACHE_GC_SCRIPT_UPLOAD_HEAD, EVAL with KEYS = <prefix>upload:<name>,
+ * ARGV = "<prefix>manifest:": 1 when the upload record is there and the
+ * manifest it names still is (a gc may have dropped it: then Nix must
+ * upload the NAR again), else 0.
+ */
+#define NIXCACHE_GC_SCRIPT_UPLOAD_HEAD                                      \
+    "local h = redis.call('GET', KEYS[1]) "                                  \
+    "if not h then return 0 end "                                            \
+    "return redis.call('EXISTS', ARGV[1] .. h)"
+
 
 #endif /* NIXCACHE_GC_H */

@@ -154,8 +154,8 @@ done:
 
 
 /*
- * One command's reply of the wanted type (REDIS_REPLY_NIL: any), freed
- * here unless it is returned... by the caller; NULL (printed) otherwise.
+ * One command's reply, of the wanted type (REDIS_REPLY_NIL: any type but
+ * an error), for the caller to free; NULL (printed, freed) otherwise.
  */
 
 static redisReply *

@@ -50,8 +50,6 @@ int nixcache_gc_options(const char *cmd, int argc, char **argv,
     nixcache_gc_opts_t *o, int *first);
 int nixcache_gc_retention(nixcache_gc_opts_t *o, nixcache_redis_t *r,
     long long now, uint64_t *removed);
-char *nixcache_gc_cache_key(const char *prefix, const char *kind,
-    size_t *len);
 
 /* gc.c */
 int nixcache_gc_run(nixcache_gc_opts_t *o);

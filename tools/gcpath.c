@@ -366,9 +366,9 @@ nixcache_gc_path_one(nixcache_redis_t *r, nixcache_gc_path_e what,
 
     key = nixcache_redis_key(r, NIXCACHE_KEY_KIND_NARINFO, hash,
                              NIXCACHE_STORE_HASH_NIX32_LEN, &klen);
-    set = nixcache_gc_cache_key(r->prefix, what == NIXCACHE_GC_PATH_RM
-                                           ? NIXCACHE_KEY_ACCESS
-                                           : NIXCACHE_KEY_PIN, &slen);
+    set = nixcache_redis_key(r, what == NIXCACHE_GC_PATH_RM
+                                ? NIXCACHE_KEY_KIND_ACCESS
+                                : NIXCACHE_KEY_KIND_PIN, NULL, 0, &slen);
     if (key == NULL || set == NULL) {
         free(key);
         free(set);
@@ -453,31 +453,6 @@ nixcache_gc_path_hash(const char *arg, char *hash)
 }
 
 
-/* <prefix><kind>, NUL-terminated, freed by the caller; NULL printed */
-
-char *
-nixcache_gc_cache_key(const char *prefix, const char *kind, size_t *len)
-{
-    char    *key;
-    size_t   plen, klen;
-
-    plen = strlen(prefix);
-    klen = strlen(kind);
-    *len = plen + klen;
-
-    key = malloc(*len + 1);
-    if (key == NULL) {
-        nixcache_error("out of memory");
-        return NULL;
-    }
-
-    memcpy(key, prefix, plen);
-    memcpy(key + plen, kind, klen + 1);
-
-    return key;
-}
-
-
 /* an integer reply, freed; -1 (printed) for anything else */
 
 static long long
@@ -523,8 +498,8 @@ nixcache_gc_retention(nixcache_gc_opts_t *o, nixcache_redis_t *r,
     redisReply  *page, *reply;
 
     cutoff = now - (long long) o->keep_days * 86400;
-    akey = nixcache_gc_cache_key(r->prefix, NIXCACHE_KEY_ACCESS, &alen);
-    pkey = nixcache_gc_cache_key(r->prefix, NIXCACHE_KEY_PIN, &plen);
+    akey = nixcache_redis_key(r, NIXCACHE_KEY_KIND_ACCESS, NULL, 0, &alen);
+    pkey = nixcache_redis_key(r, NIXCACHE_KEY_KIND_PIN, NULL, 0, &plen);
     rc = -1;
     offset = 0;
 

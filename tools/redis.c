@@ -385,7 +385,7 @@ nixcache_redis_put_narinfo(nixcache_redis_t *r, const char *store_hash,
     int replace)
 {
     char        *key, *mkey, *akey;
-    size_t       klen, mlen, alen, plen;
+    size_t       klen, mlen, alen;
     long long    stored;
     redisReply  *reply;
 
@@ -393,20 +393,14 @@ nixcache_redis_put_narinfo(nixcache_redis_t *r, const char *store_hash,
                              NIXCACHE_STORE_HASH_NIX32_LEN, &klen);
     mkey = nixcache_redis_key(r, NIXCACHE_KEY_KIND_MANIFEST, nar_hash32,
                               NIXCACHE_SHA256_NIX32_LEN, &mlen);
-    plen = strlen(r->prefix);
-    alen = plen + sizeof(NIXCACHE_KEY_ACCESS) - 1;
-    akey = malloc(alen + 1);
+    akey = nixcache_redis_key(r, NIXCACHE_KEY_KIND_ACCESS, NULL, 0, &alen);
 
     if (key == NULL || mkey == NULL || akey == NULL) {
-        nixcache_error("out of memory");
         free(key);
         free(mkey);
         free(akey);
         return -1;
     }
-
-    memcpy(akey, r->prefix, plen);
-    memcpy(akey + plen, NIXCACHE_KEY_ACCESS, sizeof(NIXCACHE_KEY_ACCESS));
 
     reply = redisCommand(r->ctx, "EVAL %s 4 %b %b %b %s %b %s %b",
                          NIXCACHE_GC_SCRIPT_NARINFO_STORE, key, klen,
