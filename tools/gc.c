@@ -87,7 +87,7 @@ int
 nixcache_gc_run(nixcache_gc_opts_t *o)
 {
     int             rc;
-    long long       now;
+    redisReply     *reply;
     nixcache_gc_t   gc;
 
     memset(&gc, 0, sizeof(nixcache_gc_t));
@@ -128,15 +128,17 @@ nixcache_gc_run(nixcache_gc_opts_t *o)
 
     /* what a gc started after this one may still need is kept */
 
-    if (!o->dry_run
-        && nixcache_gc_time(&gc, &now) == 0
-        && nixcache_gc_command(&gc, REDIS_REPLY_INTEGER, "ZREMRANGEBYSCORE",
-                               "ZREMRANGEBYSCORE %s -inf (%lld",
-                               NIXCACHE_GC_KEY_RECENT,
-                               gc.start - o->grace - 86400)
-           == NULL)
-    {
-        goto done;
+    if (!o->dry_run) {
+        reply = nixcache_gc_command(&gc, REDIS_REPLY_INTEGER,
+                                    "ZREMRANGEBYSCORE",
+                                    "ZREMRANGEBYSCORE %s -inf (%lld",
+                                    NIXCACHE_GC_KEY_RECENT,
+                                    gc.start - o->grace - 86400);
+        if (reply == NULL) {
+            goto done;
+        }
+
+        freeReplyObject(reply);
     }
 
     nixcache_gc_progress(&gc, 1);
