@@ -18,6 +18,7 @@
 
 #include "nixcache_chunkstore.h"
 #include "nixcache_decompress.h"
+#include "nixcache_gc.h"
 #include "nixcache_hash.h"
 #include "nixcache_ingest.h"
 #include "nixcache_manifest.h"
@@ -818,28 +819,30 @@ static ngx_int_t
 ngx_http_nixcache_publish_rename(ngx_http_request_t *r,
     ngx_http_nixcache_upload_ctx_t *ctx)
 {
-    size_t       argvlen[5];
-    const char  *argv[5];
+    size_t       argvlen[6];
+    const char  *argv[6];
 
     static const char  rename_script[] = NIXCACHE_SCRIPT_MANIFEST_RENAME;
 
     argv[0] = "EVAL";
     argv[1] = rename_script;
-    argv[2] = "2";
+    argv[2] = "3";
     argv[3] = (const char *) ctx->tmp_key.data;
     argv[4] = (const char *) ctx->manifest_key.data;
+    argv[5] = NIXCACHE_GC_KEY_RECENT;
 
     argvlen[0] = sizeof("EVAL") - 1;
     argvlen[1] = sizeof(rename_script) - 1;
     argvlen[2] = 1;
     argvlen[3] = ctx->tmp_key.len;
     argvlen[4] = ctx->manifest_key.len;
+    argvlen[5] = sizeof(NIXCACHE_GC_KEY_RECENT) - 1;
 
     /* on failure the window command is queued: its handler sees "done" */
 
     return ngx_http_nixcache_upload_command(r,
                                             ngx_http_nixcache_publish_renamed,
-                                            5, argv, argvlen);
+                                            6, argv, argvlen);
 }
 
 

@@ -21,6 +21,7 @@
 #include "ngx_http_nixcache_upload.h"
 
 #include "nixcache_decompress.h"
+#include "nixcache_gc.h"
 #include "nixcache_hash.h"
 #include "nixcache_manifest.h"
 #include "nixcache_narinfo.h"
@@ -252,15 +253,18 @@ ngx_http_nixcache_upload_nar_body(ngx_http_request_t *r)
 
 
 
-/* HEAD nar/<name>: was that file name uploaded? */
+/* HEAD nar/<name>: was that file name uploaded, and is its NAR still? */
 
 static ngx_int_t
 ngx_http_nixcache_upload_head(ngx_http_request_t *r, ngx_str_t *name)
 {
-    size_t                           argvlen[2];
+    size_t                           argvlen[5];
+    ngx_str_t                        manifests;
     nixcache_decomp_e                kind;
-    const char                      *argv[2];
+    const char                      *argv[5];
     ngx_http_nixcache_upload_ctx_t  *ctx;
+
+    static const char  head_script[] = NIXCACHE_GC_SCRIPT_UPLOAD_HEAD;
 
     if (nixcache_route_nar_name((const char *) name->data, name->len, &kind)
         != 0)
@@ -282,10 +286,23 @@ ngx_http_nixcache_upload_head(ngx_http_request_t *r, ngx_str_t *name)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    argv[0] = "EXISTS";
-    argvlen[0] = sizeof("EXISTS") - 1;
-    argv[1] = (const char *) ctx->upload_key.data;
-    argvlen[1] = ctx->upload_key.len;
+    if (ngx_http_nixcache_key(r, &manifests, NIXCACHE_KEY_KIND_MANIFEST,
+                              NULL, 0)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    argv[0] = "EVAL";
+    argvlen[0] = sizeof("EVAL") - 1;
+    argv[1] = head_script;
+    argvlen[1] = sizeof(head_script) - 1;
+    argv[2] = "1";
+    argvlen[2] = 1;
+    argv[3] = (const char *) ctx->upload_key.data;
+    argvlen[3] = ctx->upload_key.len;
+    argv[4] = (const char *) manifests.data;
+    argvlen[4] = manifests.len;
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         return NGX_HTTP_BAD_REQUEST;
@@ -293,7 +310,7 @@ ngx_http_nixcache_upload_head(ngx_http_request_t *r, ngx_str_t *name)
 
     if (ngx_http_nixcache_upload_command(r,
                                          ngx_http_nixcache_upload_head_reply,
-                                         2, argv, argvlen)
+                                         5, argv, argvlen)
         != NGX_OK)
     {
         return NGX_HTTP_SERVICE_UNAVAILABLE;
@@ -523,8 +540,9 @@ static void
 ngx_http_nixcache_upload_narinfo_manifest(ngx_http_request_t *r,
     redisReply *reply, void *data)
 {
-    size_t                           n, argvlen[6];
-    const char                      *argv[6];
+    size_t                           n, argvlen[10];
+    ngx_str_t                        access_key;
+    const char                      *argv[10];
     unsigned char                    digest[NIXCACHE_SHA256_LEN];
     nixcache_narinfo_t              *ni;
     nixcache_narinfo_point_t         point;
@@ -536,7 +554,7 @@ ngx_http_nixcache_upload_narinfo_manifest(ngx_http_request_t *r,
      * only for an admin token.
      */
 
-    static const char  store_script[] = NIXCACHE_SCRIPT_NARINFO_STORE;
+    static const char  store_script[] = NIXCACHE_GC_SCRIPT_NARINFO_STORE;
     ngx_http_nixcache_upload_ctx_t  *ctx;
 
     ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
@@ -583,23 +601,39 @@ ngx_http_nixcache_upload_narinfo_manifest(ngx_http_request_t *r,
 
     ctx->rendered_len = n;
 
+    if (ngx_http_nixcache_key(r, &access_key, NIXCACHE_KEY_KIND_ACCESS,
+                              NULL, 0)
+        != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
     argv[0] = "EVAL";
     argv[1] = store_script;
-    argv[2] = "1";
+    argv[2] = "4";
     argv[3] = (const char *) ctx->narinfo_key.data;
-    argv[4] = (const char *) ctx->rendered;
-    argv[5] = ctx->admin ? "1" : "0";
+    argv[4] = (const char *) ctx->manifest_key.data;
+    argv[5] = (const char *) access_key.data;
+    argv[6] = NIXCACHE_GC_KEY_RECENT;
+    argv[7] = (const char *) ctx->rendered;
+    argv[8] = ctx->admin ? "1" : "0";
+    argv[9] = (const char *) ctx->hash.data;
 
     argvlen[0] = sizeof("EVAL") - 1;
     argvlen[1] = sizeof(store_script) - 1;
     argvlen[2] = 1;
     argvlen[3] = ctx->narinfo_key.len;
-    argvlen[4] = ctx->rendered_len;
-    argvlen[5] = 1;
+    argvlen[4] = ctx->manifest_key.len;
+    argvlen[5] = access_key.len;
+    argvlen[6] = sizeof(NIXCACHE_GC_KEY_RECENT) - 1;
+    argvlen[7] = ctx->rendered_len;
+    argvlen[8] = 1;
+    argvlen[9] = ctx->hash.len;
 
     if (ngx_http_nixcache_upload_command(r,
                                     ngx_http_nixcache_upload_narinfo_stored,
-                                    6, argv, argvlen)
+                                    10, argv, argvlen)
         != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
@@ -625,6 +659,13 @@ ngx_http_nixcache_upload_narinfo_stored(ngx_http_request_t *r,
     }
 
     switch (reply->integer) {
+
+    case NIXCACHE_GC_NO_MANIFEST:
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upload of \"%V\" refused: its NAR is gone "
+                      "(removed by a gc since it was uploaded)", &ctx->name);
+        ngx_http_finalize_request(r, NGX_HTTP_BAD_REQUEST);
+        return;
 
     case NIXCACHE_NARINFO_STORED:
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,

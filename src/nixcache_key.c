@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "nixcache_format.h"
+#include "nixcache_gc.h"
 #include "nixcache_key.h"
 
 
@@ -22,7 +23,9 @@ typedef struct {
 static const nixcache_key_kind_t  nixcache_key_kinds[] = {
     nixcache_key_kind(NIXCACHE_KEY_NARINFO),
     nixcache_key_kind(NIXCACHE_KEY_MANIFEST),
-    nixcache_key_kind(NIXCACHE_KEY_UPLOAD)
+    nixcache_key_kind(NIXCACHE_KEY_UPLOAD),
+    nixcache_key_kind(NIXCACHE_KEY_ACCESS),
+    nixcache_key_kind(NIXCACHE_KEY_PIN)
 };
 
 

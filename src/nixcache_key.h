@@ -13,8 +13,10 @@
 typedef enum {
     NIXCACHE_KEY_KIND_NARINFO = 0,      /* name: store hash, 32 nix32 */
     NIXCACHE_KEY_KIND_MANIFEST,         /* name: NarHash, 52 nix32 */
-    NIXCACHE_KEY_KIND_UPLOAD            /* name: an uploaded NAR's file
+    NIXCACHE_KEY_KIND_UPLOAD,           /* name: an uploaded NAR's file
                                            name */
+    NIXCACHE_KEY_KIND_ACCESS,           /* no name (nixcache_gc.h) */
+    NIXCACHE_KEY_KIND_PIN               /* no name (nixcache_gc.h) */
 } nixcache_key_kind_e;
 
 

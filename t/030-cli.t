@@ -148,7 +148,7 @@ is_deeply([complete('push', '--ex')], ['--exclude'],
           'completion: a push option');
 
 my $man = slurp("$root/docs/nixcache.1");
-for my $cmd (qw(push import verify keygen use)) {
+for my $cmd (qw(push import verify keygen use rm pin unpin gc)) {
     ($rc, $out, $err) = nixcache($cmd, '--help');
     my ($usage) = $out =~ /^(usage: .*)$/m;
     # option lines are indented 2 to 6 columns, their continuations more

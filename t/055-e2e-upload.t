@@ -131,6 +131,42 @@ run_fails "a location without nixcache_upload refuses nix copy --to" \
 is "$(redis --scan --pattern 'readonly:*' | wc -l)" 0 \
    "nothing stored for the read-only location"
 
+# gc beside the module's uploads: each narinfo PUT recorded the path's
+# access time and its manifest in nixcache-gc:recent; removing one cache's
+# paths frees nothing the others share; removing them all frees every
+# chunk; an upload after that writes the chunks again and substitutes
+
+CLI=$E2E_BUILD/nixcache
+top=$(basename "${FIX[top]}" | cut -c1-32)
+ok "$([ -n "$(redis ZSCORE xz:access "$top")" ]; echo $?)" \
+   "the upload's narinfo PUT recorded the path's access time"
+is "$(redis ZCARD nixcache-gc:recent)" "$(redis --scan --pattern '*:manifest:*' | wc -l)" \
+   "every uploaded manifest is in nixcache-gc:recent"
+before=$(chunk_files)
+hashes=$(for p in $ALL; do basename "$p" | cut -c1-32; done)
+run_ok "rm the xz cache's paths" \
+    "$CLI" rm -q --redis "$REDIS_ADDR" --prefix xz: $hashes
+sleep 1
+run_ok "gc --grace 0" "$CLI" gc -q --redis "$REDIS_ADDR" --chunks "$CHUNKS" \
+    --grace 0
+is "$(chunk_files)" "$before" "the other caches keep every chunk"
+run_ok "verify the zstd cache after gc" \
+    "$CLI" verify --redis "$REDIS_ADDR" --chunks "$CHUNKS" --prefix zstd:
+for comp in zstd bzip2 none; do
+    "$CLI" rm -q --redis "$REDIS_ADDR" --prefix $comp: $hashes
+done
+sleep 1
+run_ok "gc after every path is removed" \
+    "$CLI" gc -q --redis "$REDIS_ADDR" --chunks "$CHUNKS" --grace 0
+is "$(chunk_files)" 0 "every chunk file freed"
+run_ok "nix copy --to the xz cache after gc" \
+    nix_fresh nix copy --to "$URL/xz/" --from "$SRC" "${PATHS[@]}"
+run_ok "verify the xz cache" \
+    "$CLI" verify --redis "$REDIS_ADDR" --chunks "$CHUNKS" --prefix xz:
+run_ok "xz: nix copy --from the cache after gc" \
+    substitute "$URL/xz/" "$T/dest-after-gc" "${PATHS[@]}"
+check_copy "$SRC" "$T/dest-after-gc" "after gc" "${PATHS[@]}"
+
 leftover=$(find "$T/nginx/client_body" -type f | wc -l)
 is "$leftover" 0 "no request body or manifest file left behind"
 

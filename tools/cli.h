@@ -95,6 +95,7 @@ typedef struct {
     redisContext              *ctx;
     const char                *prefix;
     const char                *addr;
+    char                       gen[32];     /* nixcache_redis_gen() */
 } nixcache_redis_t;
 
 
@@ -132,11 +133,13 @@ char *nixcache_redis_key(const nixcache_redis_t *r, nixcache_key_kind_e kind,
     const char *name, size_t name_len, size_t *len);
 void nixcache_redis_close(nixcache_redis_t *r);
 int nixcache_redis_has_narinfo(nixcache_redis_t *r, const char *store_hash);
+int nixcache_redis_gen(nixcache_redis_t *r);
 int nixcache_redis_put_manifest(nixcache_redis_t *r, const char *nar_hash32,
     const unsigned char *manifest, size_t manifest_len, int replace,
     unsigned char *header);
 int nixcache_redis_put_narinfo(nixcache_redis_t *r, const char *store_hash,
-    const char *narinfo, size_t narinfo_len, int replace);
+    const char *nar_hash32, const char *narinfo, size_t narinfo_len,
+    int replace);
 
 /* pushurl.c: one HTTP client for a run (nixcache_pushurl_open) */
 typedef struct nixcache_pushurl_s  nixcache_pushurl_t;

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "nixcache_gc.h"
 
 
 typedef struct {
@@ -222,7 +223,7 @@ nixcache_import_cmp(const void *a, const void *b)
 static int
 nixcache_import_one(nixcache_import_t *im, const char *name)
 {
-    int                  rc;
+    int                  rc, tries;
     char                *path, *file, *sp;
     size_t               len;
     const char          *err, *base;
@@ -304,7 +305,22 @@ nixcache_import_one(nixcache_import_t *im, const char *name)
 
     ni.store_path.data = sp;
 
-    if (nixcache_import_nar(im, file, &ni, base) != 0) {
+    for (tries = 1; ; tries++) {
+        rc = nixcache_import_nar(im, file, &ni, base);
+
+        /* a gc ran meanwhile: the chunks are checked (written) again */
+
+        if (rc != NIXCACHE_GC_REFUSED || tries == NIXCACHE_GC_PUBLISH_TRIES) {
+            break;
+        }
+    }
+
+    if (rc != 0) {
+        if (rc == NIXCACHE_GC_REFUSED) {
+            nixcache_error("%s: refused %d times while gc ran", file, tries);
+        }
+
+        rc = -1;
         goto done;
     }
 
@@ -379,7 +395,9 @@ nixcache_import_nar(nixcache_import_t *im, const char *file,
         return -1;
     }
 
-    if (nixcache_cli_ingest_begin(&im->ingest) != 0) {
+    if (nixcache_redis_gen(&im->redis) != 0
+        || nixcache_cli_ingest_begin(&im->ingest) != 0)
+    {
         close(fd);
         return -1;
     }

@@ -11,15 +11,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "nixcache_chunkstore.h"
+#include "nixcache_cid.h"
+#include "nixcache_gc.h"
 #include "nixcache_manifest.h"
 #include "nixcache_nix32.h"
 
 
 static void nixcache_cli_ingest_progress(void *data);
 static void nixcache_cli_ingest_error(nixcache_cli_ingest_t *ing);
+static int nixcache_publish_recheck(nixcache_cli_ingest_t *ing,
+    nixcache_redis_t *r);
 
 
 int
@@ -284,6 +289,63 @@ nixcache_cli_decompress_fd(nixcache_cli_ingest_t *ing, int fd,
 
 
 /*
+ * A gc ran since the generation was read (docs/FORMAT.md, "Garbage
+ * collection"): with the generation read again, every chunk of the
+ * manifest is checked again on disk.  0 when all are there (publish
+ * again), NIXCACHE_GC_REFUSED when one is gone or the chunks are in S3
+ * (the NAR must go through the pipeline again), -1 on error.
+ */
+
+static int
+nixcache_publish_recheck(nixcache_cli_ingest_t *ing, nixcache_redis_t *r)
+{
+    char                        path[4096];
+    size_t                      n;
+    uint32_t                    i;
+    struct stat                 sb;
+    const unsigned char        *m;
+    nixcache_manifest_entry_t   e;
+
+    n = strlen(ing->dir);
+
+    if (ing->s3 != NULL || n + NIXCACHE_CHUNK_RELPATH_LEN >= sizeof(path)) {
+        return NIXCACHE_GC_REFUSED;
+    }
+
+    if (nixcache_redis_gen(r) != 0) {
+        return -1;
+    }
+
+    m = ing->core.nar.manifest;
+    memcpy(path, ing->dir, n);
+
+    /* the same frame: the manifest counts its csize */
+
+    for (i = 0; i < ing->core.nar.chunk_count; i++) {
+        nixcache_manifest_entry_decode(&e,
+                                       m + nixcache_manifest_entry_offset(i));
+        nixcache_chunk_relpath(path + n, e.chunk);
+        path[n + NIXCACHE_CHUNK_RELPATH_LEN] = '\0';
+
+        if (stat(path, &sb) == -1) {
+            if (errno != ENOENT) {
+                nixcache_error("%s: %s", path, strerror(errno));
+                return -1;
+            }
+
+            return NIXCACHE_GC_REFUSED;
+        }
+
+        if ((uint64_t) sb.st_size != e.csize) {
+            return NIXCACHE_GC_REFUSED;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
  * Makes the NAR visible: chunks durable, then the manifest, then the
  * narinfo.  The caller fills StorePath, References, Deriver, Sig and CA
  * of ni; the rest is the NAR's as stored here.
@@ -298,7 +360,7 @@ int
 nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
     nixcache_narinfo_t *ni, const char *store_hash, int replace)
 {
-    int                          rc;
+    int                          rc, tries;
     char                        *text;
     char                         nar_hash[NIXCACHE_HASH_STR_LEN];
     char                         sig[NIXCACHE_SIGN_TEXT_MAX + 1];
@@ -332,11 +394,32 @@ nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
 
     n = sizeof("sha256:") - 1;
 
-    rc = nixcache_redis_put_manifest(r, nar_hash + n, ing->core.nar.manifest,
-                                     ing->core.nar.manifest_len, replace,
-                                     header);
-    if (rc == -1) {
-        return -1;
+    for (tries = 1; ; tries++) {
+        rc = nixcache_redis_put_manifest(r, nar_hash + n,
+                                         ing->core.nar.manifest,
+                                         ing->core.nar.manifest_len, replace,
+                                         header);
+
+        if (rc != NIXCACHE_GC_REFUSED || tries == NIXCACHE_GC_RECHECK_TRIES) {
+            break;
+        }
+
+        rc = nixcache_publish_recheck(ing, r);
+
+        if (ing->stats->verbose) {
+            nixcache_info(ing->stats, "NarHash %.*s: publication refused "
+                          "(a gc ran), chunks checked again: %s",
+                          (int) NIXCACHE_HASH_STR_LEN, nar_hash,
+                          rc == 0 ? "all there" : "some gone");
+        }
+
+        if (rc != 0) {
+            break;
+        }
+    }
+
+    if (rc == -1 || rc == NIXCACHE_GC_REFUSED) {
+        return rc;
     }
 
     if (rc == 1) {
@@ -382,7 +465,11 @@ nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
         return -1;
     }
 
-    rc = nixcache_redis_put_narinfo(r, store_hash, text, len, replace);
+    rc = nixcache_redis_put_narinfo(r, store_hash, nar_hash + n, text, len,
+                                    replace);
+    if (rc == NIXCACHE_GC_NO_MANIFEST) {
+        rc = NIXCACHE_GC_REFUSED;
+    }
 
     free(text);
 

@@ -13,7 +13,8 @@ _nixcache() {
     prev=${COMP_WORDS[COMP_CWORD-1]}
 
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W 'push import verify keygen use help' \
+        COMPREPLY=($(compgen -W 'push import verify keygen use rm pin unpin gc
+                     help' \
                      -- "$cur"))
         return
     fi
@@ -31,7 +32,7 @@ _nixcache() {
     --redis|--prefix|--level|--jobs|-j|--chunk-min|--chunk-avg|\
     --chunk-max|--s3-endpoint|--s3-bucket|--s3-region|--s3-prefix|\
     --s3-inflight|--s3-attempts|--url|--token|--exclude|--skip-upstream|\
-    --key)
+    --key|--grace|--keep-days)
         return ;;
     esac
 
@@ -45,13 +46,17 @@ _nixcache() {
                   --help' ;;
     keygen) opts='--force --help' ;;
     use)    opts='--token --token-file --key --nix-conf --netrc --help' ;;
+    rm|pin|unpin)
+            opts='--redis --redis-auth --prefix --quiet --verbose --help' ;;
+    gc)     opts='--redis --redis-auth --prefix --chunks --dry-run --grace
+                  --keep-days --quiet --verbose --help' ;;
     *)      return ;;
     esac
 
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 
-    elif [ "$cmd" = push ] && [[ $cur == /* ]]; then
+    elif [[ $cmd =~ ^(push|rm|pin|unpin)$ ]] && [[ $cur == /* ]]; then
         COMPREPLY=($(compgen -d -- "$cur"))
 
     else

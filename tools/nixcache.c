@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "gc.h"
 #include "keygen.h"
 #include "verify.h"
 #include "nixcache_nix32.h"
@@ -70,6 +71,12 @@ typedef struct {
     const char                *usage;
     int                        min_args;
 } nixcache_command_t;
+
+
+typedef struct {
+    const char                *name;
+    int                      (*handler)(int argc, char **argv);
+} nixcache_own_command_t;
 
 
 static void nixcache_usage(FILE *f);
@@ -210,10 +217,25 @@ static const nixcache_command_t  nixcache_commands[] = {
 };
 
 
+/* the commands that parse their own options */
+
+static const nixcache_own_command_t  nixcache_own_commands[] = {
+    { "keygen", nixcache_cmd_keygen },
+    { "verify", nixcache_cmd_verify },
+    { "use", nixcache_cmd_use },
+    { "gc", nixcache_cmd_gc },
+    { "rm", nixcache_cmd_rm },
+    { "pin", nixcache_cmd_pin },
+    { "unpin", nixcache_cmd_unpin },
+    { NULL, NULL }
+};
+
+
 int
 main(int argc, char **argv)
 {
-    const nixcache_command_t  *cmd;
+    const nixcache_command_t      *cmd;
+    const nixcache_own_command_t  *own;
 
     /* a Redis that goes away must give an error, not kill the process */
     signal(SIGPIPE, SIG_IGN);
@@ -230,18 +252,10 @@ main(int argc, char **argv)
         return 0;
     }
 
-    /* keygen, verify and use parse their own options */
-
-    if (strcmp(argv[1], "keygen") == 0) {
-        return nixcache_cmd_keygen(argc - 1, argv + 1);
-    }
-
-    if (strcmp(argv[1], "verify") == 0) {
-        return nixcache_cmd_verify(argc - 1, argv + 1);
-    }
-
-    if (strcmp(argv[1], "use") == 0) {
-        return nixcache_cmd_use(argc - 1, argv + 1);
+    for (own = nixcache_own_commands; own->name != NULL; own++) {
+        if (strcmp(argv[1], own->name) == 0) {
+            return own->handler(argc - 1, argv + 1);
+        }
     }
 
     for (cmd = nixcache_commands; cmd->name != NULL; cmd++) {
@@ -269,6 +283,9 @@ nixcache_usage(FILE *f)
         "  keygen   make a signing key pair in Nix's format\n"
         "  use      print (or write) what a Nix client needs to use a cache\n"
         "  verify   check every narinfo, manifest and chunk (reports only)\n"
+        "  rm       remove store paths from the cache\n"
+        "  pin      keep store paths whatever the retention (unpin: undo)\n"
+        "  gc       delete manifests and chunks nothing names any more\n"
         "\n"
         "`nixcache COMMAND --help` describes each command.\n");
 }

@@ -26,6 +26,7 @@
 #include <sodium.h>
 
 #include "cli.h"
+#include "nixcache_gc.h"
 
 
 #define NIXCACHE_PATH_INFO_MAX      (512 * 1024 * 1024)
@@ -82,6 +83,8 @@ static int nixcache_push_sort(nixcache_push_t *pu);
 static int nixcache_push_exclude(nixcache_push_t *pu);
 static int nixcache_push_cmp(const void *a, const void *b);
 static int nixcache_push_visit(nixcache_push_t *pu, nixcache_path_t *pi);
+static int nixcache_push_one_try(nixcache_push_t *pu, nixcache_path_t *pi,
+    nixcache_path_t *next);
 static int nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi,
     nixcache_path_t *next);
 static int nixcache_push_one_url(nixcache_push_t *pu, nixcache_path_t *pi);
@@ -864,13 +867,42 @@ nixcache_push_visit(nixcache_push_t *pu, nixcache_path_t *pi)
 
 
 /*
+ * One path, again when a gc refused its publication (docs/FORMAT.md,
+ * "Garbage collection"): the chunks are checked (written) again.
+ */
+
+static int
+nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi,
+    nixcache_path_t *next)
+{
+    int  rc, tries;
+
+    for (tries = 1; ; tries++) {
+        rc = nixcache_push_one_try(pu, pi, next);
+
+        if (rc != NIXCACHE_GC_REFUSED || tries == NIXCACHE_GC_PUBLISH_TRIES) {
+            break;
+        }
+    }
+
+    if (rc == NIXCACHE_GC_REFUSED) {
+        nixcache_error("%s: refused %d times while gc ran; not pushed",
+                       pi->path, tries);
+        return -1;
+    }
+
+    return rc;
+}
+
+
+/*
  * One path: NAR through the pipeline, checked, then published.  Once its
  * NAR is read, the next path's dump starts: the start of a `nix` process
  * overlaps this path's last chunks and publication.
  */
 
 static int
-nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi,
+nixcache_push_one_try(nixcache_push_t *pu, nixcache_path_t *pi,
     nixcache_path_t *next)
 {
     int                  fd, rc;
@@ -880,7 +912,9 @@ nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi,
     nixcache_narinfo_t   ni;
     unsigned char        buf[NIXCACHE_CLI_IO_SIZE];
 
-    if (nixcache_cli_ingest_begin(&pu->ingest) != 0) {
+    if (nixcache_redis_gen(&pu->redis) != 0
+        || nixcache_cli_ingest_begin(&pu->ingest) != 0)
+    {
         return -1;
     }
 
@@ -957,11 +991,14 @@ nixcache_push_one(nixcache_push_t *pu, nixcache_path_t *pi,
 
     nixcache_push_narinfo(pi, &ni);
 
-    if (nixcache_publish(&pu->ingest, &pu->redis, &ni, pi->base,
-                         pu->opts->force)
-        != 0) {
-        nixcache_error("%s: not pushed", pi->path);
-        return -1;
+    rc = nixcache_publish(&pu->ingest, &pu->redis, &ni, pi->base,
+                          pu->opts->force);
+    if (rc != 0) {
+        if (rc != NIXCACHE_GC_REFUSED) {
+            nixcache_error("%s: not pushed", pi->path);
+        }
+
+        return rc;
     }
 
     if (pu->opts->verbose) {

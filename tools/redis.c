@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/time.h>
 
 #include "cli.h"
+#include "nixcache_gc.h"
 #include "nixcache_redis_addr.h"
 #include "nixcache_redis_auth.h"
 
@@ -27,6 +29,7 @@ nixcache_redis_open(nixcache_redis_t *r, const char *addr,
     r->ctx = NULL;
     r->prefix = prefix;
     r->addr = addr;
+    strcpy(r->gen, NIXCACHE_GC_GEN_LOCKED);
 
     return nixcache_redis_connect(r, addr, auth_file);
 }
@@ -238,11 +241,61 @@ nixcache_redis_has_narinfo(nixcache_redis_t *r, const char *store_hash)
 
 
 /*
+ * The gc generation (nixcache_gc.h) into r->gen, read before the chunks
+ * of a NAR are checked: 0, or -1 on error.
+ */
+
+int
+nixcache_redis_gen(nixcache_redis_t *r)
+{
+    int          waited;
+    redisReply  *reply;
+
+    for (waited = 0; ; waited += 100) {
+        reply = redisCommand(r->ctx, "EVAL %s 2 %s %s",
+                             NIXCACHE_GC_SCRIPT_GEN, NIXCACHE_GC_KEY_GEN,
+                             NIXCACHE_GC_KEY_LOCK);
+
+        /* a gc's batch lasts half a lease; one that died, a lease */
+
+        if (reply == NULL || reply->type != REDIS_REPLY_STRING
+            || strcmp(reply->str, NIXCACHE_GC_GEN_LOCKED) != 0
+            || waited > NIXCACHE_GC_LEASE_MS)
+        {
+            break;
+        }
+
+        freeReplyObject(reply);
+        usleep(100 * 1000);
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING
+        || reply->len >= sizeof(r->gen))
+    {
+        if (nixcache_redis_ok(r, reply, "EVAL gen") == 0) {
+            nixcache_error("Redis at %s: EVAL gen: unexpected reply",
+                           r->addr);
+        }
+
+        return -1;
+    }
+
+    memcpy(r->gen, reply->str, reply->len + 1);
+    freeReplyObject(reply);
+
+    return 0;
+}
+
+
+/*
  * Stores a manifest unless one is there already (replace == 0): a manifest
  * is named by its NarHash, and narinfos of other store paths with the
- * same NAR may carry the FileHash and FileSize of the one in place.
- * Returns 0 when stored, 1 when one was there (its header is copied to
- * header, NIXCACHE_MANIFEST_HEADER_LEN bytes), -1 on error.
+ * same NAR may carry the FileHash and FileSize of the one in place.  The
+ * gc protocol's script refuses while a gc runs or when the generation
+ * read before the chunk checks (r->gen) moved.  Returns 0 when stored, 1
+ * when one was there (its header is copied to header,
+ * NIXCACHE_MANIFEST_HEADER_LEN bytes), NIXCACHE_GC_REFUSED, or -1 on
+ * error.
  */
 
 int
@@ -261,15 +314,29 @@ nixcache_redis_put_manifest(nixcache_redis_t *r, const char *nar_hash32,
         return -1;
     }
 
-    reply = redisCommand(r->ctx, replace ? "SET %b %b" : "SET %b %b NX",
-                         key, klen, manifest, manifest_len);
+    reply = redisCommand(r->ctx, "EVAL %s 4 %b %s %s %s %b %s %s",
+                         NIXCACHE_GC_SCRIPT_MANIFEST_PUT, key, klen,
+                         NIXCACHE_GC_KEY_GEN, NIXCACHE_GC_KEY_LOCK,
+                         NIXCACHE_GC_KEY_RECENT, manifest, manifest_len,
+                         r->gen, replace ? "1" : "0");
 
-    if (reply == NULL || reply->type != REDIS_REPLY_NIL) {
-        rc = nixcache_redis_ok(r, reply, "SET manifest");
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        if (nixcache_redis_ok(r, reply, "EVAL manifest") == 0) {
+            nixcache_error("Redis at %s: EVAL manifest: unexpected reply",
+                           r->addr);
+        }
+
+        rc = -1;
         goto done;
     }
 
+    rc = (int) reply->integer;
     freeReplyObject(reply);
+
+    if (rc == 1 || rc == NIXCACHE_GC_REFUSED) {
+        rc = (rc == 1) ? 0 : NIXCACHE_GC_REFUSED;
+        goto done;
+    }
 
     reply = redisCommand(r->ctx, "GETRANGE %b 0 %d", key, klen,
                          NIXCACHE_MANIFEST_HEADER_LEN - 1);
@@ -307,32 +374,50 @@ done:
 
 /*
  * Called once the manifest is in place (the write order of
- * nixcache_format.h): a narinfo never points at a missing manifest.
+ * nixcache_format.h): a narinfo never points at a missing manifest, the
+ * script checks it in the same step.  Returns 0, NIXCACHE_GC_NO_MANIFEST
+ * (a gc dropped the manifest meanwhile: publish again) or -1.
  */
 
 int
 nixcache_redis_put_narinfo(nixcache_redis_t *r, const char *store_hash,
-    const char *narinfo, size_t narinfo_len, int replace)
+    const char *nar_hash32, const char *narinfo, size_t narinfo_len,
+    int replace)
 {
-    char        *key;
-    size_t       klen;
+    char        *key, *mkey, *akey;
+    size_t       klen, mlen, alen;
     long long    stored;
     redisReply  *reply;
 
     key = nixcache_redis_key(r, NIXCACHE_KEY_KIND_NARINFO, store_hash,
                              NIXCACHE_STORE_HASH_NIX32_LEN, &klen);
-    if (key == NULL) {
+    mkey = nixcache_redis_key(r, NIXCACHE_KEY_KIND_MANIFEST, nar_hash32,
+                              NIXCACHE_SHA256_NIX32_LEN, &mlen);
+    akey = nixcache_redis_key(r, NIXCACHE_KEY_KIND_ACCESS, NULL, 0, &alen);
+
+    if (key == NULL || mkey == NULL || akey == NULL) {
+        free(key);
+        free(mkey);
+        free(akey);
         return -1;
     }
 
-    reply = redisCommand(r->ctx, "EVAL %s 1 %b %b %s",
-                         NIXCACHE_SCRIPT_NARINFO_STORE, key, klen,
-                         narinfo, narinfo_len, replace ? "1" : "0");
+    reply = redisCommand(r->ctx, "EVAL %s 4 %b %b %b %s %b %s %b",
+                         NIXCACHE_GC_SCRIPT_NARINFO_STORE, key, klen,
+                         mkey, mlen, akey, alen, NIXCACHE_GC_KEY_RECENT,
+                         narinfo, narinfo_len, replace ? "1" : "0",
+                         store_hash, (size_t) NIXCACHE_STORE_HASH_NIX32_LEN);
     free(key);
+    free(mkey);
+    free(akey);
 
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
         stored = reply->integer;
         freeReplyObject(reply);
+
+        if (stored == NIXCACHE_GC_NO_MANIFEST) {
+            return NIXCACHE_GC_NO_MANIFEST;
+        }
 
         if (stored != NIXCACHE_NARINFO_KEPT) {
             return 0;

@@ -31,6 +31,8 @@ static const key_case_t  keys[] = {
     { "a b:", NIXCACHE_KEY_KIND_MANIFEST, H52, "a b:manifest:" H52 },
     { "p:", NIXCACHE_KEY_KIND_NARINFO, "*", "p:narinfo:*" },
     { "p:", NIXCACHE_KEY_KIND_UPLOAD, "", "p:upload:" },
+    { "nixcache:", NIXCACHE_KEY_KIND_ACCESS, "", "nixcache:access" },
+    { "c:", NIXCACHE_KEY_KIND_PIN, "", "c:pin" },
 };
 
 

@@ -27,6 +27,7 @@ our @EXPORT = qw(
     start_redis stop_redis free_port nix32 base32 cid_of parse_narinfo
     check_nar dump_path slurp spew summary_field
 );
+our @EXPORT_OK = qw(noise store_add);
 
 my $root = abs_path(dirname(__FILE__) . '/../../..');
 
@@ -106,6 +107,36 @@ sub nix {
     run([@args], '<', \undef, '>', \$out, '2>', \$err);
 
     return ($? >> 8, $out, $err);
+}
+
+
+# $len bytes that do not compress, the same for the same $seed.
+
+sub noise {
+    my ($seed, $len) = @_;
+    my $data = '';
+    my $i = 0;
+
+    $data .= Digest::SHA::sha256("$seed:" . $i++) while length($data) < $len;
+
+    return substr($data, 0, $len);
+}
+
+
+# A file $name holding $data added to the test's store: its store path.
+
+sub store_add {
+    my ($name, $data) = @_;
+
+    mkdir "$T/src";
+    spew("$T/src/$name", $data);
+
+    my ($rc, $out, $err) = nix('nix-store', '--store', $STORE, '--add',
+                               "$T/src/$name");
+    die "nix-store --add $name: $err" if $rc != 0;
+    chomp $out;
+
+    return $out;
 }
 
 
