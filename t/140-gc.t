@@ -251,8 +251,69 @@ is($rc, 0, 'gc after removing every path') or diag($err);
 is(scalar(keys %{ chunk_files() }), 0, 'no chunk file left');
 is(scalar(my @n = redis_keys('nixcache:manifest:*')), 0, 'no manifest left');
 
+# --metrics-file: the run's figures for node_exporter's textfile collector
+
+sub metrics_of {
+    my %m;
+    open my $fh, '<', $_[0] or return {};
+    while (<$fh>) {
+        $m{$1} = $2 if /^(nixcache_gc_[a-z_]+)\{cache="nixcache:"\} (\S+)$/;
+    }
+    return \%m;
+}
+
+my $mfile = "$T/gc.prom";
+push_paths(@P[0 .. 1]);
+nixcache('rm', '--redis', $sock, '-q', $P[0]);
+sleep 1;
+my $had = chunk_files();
+my $files = scalar keys %$had;
+($rc, $out, $err) = gc('--grace', '0', '--metrics-file', $mfile);
+is($rc, 0, 'gc --metrics-file') or diag($err);
+my $kept = chunk_files();
+my @gone = grep { !exists $kept->{$_} } keys %$had;
+my $deleted = scalar @gone;
+my $freed = 0;
+$freed += $had->{$_} for @gone;
+my $m = metrics_of($mfile);
+ok($deleted > 0, "the run deleted $deleted chunk files");
+is($m->{nixcache_gc_last_deleted_chunks}, $deleted, 'metrics: deleted chunks');
+is($m->{nixcache_gc_last_deleted_bytes}, $freed, 'metrics: deleted bytes, the sizes of the files gone');
+is($m->{nixcache_gc_last_dropped_manifests}, 1, 'metrics: one manifest dropped');
+is($m->{nixcache_gc_chunk_files}, $files, 'metrics: chunk files seen');
+is($m->{nixcache_gc_last_run_success}, 1, 'metrics: success');
+my $ok_at = $m->{nixcache_gc_last_success_timestamp_seconds};
+ok(abs($ok_at - time()) < 60, 'metrics: success time is now');
+is($m->{nixcache_gc_last_run_timestamp_seconds}, $ok_at, 'metrics: run time = success time');
+ok(!-e "$mfile.tmp", 'no temporary file left');
+system("promtool check metrics < $mfile") == 0
+    or fail('promtool check metrics');
+# every gc metric the alert rules name is in the file
+open my $rules, '<', 'docs/monitoring/alerts.yml' or die $!;
+my %named = map { $_ => 1 } (join('', <$rules>) =~ /\b(nixcache_gc_[a-z_]+)/g);
+ok(%named, 'the alert rules name gc metrics');
+ok(exists $m->{$_}, "alert rules' $_ is written") for sort keys %named;
+
+# a failed run: success 0, the last success's time kept
+sleep 1;
+($rc, $out, $err) = nixcache('gc', '--redis', "unix:$T/no-redis.sock", '--chunks', $chunks,
+                             '--metrics-file', $mfile);
+is($rc, 1, 'gc without Redis fails');
+$m = metrics_of($mfile);
+is($m->{nixcache_gc_last_run_success}, 0, 'metrics: failure');
+is($m->{nixcache_gc_last_success_timestamp_seconds}, $ok_at, 'metrics: last success kept');
+ok($m->{nixcache_gc_last_run_timestamp_seconds} > $ok_at, 'metrics: run time moves on');
+
+# a dry run writes nothing
+my $mtime = (stat $mfile)[9];
+sleep 1;
+($rc, $out, $err) = gc('--dry-run', '--metrics-file', $mfile);
+is($rc, 0, 'gc --dry-run --metrics-file');
+is((stat $mfile)[9], $mtime, 'a dry run leaves the metrics file as it was');
+
 ($rc, $out, $err) = nixcache('gc', '--help');
 is($rc, 0, 'gc --help');
 like($out, qr/--keep-days N/, 'gc --help: --keep-days');
+like($out, qr/--metrics-file FILE/, 'gc --help: --metrics-file');
 
 done_testing();

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,8 @@ static int nixcache_gc_lock(nixcache_gc_t *gc);
 static void nixcache_gc_unlock(nixcache_gc_t *gc);
 static int nixcache_gc_recent(nixcache_gc_t *gc);
 static void nixcache_gc_progress(nixcache_gc_t *gc, int final);
+static void nixcache_gc_metrics(nixcache_gc_t *gc, int ok);
+static double nixcache_gc_metrics_last_success(const char *path);
 static redisReply *nixcache_gc_command(nixcache_gc_t *gc, int type,
     const char *what, const char *fmt, ...);
 
@@ -145,6 +148,10 @@ nixcache_gc_run(nixcache_gc_opts_t *o)
     rc = 0;
 
 done:
+
+    if (!o->dry_run && o->metrics_file != NULL) {
+        nixcache_gc_metrics(&gc, rc == 0);
+    }
 
     nixcache_redis_close(&gc.r);
     nixcache_gcset_free(&gc.live);
@@ -802,4 +809,152 @@ nixcache_gc_progress(nixcache_gc_t *gc, int final)
             gc->o->dry_run ? "would go" : "deleted",
             (unsigned long long) gc->deleted_bytes,
             (unsigned long long) gc->young, now - gc->clock);
+}
+
+
+/*
+ * --metrics-file: the run's figures in the Prometheus text format, for
+ * node_exporter's textfile collector (written to FILE.tmp, then renamed,
+ * so the collector never reads half a file).  A failed run keeps the
+ * last success's time from the file it replaces, so an alert on a gc
+ * that has not succeeded for days sees through failures.
+ */
+
+typedef struct {
+    const char                *name;
+    const char                *help;
+    size_t                     offset;      /* in nixcache_gc_t */
+} nixcache_gc_metric_t;
+
+
+#define nixcache_gc_metric(name, help, field)                                \
+    { name, help, offsetof(nixcache_gc_t, field) }
+
+static const nixcache_gc_metric_t  nixcache_gc_metrics_list[] = {
+    nixcache_gc_metric("nixcache_gc_last_expired_narinfos",
+        "narinfos the last gc removed by retention", expired),
+    nixcache_gc_metric("nixcache_gc_last_dropped_manifests",
+        "manifests no narinfo named that the last gc dropped", dropped),
+    nixcache_gc_metric("nixcache_gc_last_deleted_chunks",
+        "chunk files the last gc deleted", deleted),
+    nixcache_gc_metric("nixcache_gc_last_deleted_bytes",
+        "bytes of the chunk files the last gc deleted", deleted_bytes),
+    nixcache_gc_metric("nixcache_gc_last_young_chunks",
+        "unnamed chunk files the last gc kept as younger than the grace",
+        young),
+    nixcache_gc_metric("nixcache_gc_manifests",
+        "manifests of the database at the last gc", manifests),
+    nixcache_gc_metric("nixcache_gc_chunk_files",
+        "chunk files of the chunk directory at the last gc", files)
+};
+
+
+static void
+nixcache_gc_metrics(nixcache_gc_t *gc, int ok)
+{
+    char          tmp[4096], prefix[512];
+    FILE         *f;
+    double        now, success;
+    size_t        i, n;
+    const char   *path, *p;
+
+    path = gc->o->metrics_file;
+    now = (double) time(NULL);
+
+    /* the label value, escaped as the text format wants */
+
+    for (p = gc->o->prefix, n = 0; *p != '\0' && n < sizeof(prefix) - 3;
+         p++)
+    {
+        if (*p == '\\' || *p == '"' || *p == '\n') {
+            prefix[n++] = '\\';
+        }
+
+        prefix[n++] = (*p == '\n') ? 'n' : *p;
+    }
+
+    prefix[n] = '\0';
+
+    success = ok ? now : nixcache_gc_metrics_last_success(path);
+
+    if ((size_t) snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+        nixcache_error("gc: --metrics-file %s: name too long", path);
+        return;
+    }
+
+    f = fopen(tmp, "w");
+    if (f == NULL) {
+        nixcache_error("gc: --metrics-file %s: %s", tmp, strerror(errno));
+        return;
+    }
+
+    fprintf(f, "# HELP nixcache_gc_last_run_timestamp_seconds when the last "
+               "gc ended\n"
+               "# TYPE nixcache_gc_last_run_timestamp_seconds gauge\n"
+               "nixcache_gc_last_run_timestamp_seconds{cache=\"%s\"} %.0f\n"
+               "# HELP nixcache_gc_last_run_success 1 when the last gc "
+               "completed, 0 when it failed\n"
+               "# TYPE nixcache_gc_last_run_success gauge\n"
+               "nixcache_gc_last_run_success{cache=\"%s\"} %d\n"
+               "# HELP nixcache_gc_last_success_timestamp_seconds when a "
+               "gc last completed (0: never)\n"
+               "# TYPE nixcache_gc_last_success_timestamp_seconds gauge\n"
+               "nixcache_gc_last_success_timestamp_seconds{cache=\"%s\"} "
+               "%.0f\n"
+               "# HELP nixcache_gc_last_run_duration_seconds how long the "
+               "last gc ran\n"
+               "# TYPE nixcache_gc_last_run_duration_seconds gauge\n"
+               "nixcache_gc_last_run_duration_seconds{cache=\"%s\"} %.3f\n",
+            prefix, now, prefix, ok, prefix, success, prefix,
+            nixcache_now() - gc->clock);
+
+    for (i = 0; i < sizeof(nixcache_gc_metrics_list)
+                    / sizeof(nixcache_gc_metrics_list[0]); i++)
+    {
+        fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s{cache=\"%s\"} %llu\n",
+                nixcache_gc_metrics_list[i].name,
+                nixcache_gc_metrics_list[i].help,
+                nixcache_gc_metrics_list[i].name,
+                nixcache_gc_metrics_list[i].name, prefix,
+                (unsigned long long) *(uint64_t *)
+                    ((char *) gc + nixcache_gc_metrics_list[i].offset));
+    }
+
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        nixcache_error("gc: --metrics-file %s: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+}
+
+
+/* The success time in an earlier metrics file, 0 when there is none. */
+
+static double
+nixcache_gc_metrics_last_success(const char *path)
+{
+    char     line[512], *p;
+    FILE    *f;
+    double   t;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+
+    t = 0;
+
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "nixcache_gc_last_success_timestamp_seconds{",
+                    sizeof("nixcache_gc_last_success_timestamp_seconds{") - 1)
+            == 0)
+        {
+            p = strrchr(line, ' ');
+            t = (p != NULL) ? strtod(p + 1, NULL) : 0;
+            break;
+        }
+    }
+
+    fclose(f);
+
+    return t;
 }

@@ -26,6 +26,7 @@ typedef struct {
     nixcache_s3_conf_t         s3;
     long                       grace;       /* seconds */
     long                       keep_days;   /* 0: no retention */
+    const char                *metrics_file;   /* NULL: none */
     unsigned                   dry_run:1;
     unsigned                   quiet:1;
     unsigned                   verbose:1;

@@ -26,6 +26,7 @@ enum {
     NIXCACHE_GC_OPT_DRY_RUN,
     NIXCACHE_GC_OPT_GRACE,
     NIXCACHE_GC_OPT_KEEP_DAYS,
+    NIXCACHE_GC_OPT_METRICS_FILE,
     NIXCACHE_GC_OPT_HELP
 };
 
@@ -79,6 +80,7 @@ static const struct option  nixcache_gc_options_all[] = {
     { "dry-run",   no_argument,       NULL, NIXCACHE_GC_OPT_DRY_RUN },
     { "grace",     required_argument, NULL, NIXCACHE_GC_OPT_GRACE },
     { "keep-days", required_argument, NULL, NIXCACHE_GC_OPT_KEEP_DAYS },
+    { "metrics-file", required_argument, NULL, NIXCACHE_GC_OPT_METRICS_FILE },
     { NULL, 0, NULL, 0 }
 };
 
@@ -119,6 +121,9 @@ static const char  nixcache_gc_usage[] =
     "                       than this (default 3600)\n"
     "      --keep-days N    first remove the paths of this cache (--prefix)\n"
     "                       not pushed for N days, unless pinned\n"
+    "      --metrics-file FILE  write the run's figures there for\n"
+    "                       node_exporter's textfile collector (not on a\n"
+    "                       dry run)\n"
     NIXCACHE_GC_PATH_USAGE;
 
 
@@ -245,6 +250,10 @@ nixcache_gc_options(const char *cmd, int argc, char **argv,
                 nixcache_error("gc: --keep-days is 1 or more");
                 return 2;
             }
+            break;
+
+        case NIXCACHE_GC_OPT_METRICS_FILE:
+            o->metrics_file = optarg;
             break;
 
         case 'q':

@@ -23,7 +23,7 @@ _nixcache() {
 
     case $prev in
     --redis-auth|--chunks|--sign-key|--s3-credentials|--token-file|\
-    --nix-conf|--netrc)
+    --nix-conf|--netrc|--metrics-file)
         COMPREPLY=($(compgen -f -- "$cur"))
         return ;;
     --store)
@@ -49,7 +49,7 @@ _nixcache() {
     rm|pin|unpin)
             opts='--redis --redis-auth --prefix --quiet --verbose --help' ;;
     gc)     opts='--redis --redis-auth --prefix --chunks --dry-run --grace
-                  --keep-days --quiet --verbose --help' ;;
+                  --keep-days --metrics-file --quiet --verbose --help' ;;
     *)      return ;;
     esac
 
