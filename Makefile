@@ -51,10 +51,14 @@ module: $(MODULE)
 
 cli: $(CLI)
 
-# config lists src/*.c when nginx is configured: configure again when a
-# source file is added or removed
+# config names every src/ file (nginx is configured again when it
+# changes); a file it leaves out stops the build here
 $(BUILD)/nginx-srcs: FORCE
 	@mkdir -p $(dir $@)
+	@for f in src/*.c src/*.h; do \
+	    grep -qF "/$$f" config \
+	        || { echo "config does not list $$f" >&2; exit 1; }; \
+	done
 	@ls src/*.c src/*.h > $@.new
 	@cmp -s $@.new $@ && rm -f $@.new || mv $@.new $@
 
