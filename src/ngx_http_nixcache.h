@@ -19,6 +19,8 @@
  *   ngx_http_nixcache_s3.c       S3 GETs with libcurl's multi interface
  *                                on nginx events, one CURLM per worker;
  *                                the S3 directives
+ *   ngx_http_nixcache_s3_cred.c  S3 credentials: read at load, read again
+ *                                when the file changes
  *   ngx_http_nixcache_upload.c   PUT/HEAD of `nix copy --to`: the routes,
  *                                narinfos checked and rewritten
  *   ngx_http_nixcache_publish.c  the publish pipeline: a NAR body ingested
@@ -93,6 +95,9 @@ typedef struct {
     ngx_http_nixcache_redis_t *redis_worker;   /* per-worker state */
 
     ngx_uint_t                 s3_max_connections;     /* per worker */
+    ngx_array_t               *s3_creds;       /* nixcache_s3_credentials
+                                                  files (_s3_cred.c) */
+    ngx_msec_t                 s3_creds_interval;      /* 0: read once */
     size_t                     s3_write_bytes; /* write-through in flight */
     ngx_http_nixcache_s3_worker_t *s3_worker;  /* per-worker state */
 
@@ -271,6 +276,7 @@ void ngx_http_nixcache_s3_create_conf(ngx_http_nixcache_s3_conf_t *s3);
 char *ngx_http_nixcache_s3_merge_conf(ngx_conf_t *cf,
     ngx_http_nixcache_s3_conf_t *prev, ngx_http_nixcache_s3_conf_t *conf);
 ngx_int_t ngx_http_nixcache_s3_init_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_nixcache_s3_cred_init_process(ngx_cycle_t *cycle);
 void ngx_http_nixcache_s3_exit_process(ngx_cycle_t *cycle);
 
 

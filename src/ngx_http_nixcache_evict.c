@@ -95,6 +95,9 @@ struct ngx_http_nixcache_evict_job_s {
     off_t                      max_size;
     off_t                      low;        /* low-water mark */
     nixcache_s3_conf_t         s3;         /* the S3 tier asked */
+    nixcache_s3_credentials_t  cred;       /* copied at each post: the
+                                              worker may read the file
+                                              again meanwhile */
     ngx_http_nixcache_evict_kept_t  *kept; /* KEPT_MAX, or NULL */
     ngx_uint_t                 task;       /* tasks run so far */
 
@@ -411,7 +414,7 @@ ngx_http_nixcache_evict_init_process(ngx_cycle_t *cycle)
         job->s3.bucket = (const char *) ev[i].s3->bucket.data;
         job->s3.region = (const char *) ev[i].s3->region.data;
         job->s3.prefix = (const char *) ev[i].s3->prefix.data;
-        job->s3.cred = ev[i].s3->cred;
+        job->s3.cred = &job->cred;
         job->s3.path_style = ev[i].s3->path_style ? 1 : 0;
         job->s3.timeout = ngx_max(ev[i].s3->timeout / 1000, 1);
         job->s3.inflight = NGX_HTTP_NIXCACHE_EVICT_HEADS;
@@ -480,12 +483,18 @@ ngx_http_nixcache_evict_used(struct stat *st)
 static void
 ngx_http_nixcache_evict_timer(ngx_event_t *ev)
 {
-    ngx_http_nixcache_evict_t  *e;
+    ngx_http_nixcache_evict_t      *e;
+    ngx_http_nixcache_evict_job_t  *job;
 
     e = ev->data;
 
     if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;
+    }
+
+    if (e->s3 != NULL) {
+        job = e->task->ctx;
+        job->cred = *e->s3->cred;
     }
 
     if (ngx_thread_task_post(e->pool, e->task) != NGX_OK) {

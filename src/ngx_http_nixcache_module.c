@@ -230,6 +230,13 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
       offsetof(ngx_http_nixcache_loc_conf_t, s3.thread_pool_name),
       NULL },
 
+    { ngx_string("nixcache_s3_credentials_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_main_conf_t, s3_creds_interval),
+      NULL },
+
     { ngx_string("nixcache_s3_max_connections"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -781,6 +788,7 @@ ngx_http_nixcache_create_main_conf(ngx_conf_t *cf)
     nmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     nmcf->manifest_window = NGX_CONF_UNSET_UINT;
     nmcf->s3_max_connections = NGX_CONF_UNSET_UINT;
+    nmcf->s3_creds_interval = NGX_CONF_UNSET_MSEC;
     nmcf->upload_jobs = NGX_CONF_UNSET_UINT;
 
     ngx_queue_init(&nmcf->upload_waiting);
@@ -804,6 +812,7 @@ ngx_http_nixcache_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(nmcf->redis_timeout, 2000);
     ngx_conf_init_uint_value(nmcf->manifest_window, 1024);
     ngx_conf_init_uint_value(nmcf->s3_max_connections, 64);
+    ngx_conf_init_msec_value(nmcf->s3_creds_interval, 10000);
     ngx_conf_init_uint_value(nmcf->upload_jobs, 4);
 
     if (nmcf->redis_timeout == 0) {
@@ -942,7 +951,9 @@ ngx_http_nixcache_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    if (ngx_http_nixcache_s3_init_process(cycle) != NGX_OK) {
+    if (ngx_http_nixcache_s3_init_process(cycle) != NGX_OK
+        || ngx_http_nixcache_s3_cred_init_process(cycle) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

@@ -104,7 +104,8 @@ ngx_http_nixcache_publish_nar(ngx_http_request_t *r,
         job->s3.bucket = (const char *) nlcf->s3.bucket.data;
         job->s3.region = (const char *) nlcf->s3.region.data;
         job->s3.prefix = (const char *) nlcf->s3.prefix.data;
-        job->s3.cred = nlcf->s3.cred;
+        job->cred = *nlcf->s3.cred;
+        job->s3.cred = &job->cred;
         job->s3.path_style = nlcf->s3.path_style ? 1 : 0;
         job->s3.timeout = ngx_max(nlcf->s3.timeout / 1000, 1);
     }

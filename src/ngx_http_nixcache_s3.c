@@ -62,7 +62,6 @@ static size_t ngx_http_nixcache_s3_write(char *ptr, size_t size,
     size_t nmemb, void *userdata);
 static void ngx_http_nixcache_s3_error_code(ngx_http_nixcache_s3_fetch_t *f);
 static ngx_uint_t ngx_http_nixcache_s3_cause(ngx_http_nixcache_s3_fetch_t *f);
-static void ngx_http_nixcache_s3_wipe_credentials(void *data);
 
 
 ngx_int_t
@@ -927,127 +926,6 @@ ngx_http_nixcache_s3_merge_conf(ngx_conf_t *cf,
 #endif
 
     return NGX_CONF_OK;
-}
-
-
-/*
- * Read once, as the configuration is loaded (by root, before workers
- * drop privileges).  The file must not be readable by group or others.
- * Parsed by the core (nixcache_s3_credentials_parse(), the CLI's parser):
- * KEY=VALUE lines (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
- * AWS_SESSION_TOKEN) or bare lines (key id, secret, optional token).  The
- * copy in memory is wiped when the configuration goes away.
- */
-
-char *
-ngx_http_nixcache_s3_credentials(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_nixcache_loc_conf_t *nlcf = conf;
-
-    ssize_t                       n;
-    ngx_fd_t                      fd;
-    ngx_str_t                    *value, name;
-    ngx_file_info_t               fi;
-    ngx_pool_cleanup_t           *cln;
-    char                          err[NIXCACHE_S3_ERROR_MAX];
-    u_char                        buf[NIXCACHE_S3_CRED_FILE_MAX + 1];
-
-    if (nlcf->s3.credentials.data != NULL) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    name = value[1];
-
-    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "nixcache_s3_credentials: cannot open \"%V\"",
-                           &name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "nixcache_s3_credentials: cannot stat \"%V\"",
-                           &name);
-        goto failed;
-    }
-
-    if (fi.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "nixcache_s3_credentials: \"%V\" is readable or "
-                           "writable by group or others (mode "
-                           "%ui%ui%ui%ui): chmod 600 it", &name,
-                           (ngx_uint_t) (fi.st_mode >> 9) & 7,
-                           (ngx_uint_t) (fi.st_mode >> 6) & 7,
-                           (ngx_uint_t) (fi.st_mode >> 3) & 7,
-                           (ngx_uint_t) fi.st_mode & 7);
-        goto failed;
-    }
-
-    n = ngx_read_fd(fd, buf, sizeof(buf));
-
-    if (n < 0 || n == sizeof(buf)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, n < 0 ? ngx_errno : 0,
-                           "nixcache_s3_credentials: cannot read \"%V\"%s",
-                           &name, n < 0 ? "" : ": too long");
-        goto failed;
-    }
-
-    (void) ngx_close_file(fd);
-
-    nlcf->s3.credentials = name;
-
-    nlcf->s3.cred = ngx_pcalloc(cf->pool, sizeof(nixcache_s3_credentials_t));
-    if (nlcf->s3.cred == NULL) {
-        ngx_explicit_memzero(buf, sizeof(buf));
-        return NGX_CONF_ERROR;
-    }
-
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (cln == NULL) {
-        ngx_explicit_memzero(buf, sizeof(buf));
-        return NGX_CONF_ERROR;
-    }
-
-    cln->handler = ngx_http_nixcache_s3_wipe_credentials;
-    cln->data = nlcf->s3.cred;
-
-    /* the core's parser, the CLI's too: key id, secret, session token */
-
-    if (nixcache_s3_credentials_parse(nlcf->s3.cred, (char *) buf, n, err,
-                                      sizeof(err))
-        != 0)
-    {
-        ngx_explicit_memzero(buf, sizeof(buf));
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "nixcache_s3_credentials: \"%V\": %s",
-                           &name, err);
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_explicit_memzero(buf, sizeof(buf));
-
-    return NGX_CONF_OK;
-
-failed:
-
-    (void) ngx_close_file(fd);
-
-    return NGX_CONF_ERROR;
-}
-
-
-static void
-ngx_http_nixcache_s3_wipe_credentials(void *data)
-{
-    nixcache_s3_credentials_wipe(data);
 }
 
 

@@ -45,9 +45,12 @@ typedef struct {
 
     /*
      * the location's S3 tier (endpoint NULL: none): every chunk is stored
-     * there, and on the disk tier, before the task returns
+     * there, and on the disk tier, before the task returns; the thread
+     * signs with cred, copied when the task is prepared (the worker may
+     * read the credentials file again meanwhile)
      */
     nixcache_s3_conf_t         s3;
+    nixcache_s3_credentials_t  cred;
 } ngx_http_nixcache_upload_job_t;
 
 

@@ -781,6 +781,93 @@ HTTP 403 InvalidAccessKeyId
 
 
 
+=== TEST 24b: credentials that rotate: the file is read again when it changes (nixcache_s3_credentials_interval); one open to others or unparsable is refused, the credentials in use kept
+--- http_config
+nixcache_s3_credentials_interval 200ms;
+--- fixture
+s3_vars();
+system('install', '-o', 'nobody', '-m', '600',
+       $ENV{TEST_NIXCACHE_S3_CREDS_BAD}, "$Nixcache::Fixture::DIR/creds") == 0
+    or die 'install';
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_DIR/creds;
+        location = /health {
+            nixcache_health;
+        }
+    }
+--- request
+GET /health
+--- error_code: 503
+--- response_body
+s3: HTTP 403 InvalidAccessKeyId
+--- post
+cd $TEST_NIXCACHE_DIR
+health() { curl -s -o h.txt -w '%{http_code}' http://127.0.0.1:$TEST_NIXCACHE_PORT/health; }
+# the refresher writes good credentials: served within a few intervals
+install -o nobody -m 600 $TEST_NIXCACHE_S3_CREDS creds.new && mv creds.new creds
+for i in $(seq 50); do [ "$(health)" = 200 ] && break; sleep 0.1; done
+test "$(health)" = 200
+# open to others: refused, the good ones kept
+install -o nobody -m 644 $TEST_NIXCACHE_S3_CREDS_BAD creds.new && mv creds.new creds
+sleep 1
+test "$(health)" = 200
+# not credentials at all: refused, kept
+printf 'nonsense\n' > creds.new && chmod 600 creds.new && chown nobody creds.new && mv creds.new creds
+sleep 1
+test "$(health)" = 200
+# root's own file: the workers cannot read it, and say so; kept
+install -m 600 $TEST_NIXCACHE_S3_CREDS_BAD creds.new && mv creds.new creds
+sleep 1
+test "$(health)" = 200
+install -o nobody -m 600 $TEST_NIXCACHE_S3_CREDS creds.new && mv creds.new creds
+sleep 1
+# bad ones written in place (same inode): read, and S3 refuses them
+cat $TEST_NIXCACHE_S3_CREDS_BAD > creds
+for i in $(seq 50); do [ "$(health)" = 503 ] && break; sleep 0.1; done
+test "$(health)" = 503
+grep -q InvalidAccessKeyId h.txt
+--- error_log
+S3 credentials "$TEST_NIXCACHE_DIR/creds" read again
+is readable or writable by group or others (mode 0644): chmod 600 it; the credentials read before are kept
+/creds": need an access key id and a secret access key (two lines, or AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=...); the credentials read before are kept
+(to be read again, the file must be readable by the worker processes' user) (13: Permission denied)
+
+
+
+=== TEST 24c: credentials the workers cannot read (root's, mode 0600): they work as read at load, and are not followed, said once at notice level
+--- http_config
+nixcache_s3_credentials_interval 200ms;
+--- fixture
+s3_vars();
+system('install', '-m', '600', $ENV{TEST_NIXCACHE_S3_CREDS},
+       "$Nixcache::Fixture::DIR/creds") == 0 or die 'install';
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_s3_endpoint $TEST_NIXCACHE_S3_ENDPOINT;
+        nixcache_s3_bucket nixcache;
+        nixcache_s3_credentials $TEST_NIXCACHE_DIR/creds;
+        location = /health {
+            nixcache_health;
+        }
+    }
+--- request
+GET /health
+--- wait: 1
+--- error_code: 200
+--- error_log
+the worker processes' user cannot read the file, so its changes are not followed (make it that user's, mode 0600, to follow them)
+--- no_error_log
+[error]
+
+
+
 === TEST 25: health with an S3 tier that is unreachable: 503 naming s3
 --- fixture
 s3_vars();
