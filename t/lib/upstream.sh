@@ -164,25 +164,8 @@ upstream_start() {
     for try in 1 2 3; do
         port=$(free_port)
         sport=$(free_port)
-        cat > "$n/nginx.conf" <<NGINXCONF
-worker_processes 1;
-daemon on;
-pid $n/nginx.pid;
-error_log $n/error.log info;
-
-events {
-    worker_connections 64;
-}
-
-http {
-    access_log $n/access.log;
-    client_body_temp_path $n/client_body;
-    proxy_temp_path $n/proxy;
-    fastcgi_temp_path $n/fastcgi;
-    uwsgi_temp_path $n/uwsgi;
-    scgi_temp_path $n/scgi;
-    default_type application/octet-stream;
-
+        { nginx_conf_head "$n" 1
+          cat <<NGINXCONF
     server {
         listen 127.0.0.1:$port;
         listen 127.0.0.1:$sport ssl;
@@ -202,6 +185,7 @@ http {
     }
 }
 NGINXCONF
+        } > "$n/nginx.conf"
         if "$NGINX_BIN" -p "$n" -c "$n/nginx.conf" -e "$n/error.log" \
                > "$n/start.log" 2>&1 \
            && wait_for curl -s -o /dev/null "http://127.0.0.1:$port/"
