@@ -281,21 +281,31 @@ ${body//@PORT@/$NGINX_PORT}
 }
 NGINXCONF
         } > "$n/nginx.conf"
-        if "$NGINX_BIN" -p "$n" -c "$n/nginx.conf" -e "$n/error.log" \
-               > "$n/start.log" 2>&1 \
-           && wait_for curl -s -o /dev/null \
-                  "http://127.0.0.1:$NGINX_PORT/"
-        then
-            E2E_PIDS+=("$(cat "$n/nginx.pid")")
-            return 0
-        fi
-        [ -s "$n/nginx.pid" ] && kill "$(cat "$n/nginx.pid")" && sleep 0.2
-        grep -q 'Address already in use' "$n/start.log" "$n/error.log" \
-            2>/dev/null || break
+        nginx_launch "$n" "http://127.0.0.1:$NGINX_PORT/"
+        case $? in 0) return 0 ;; 2) break ;; esac
     done
     diag_file "$n/start.log"
     diag_file "$n/error.log"
     return 1
+}
+
+# nginx_launch DIR URL: starts nginx with DIR/nginx.conf (as written by
+# nginx_conf_head) and waits until URL answers.  0 up (its pid is stopped
+# at exit), 1 a port was taken meanwhile (pick others and try again),
+# 2 failed otherwise (DIR/start.log and DIR/error.log say why).
+nginx_launch() {
+    local n=$1
+    if "$NGINX_BIN" -p "$n" -c "$n/nginx.conf" -e "$n/error.log" \
+           > "$n/start.log" 2>&1 \
+       && wait_for curl -s -o /dev/null "$2"
+    then
+        E2E_PIDS+=("$(cat "$n/nginx.pid")")
+        return 0
+    fi
+    [ -s "$n/nginx.pid" ] && kill "$(cat "$n/nginx.pid")" && sleep 0.2
+    grep -q 'Address already in use' "$n/start.log" "$n/error.log" \
+        2>/dev/null && return 1
+    return 2
 }
 
 # nginx_stop: graceful shutdown (QUIT), so that whatever a worker leaves

@@ -186,19 +186,18 @@ upstream_start() {
 }
 NGINXCONF
         } > "$n/nginx.conf"
-        if "$NGINX_BIN" -p "$n" -c "$n/nginx.conf" -e "$n/error.log" \
-               > "$n/start.log" 2>&1 \
-           && wait_for curl -s -o /dev/null "http://127.0.0.1:$port/"
-        then
+        nginx_launch "$n" "http://127.0.0.1:$port/"
+        case $? in
+        0)
             UPSTREAM_PID=$(cat "$n/nginx.pid")
-            E2E_PIDS+=("$UPSTREAM_PID")
             UPSTREAM_HTTP=http://127.0.0.1:$port
             UPSTREAM_HTTPS=https://127.0.0.1:$sport
             return 0
-        fi
-        [ -s "$n/nginx.pid" ] && kill "$(cat "$n/nginx.pid")" && sleep 0.2
-        grep -q 'Address already in use' "$n/start.log" "$n/error.log" \
-            2>/dev/null || break
+            ;;
+        2)
+            break
+            ;;
+        esac
     done
     diag_file "$n/start.log"
     diag_file "$n/error.log"
