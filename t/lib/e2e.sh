@@ -236,6 +236,33 @@ redis() {
     redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"
 }
 
+# nginx_conf_head DIR WORKERS: the start of a private nginx.conf up to
+# inside http {}: pid, logs and temporary paths in DIR (access log
+# DIR/access.log), WORKERS worker processes.
+nginx_conf_head() {
+    cat <<NGINXCONF
+
+worker_processes $2;
+daemon on;
+pid $1/nginx.pid;
+error_log $1/error.log info;
+
+events {
+    worker_connections 256;
+}
+
+http {
+    access_log $1/access.log;
+    client_body_temp_path $1/client_body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    default_type application/octet-stream;
+
+NGINXCONF
+}
+
 # nginx_start HTTP_BODY: NGINX_PORT, a private nginx loading our module.
 # HTTP_BODY is placed inside http {} and may use @PORT@ for the port
 # (listen 127.0.0.1:@PORT@).  sendfile is nginx's default (off) unless the
@@ -245,47 +272,40 @@ nginx_start() {
     mkdir -p "$n"
     for try in 1 2 3; do
         NGINX_PORT=$(free_port)
-        cat > "$n/nginx.conf" <<NGINXCONF
-load_module $NIXCACHE_MODULE;
-
-worker_processes 2;
-daemon on;
-pid $n/nginx.pid;
-error_log $n/error.log info;
-
-events {
-    worker_connections 256;
-}
-
-http {
-    access_log $n/access.log;
-    client_body_temp_path $n/client_body;
-    proxy_temp_path $n/proxy;
-    fastcgi_temp_path $n/fastcgi;
-    uwsgi_temp_path $n/uwsgi;
-    scgi_temp_path $n/scgi;
-    default_type application/octet-stream;
-
+        { echo "load_module $NIXCACHE_MODULE;"
+          nginx_conf_head "$n" 2
+          cat <<NGINXCONF
     nixcache_redis $REDIS_ADDR;
 
 ${body//@PORT@/$NGINX_PORT}
 }
 NGINXCONF
-        if "$NGINX_BIN" -p "$n" -c "$n/nginx.conf" -e "$n/error.log" \
-               > "$n/start.log" 2>&1 \
-           && wait_for curl -s -o /dev/null \
-                  "http://127.0.0.1:$NGINX_PORT/"
-        then
-            E2E_PIDS+=("$(cat "$n/nginx.pid")")
-            return 0
-        fi
-        [ -s "$n/nginx.pid" ] && kill "$(cat "$n/nginx.pid")" && sleep 0.2
-        grep -q 'Address already in use' "$n/start.log" "$n/error.log" \
-            2>/dev/null || break
+        } > "$n/nginx.conf"
+        nginx_launch "$n" "http://127.0.0.1:$NGINX_PORT/"
+        case $? in 0) return 0 ;; 2) break ;; esac
     done
     diag_file "$n/start.log"
     diag_file "$n/error.log"
     return 1
+}
+
+# nginx_launch DIR URL: starts nginx with DIR/nginx.conf (as written by
+# nginx_conf_head) and waits until URL answers.  0 up (its pid is stopped
+# at exit), 1 a port was taken meanwhile (pick others and try again),
+# 2 failed otherwise (DIR/start.log and DIR/error.log say why).
+nginx_launch() {
+    local n=$1
+    if "$NGINX_BIN" -p "$n" -c "$n/nginx.conf" -e "$n/error.log" \
+           > "$n/start.log" 2>&1 \
+       && wait_for curl -s -o /dev/null "$2"
+    then
+        E2E_PIDS+=("$(cat "$n/nginx.pid")")
+        return 0
+    fi
+    [ -s "$n/nginx.pid" ] && kill "$(cat "$n/nginx.pid")" && sleep 0.2
+    grep -q 'Address already in use' "$n/start.log" "$n/error.log" \
+        2>/dev/null && return 1
+    return 2
 }
 
 # nginx_stop: graceful shutdown (QUIT), so that whatever a worker leaves
