@@ -820,17 +820,20 @@ static ngx_int_t
 ngx_http_nixcache_publish_rename(ngx_http_request_t *r,
     ngx_http_nixcache_upload_ctx_t *ctx)
 {
-    size_t       argvlen[6];
-    const char  *argv[6];
+    size_t       argvlen[9];
+    const char  *argv[9];
 
-    static const char  rename_script[] = NIXCACHE_SCRIPT_MANIFEST_RENAME;
+    static const char  rename_script[] = NIXCACHE_GC_SCRIPT_MANIFEST_RENAME;
 
     argv[0] = "EVAL";
     argv[1] = rename_script;
-    argv[2] = "3";
+    argv[2] = "5";
     argv[3] = (const char *) ctx->tmp_key.data;
     argv[4] = (const char *) ctx->manifest_key.data;
     argv[5] = NIXCACHE_GC_KEY_RECENT;
+    argv[6] = NIXCACHE_GC_KEY_GEN;
+    argv[7] = NIXCACHE_GC_KEY_LOCK;
+    argv[8] = (const char *) ctx->gen;
 
     argvlen[0] = sizeof("EVAL") - 1;
     argvlen[1] = sizeof(rename_script) - 1;
@@ -838,12 +841,15 @@ ngx_http_nixcache_publish_rename(ngx_http_request_t *r,
     argvlen[3] = ctx->tmp_key.len;
     argvlen[4] = ctx->manifest_key.len;
     argvlen[5] = sizeof(NIXCACHE_GC_KEY_RECENT) - 1;
+    argvlen[6] = sizeof(NIXCACHE_GC_KEY_GEN) - 1;
+    argvlen[7] = sizeof(NIXCACHE_GC_KEY_LOCK) - 1;
+    argvlen[8] = ctx->gen_len;
 
     /* on failure the window command is queued: its handler sees "done" */
 
     return ngx_http_nixcache_upload_command(r,
                                             ngx_http_nixcache_publish_renamed,
-                                            6, argv, argvlen);
+                                            9, argv, argvlen);
 }
 
 
@@ -896,6 +902,20 @@ ngx_http_nixcache_publish_renamed(ngx_http_request_t *r, redisReply *reply,
     }
 
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        ngx_http_nixcache_upload_finalize(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return;
+    }
+
+    /*
+     * A gc took its lock since the generation was read: a chunk the
+     * ingest found in place may be gone.  The script deleted the
+     * temporary key; nothing was published, the client uploads again.
+     */
+
+    if (reply->integer == NIXCACHE_GC_REFUSED) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upload of \"%V\" refused (503): gc ran "
+                      "during the upload", &ctx->name);
         ngx_http_nixcache_upload_finalize(r, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
     }

@@ -41,6 +41,8 @@
 static ngx_int_t ngx_http_nixcache_upload_nar(ngx_http_request_t *r,
     ngx_str_t *name);
 static void ngx_http_nixcache_upload_nar_body(ngx_http_request_t *r);
+static void ngx_http_nixcache_upload_nar_gen(ngx_http_request_t *r,
+    redisReply *reply, void *data);
 static ngx_int_t ngx_http_nixcache_upload_head(ngx_http_request_t *r,
     ngx_str_t *name);
 static void ngx_http_nixcache_upload_head_reply(ngx_http_request_t *r,
@@ -230,9 +232,13 @@ ngx_http_nixcache_upload_nar(ngx_http_request_t *r, ngx_str_t *name)
 static void
 ngx_http_nixcache_upload_nar_body(ngx_http_request_t *r)
 {
+    size_t                           argvlen[5];
     ngx_int_t                        rc;
+    const char                      *argv[5];
     ngx_http_request_body_t         *rb;
     ngx_http_nixcache_upload_ctx_t  *ctx;
+
+    static const char  gen_script[] = NIXCACHE_GC_SCRIPT_GEN;
 
     ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
     rb = r->request_body;
@@ -244,10 +250,83 @@ ngx_http_nixcache_upload_nar_body(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_http_nixcache_publish_nar(r, ctx, &rb->temp_file->file.name);
+    /*
+     * The gc generation first, before the ingest checks which chunks
+     * exist (docs/FORMAT.md, "Garbage collection": the writers' check)
+     */
 
+    argv[0] = "EVAL";
+    argv[1] = gen_script;
+    argv[2] = "2";
+    argv[3] = NIXCACHE_GC_KEY_GEN;
+    argv[4] = NIXCACHE_GC_KEY_LOCK;
+
+    argvlen[0] = sizeof("EVAL") - 1;
+    argvlen[1] = sizeof(gen_script) - 1;
+    argvlen[2] = 1;
+    argvlen[3] = sizeof(NIXCACHE_GC_KEY_GEN) - 1;
+    argvlen[4] = sizeof(NIXCACHE_GC_KEY_LOCK) - 1;
+
+    rc = ngx_http_nixcache_upload_command(r, ngx_http_nixcache_upload_nar_gen,
+                                          5, argv, argvlen);
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    /* the body handler's hold ends; the command holds the request */
+
+    ngx_http_finalize_request(r, NGX_DONE);
+}
+
+
+/*
+ * While a gc holds its lock, 503 at once: a batch holds it for at most
+ * half its lease, and Nix retries a 503; waiting here would hold the
+ * spooled body and a connection for as long.
+ */
+
+static void
+ngx_http_nixcache_upload_nar_gen(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    ngx_int_t                        rc;
+    ngx_http_nixcache_upload_ctx_t  *ctx;
+
+    ctx = ngx_http_nixcache_get_ctx(r, NGX_HTTP_NIXCACHE_CTX_UPLOAD);
+
+    if (ctx->done) {
+        ngx_http_finalize_request(r, NGX_DONE);
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING
+        || reply->len == 0 || reply->len > NGX_INT64_LEN)
+    {
+        ngx_http_nixcache_upload_finalize(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return;
+    }
+
+    if (reply->len == sizeof(NIXCACHE_GC_GEN_LOCKED) - 1
+        && ngx_memcmp(reply->str, NIXCACHE_GC_GEN_LOCKED, reply->len) == 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upload of \"%V\" refused (503): gc holds "
+                      "its lock", &ctx->name);
+        ngx_http_nixcache_upload_finalize(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return;
+    }
+
+    ngx_memcpy(ctx->gen, reply->str, reply->len);
+    ctx->gen_len = reply->len;
+
+    rc = ngx_http_nixcache_publish_nar(r, ctx,
+                                       &r->request_body->temp_file->file.name);
+
+    /* NGX_OK: the command's hold is the pipeline's now */
+
+    if (rc != NGX_OK) {
+        ngx_http_nixcache_upload_finalize(r, rc);
     }
 }
 

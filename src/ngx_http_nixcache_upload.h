@@ -70,6 +70,10 @@ typedef struct {
     size_t                     window_size;
     uint64_t                   sent;           /* manifest bytes in Redis */
 
+    /* the gc generation read before the ingest checks the chunks */
+    u_char                     gen[NGX_INT64_LEN];
+    size_t                     gen_len;
+
     u_char                    *text;           /* narinfo body */
     size_t                     text_len;
     nixcache_narinfo_t         ni;
@@ -95,6 +99,7 @@ typedef struct {
  * recorded; then 201 is answered (ngx_http_nixcache_upload_reply()).
  * The caller has set the ctx (kind ..._CTX_UPLOAD) with name, and job
  * with kind (the body's compression) and manifest_fd NGX_INVALID_FILE.
+ * The caller has read the gc generation (ctx->gen, not "locked") before.
  * NGX_OK: the request is held (r->main->blocked) until the task ends, and
  * the pipeline finalizes it (ngx_http_nixcache_upload_finalize()); else
  * the HTTP status to finalize it with.

@@ -49,26 +49,15 @@
  * Publication, as both writers do it (docs/FORMAT.md, "Write order and
  * durability", says what a reader may see at each step).
  *
- * NIXCACHE_SCRIPT_MANIFEST_RENAME, EVAL with KEYS = the temporary key,
- * the manifest key and NIXCACHE_GC_KEY_RECENT (nixcache_gc.h): a manifest
- * written in windows under a temporary key (with a TTL) becomes the
- * manifest unless one is there (same NarHash, same NAR: the one in place
- * is kept), loses its TTL, the temporary key is gone, and the manifest is
- * recorded as published now (gc keeps it for its grace period);
- * atomically.  Returns 1 renamed, 0 kept.
+ * The module's manifest, written in windows under a temporary key (with
+ * a TTL), is renamed into place by NIXCACHE_GC_SCRIPT_MANIFEST_RENAME
+ * (nixcache_gc.h), under the writers' generation check.
  *
  * The narinfo is stored by NIXCACHE_GC_SCRIPT_NARINFO_STORE
  * (nixcache_gc.h): first writer wins, and only while its manifest exists.
  * Returns 1 stored, 2 the same text was there, 3 replaced, 0 another text
  * is there and was kept.
  */
-#define NIXCACHE_SCRIPT_MANIFEST_RENAME                                     \
-    "local ok = redis.call('RENAMENX', KEYS[1], KEYS[2]) "                   \
-    "redis.call('PERSIST', KEYS[2]) "                                        \
-    "redis.call('DEL', KEYS[1]) "                                            \
-    "redis.call('ZADD', KEYS[3], redis.call('TIME')[1], KEYS[2]) "           \
-    "return ok"
-
 #define NIXCACHE_NARINFO_STORED          1
 #define NIXCACHE_NARINFO_SAME            2
 #define NIXCACHE_NARINFO_REPLACED        3

@@ -62,6 +62,27 @@
 #define NIXCACHE_GC_REFUSED              (-1)
 
 /*
+ * NIXCACHE_GC_SCRIPT_MANIFEST_RENAME, EVAL with KEYS = the temporary key,
+ * the manifest key, recent, gen, lock, ARGV = the writer's gen: the
+ * module's publication (a manifest written in windows under a temporary
+ * key), with the writers' check: refused (NIXCACHE_GC_REFUSED) while a gc
+ * holds the lock or when the gen moved, the temporary key deleted then;
+ * else the temporary key becomes the manifest unless one is there (same
+ * NarHash, same NAR: the one in place is kept), loses its TTL, is gone,
+ * and the manifest is recorded in recent with the server's time;
+ * atomically.  Returns 1 renamed, 0 kept.
+ */
+#define NIXCACHE_GC_SCRIPT_MANIFEST_RENAME                                  \
+    "if redis.call('EXISTS', KEYS[5]) == 1 "                                 \
+    "or tostring(redis.call('GET', KEYS[4]) or '0') ~= ARGV[1] then "        \
+    "redis.call('DEL', KEYS[1]) return -1 end "                              \
+    "local ok = redis.call('RENAMENX', KEYS[1], KEYS[2]) "                   \
+    "redis.call('PERSIST', KEYS[2]) "                                        \
+    "redis.call('DEL', KEYS[1]) "                                            \
+    "redis.call('ZADD', KEYS[3], redis.call('TIME')[1], KEYS[2]) "           \
+    "return ok"
+
+/*
  * NIXCACHE_GC_SCRIPT_NARINFO_STORE, EVAL with KEYS = narinfo, manifest,
  * access, recent, ARGV = text, "1" to replace, store hash: the core store
  * script's answers (nixcache_format.h), or NIXCACHE_GC_NO_MANIFEST when

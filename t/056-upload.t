@@ -954,3 +954,97 @@ nixcache upload: ingest of "n
 --- must_die
 --- error_log
 value must be between 1 and 1024
+
+
+
+=== TEST 32: a gc lock held when the upload starts: 503, nothing left; then 201
+--- fixture
+add_nar(name => 'a', prefix => 'fix:',
+        content => join('', map { "locked $_ " . ('l' x ($_ % 89)) . "\n" }
+                               1 .. 20000));
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+        nixcache_push_tokens off;
+        client_max_body_size 0;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+rcli SET nixcache-gc:lock test PX 30000 > /dev/null
+put nar/a.nar $TEST_NIXCACHE_FIX_a_NAR 503
+no_keys 'up:manifest:*'
+no_keys 'up:upload:*'
+rcli DEL nixcache-gc:lock > /dev/null
+put nar/a.nar $TEST_NIXCACHE_FIX_a_NAR 201
+narinfo a
+put $TEST_NIXCACHE_FIX_a_HASH.narinfo $TEST_NIXCACHE_DIR/a.narinfo 201
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_a_NARHASH.nar
+--- response_body_file: $TEST_NIXCACHE_FIX_a_NAR
+--- error_log
+refused (503): gc holds its lock
+--- no_error_log
+[error]
+
+
+
+=== TEST 33: the gc generation moves between the check and the rename: 503s, nothing published
+# nixcache_upload_jobs 1: b reads the generation, then waits behind a's
+# ingest (large); the test moves the generation as a gc batch's lock
+# would once the log says b waits, so both renames are refused: no
+# manifest, no temporary key; b uploaded again is published.
+--- fixture
+add_nar(name => 'a', prefix => 'fix:',
+        content => join('', map { "big $_ " . ('b' x ($_ % 997)) . "$_\n" }
+                               1 .. 60000));
+add_nar(name => 'b', prefix => 'fix:',
+        content => join('', map { "moved $_ " . ('m' x ($_ % 83)) . "\n" }
+                               1 .. 20000));
+--- http_config
+    nixcache_upload_jobs 1;
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_DIR/up;
+        nixcache_redis_prefix up:;
+        nixcache_upload on;
+        nixcache_push_tokens off;
+        client_max_body_size 0;
+    }
+--- init
+source t/lib/upload.sh
+mkdir -m 0777 $TEST_NIXCACHE_DIR/up
+d=$TEST_NIXCACHE_DIR
+xz -c $TEST_NIXCACHE_FIX_a_NAR > $d/a.nar.xz
+log=$TEST_NIXCACHE_LOGS/error.log
+from=$(($(wc -l < $log) + 1))
+(put nar/a.nar.xz $d/a.nar.xz 503 > $d/ra; echo ok >> $d/ra) &
+for i in $(seq 200); do
+    tail -n +$from $log | grep -q 'ingest of "a.nar.xz" posted' && break
+    sleep 0.01
+done
+(put nar/b.nar $TEST_NIXCACHE_FIX_b_NAR 503 > $d/rb; echo ok >> $d/rb) &
+for i in $(seq 200); do
+    tail -n +$from $log | grep -q 'ingest of "b.nar" waits' && break
+    sleep 0.01
+done
+rcli INCR nixcache-gc:gen > /dev/null
+wait
+grep -qx ok $d/ra || { cat $d/ra; exit 1; }
+grep -qx ok $d/rb || { cat $d/rb; exit 1; }
+no_keys 'up:manifest:*'
+no_keys 'up:upload:*'
+put nar/b.nar $TEST_NIXCACHE_FIX_b_NAR 201
+narinfo b
+put $TEST_NIXCACHE_FIX_b_HASH.narinfo $d/b.narinfo 201
+--- request
+GET /nar/$TEST_NIXCACHE_FIX_b_NARHASH.nar
+--- response_body_file: $TEST_NIXCACHE_FIX_b_NAR
+--- error_log
+refused (503): gc ran during the upload
+--- no_error_log
+[error]
