@@ -194,16 +194,30 @@ my @P = map { store_add("p$_", $common . noise("p$_", 200_000)) } 1 .. 6;
 ($rc, $out, $err) = push_paths(@P);
 is($rc, 0, 'push the concurrency set') or diag($err);
 
+# With no grace and gc back to back, a push may be refused more often
+# than it retries ("refused 3 times while gc ran": the protocol's bound,
+# docs/FORMAT.md) and fail cleanly; that is allowed for a minority of the
+# rounds (a machine under load), any other failure is not.  The child's
+# exit status is the number of refused rounds, 100 for another failure.
 my $rounds = $ENV{GC_ROUNDS} // 12;
 my $pid = fork() // die;
 if ($pid == 0) {
+    my $refused = 0;
     for my $i (1 .. $rounds) {
         my $p = $P[$i % @P];
         nixcache('rm', '--redis', $sock, '-q', $p);
         my ($rc, $o, $e) = push_paths($p, $P[($i + 3) % @P]);
-        if ($rc != 0) { print STDERR "push failed: $e"; POSIX::_exit(1) }
+        next if $rc == 0;
+        if ($e =~ /: refused \d+ times while gc ran; not pushed$/m
+            && $e !~ /^nixcache: (?!.*refused \d+ times while gc ran)/m)
+        {
+            $refused++;
+            next;
+        }
+        print STDERR "push failed: $e";
+        POSIX::_exit(100);
     }
-    POSIX::_exit(0);
+    POSIX::_exit($refused);
 }
 my $gcs = 0;
 my $gc_failed = 0;
@@ -213,8 +227,10 @@ while (waitpid($pid, POSIX::WNOHANG()) == 0) {
     $gc_failed++ if $rc != 0;
     diag($e) if $rc != 0;
 }
-is($? >> 8, 0, "$rounds rounds of rm and push beside $gcs gc runs: "
-               . 'every push succeeded');
+my $refused = $? >> 8;
+ok($refused <= $rounds / 2, "$rounds rounds of rm and push beside $gcs gc "
+   . "runs: every push succeeded or was refused while gc ran ($refused "
+   . 'refused)');
 is($gc_failed, 0, 'every gc succeeded');
 push_paths(@P);
 clean('after pushes and gc together');
