@@ -108,6 +108,9 @@ typedef struct {
     ngx_shm_zone_t            *metrics_zone;   /* nixcache_metrics_zone */
     ngx_array_t               *metrics_caches; /* ngx_str_t: key prefixes */
 
+    ngx_shm_zone_t            *upstream_zone;  /* upstreams' health */
+    ngx_uint_t                 upstream_count; /* nixcache_upstream given */
+
     ngx_uint_t                 upload_jobs;    /* ingests at once, per
                                                   worker */
     ngx_uint_t                 upload_running; /* per-worker state */
@@ -122,6 +125,9 @@ typedef struct {
                                                   at the end */
     ngx_array_t               *keys;           /* nixcache_sign_public_t */
     ngx_flag_t                 require_sigs;
+    ngx_msec_t                 backoff;        /* skipped this long after
+                                                  a failure */
+    ngx_uint_t                 index;          /* in the health zone */
 } ngx_http_nixcache_upstream_t;
 
 

@@ -21,8 +21,14 @@
  *     takes a short body for a whole one; any other answer is swallowed
  *     and the main request answers 404 or 502/504 itself.
  *
- * Not built yet (issue 10): the ingest into our chunks, the health state
- * shared by the workers, the negative cache.
+ * Health: an upstream that did not answer or answered 5xx is skipped by
+ * every worker for its back-off (a time in the "nixcache_upstreams"
+ * shared memory zone, one word per upstream); when it runs out, the
+ * first request to see it takes the probe (compare-and-set of the time)
+ * while the others keep skipping it, and an answer clears it.
+ *
+ * Not built yet (issue 10): the ingest into our chunks, the negative
+ * cache.
  */
 
 #include "ngx_http_nixcache.h"
@@ -73,6 +79,26 @@ static ngx_int_t ngx_http_nixcache_upstream_capture(ngx_http_request_t *r,
     ngx_http_nixcache_upstream_ctx_t *ctx, ngx_buf_t *b);
 
 
+static ngx_int_t ngx_http_nixcache_upstream_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_atomic_t *ngx_http_nixcache_upstream_down(ngx_http_request_t *r,
+    ngx_http_nixcache_upstream_t *up);
+static ngx_uint_t ngx_http_nixcache_upstream_usable(ngx_http_request_t *r,
+    ngx_http_nixcache_upstream_t *up);
+static void ngx_http_nixcache_upstream_health(ngx_http_request_t *r,
+    ngx_http_nixcache_upstream_ctx_t *ctx);
+
+
+/* upstreams with a health word, over all locations */
+#define NGX_HTTP_NIXCACHE_UPSTREAMS_MAX  1024
+
+#define NGX_HTTP_NIXCACHE_UPSTREAM_BACKOFF  10000
+
+
+static ngx_str_t  ngx_http_nixcache_upstream_zone_name =
+    ngx_string("nixcache_upstreams");
+
+
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
@@ -82,6 +108,7 @@ static ngx_str_t  ngx_http_nixcache_nar_type =
 
 /*
  * nixcache_upstream NAME URI [key=NAME:BASE64]... [require_sigs=off]
+ *     [backoff=TIME]
  *
  * URI: the internal location (proxy_pass to the upstream cache) the
  * paths are asked of, as URI<store hash>.narinfo and URI<its URL>.
@@ -92,12 +119,14 @@ ngx_http_nixcache_upstream(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_nixcache_loc_conf_t *nlcf = conf;
 
-    u_char                        *p;
-    ngx_str_t                     *value, key;
-    ngx_uint_t                     i;
-    const char                    *err;
-    nixcache_sign_public_t        *pk;
-    ngx_http_nixcache_upstream_t  *up, *ups;
+    u_char                         *p;
+    ngx_str_t                      *value, key;
+    ngx_int_t                       ms;
+    ngx_uint_t                      i;
+    const char                     *err;
+    nixcache_sign_public_t         *pk;
+    ngx_http_nixcache_upstream_t   *up, *ups;
+    ngx_http_nixcache_main_conf_t  *nmcf;
 
     value = cf->args->elts;
 
@@ -151,6 +180,37 @@ ngx_http_nixcache_upstream(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     up->name = value[1];
     up->require_sigs = 1;
+    up->backoff = NGX_HTTP_NIXCACHE_UPSTREAM_BACKOFF;
+
+    /* its health word, in the zone made with the first upstream */
+
+    nmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_nixcache_module);
+
+    if (nmcf->upstream_zone == NULL) {
+        nmcf->upstream_zone = ngx_shared_memory_add(cf,
+                                       &ngx_http_nixcache_upstream_zone_name,
+                                       8 * ngx_pagesize,
+                                       &ngx_http_nixcache_module);
+        if (nmcf->upstream_zone == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        nmcf->upstream_zone->init = ngx_http_nixcache_upstream_init_zone;
+        nmcf->upstream_zone->data = ngx_pcalloc(cf->pool,
+                                                sizeof(ngx_atomic_t *));
+        if (nmcf->upstream_zone->data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (nmcf->upstream_count == NGX_HTTP_NIXCACHE_UPSTREAMS_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "nixcache_upstream: more than %d in all",
+                           NGX_HTTP_NIXCACHE_UPSTREAMS_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    up->index = nmcf->upstream_count++;
 
     /* the URI always ends with '/': paths are appended to it */
 
@@ -211,6 +271,23 @@ ngx_http_nixcache_upstream(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "backoff=", 8) == 0) {
+            key.data = value[i].data + 8;
+            key.len = value[i].len - 8;
+
+            ms = ngx_parse_time(&key, 0);
+
+            if (ms == NGX_ERROR || ms == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "nixcache_upstream \"%V\": \"%V\" is not "
+                                   "a time above 0", &value[1], &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            up->backoff = (ngx_msec_t) ms;
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "nixcache_upstream \"%V\": unknown parameter "
                            "\"%V\"", &value[1], &value[i]);
@@ -227,6 +304,41 @@ ngx_http_nixcache_upstream(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The zone holds one word per upstream: 0 when it is up, else the
+ * ngx_current_msec (a monotonic clock shared by the workers) until which
+ * it is skipped.  After a reload every upstream starts up (indexes may
+ * have changed); old workers' last writes land in a word of the same
+ * zone, a wrong skip for one back-off at worst.
+ */
+
+static ngx_int_t
+ngx_http_nixcache_upstream_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_atomic_t  **odown = data;
+
+    ngx_atomic_t     **down;
+    ngx_slab_pool_t   *shpool;
+
+    down = shm_zone->data;
+
+    if (odown != NULL && *odown != NULL) {
+        *down = *odown;
+        ngx_memzero((void *) *down,
+                    NGX_HTTP_NIXCACHE_UPSTREAMS_MAX * sizeof(ngx_atomic_t));
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    *down = ngx_slab_calloc(shpool,
+                            NGX_HTTP_NIXCACHE_UPSTREAMS_MAX
+                            * sizeof(ngx_atomic_t));
+
+    return (*down != NULL) ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -287,6 +399,7 @@ ngx_int_t
 ngx_http_nixcache_upstream_nar(ngx_http_request_t *r, ngx_str_t *hash,
     ngx_str_t *name, ngx_str_t *url)
 {
+    ngx_int_t                          rc;
     ngx_uint_t                         i;
     ngx_http_nixcache_upstream_t      *ups;
     ngx_http_nixcache_loc_conf_t      *nlcf;
@@ -325,9 +438,13 @@ ngx_http_nixcache_upstream_nar(ngx_http_request_t *r, ngx_str_t *hash,
 
     ngx_http_nixcache_set_ctx(r, ctx, NGX_HTTP_NIXCACHE_CTX_UPSTREAM);
 
-    r->main->count++;
+    rc = ngx_http_nixcache_upstream_ask(r, ctx, url);
 
-    return ngx_http_nixcache_upstream_ask(r, ctx, url);
+    if (rc == NGX_DONE) {
+        r->main->count++;
+    }
+
+    return rc;
 }
 
 
@@ -350,13 +467,26 @@ ngx_http_nixcache_upstream_ask(ngx_http_request_t *r,
 
     nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
 
-    if (ctx->next >= nlcf->upstreams->nelts) {
-        return ctx->failed ? NGX_HTTP_SERVICE_UNAVAILABLE
-                           : NGX_HTTP_NOT_FOUND;
-    }
-
     ups = nlcf->upstreams->elts;
-    ctx->up = &ups[ctx->next++];
+
+    for ( ;; ) {
+        if (ctx->next >= nlcf->upstreams->nelts) {
+            return ctx->failed ? NGX_HTTP_SERVICE_UNAVAILABLE
+                               : NGX_HTTP_NOT_FOUND;
+        }
+
+        ctx->up = &ups[ctx->next++];
+
+        if (ngx_http_nixcache_upstream_usable(r, ctx->up)) {
+            break;
+        }
+
+        if (ctx->nar) {
+            return NGX_HTTP_BAD_GATEWAY;
+        }
+
+        ctx->failed++;
+    }
 
     uri.len = ctx->up->uri.len
               + (ctx->nar ? url->len
@@ -435,7 +565,7 @@ ngx_http_nixcache_upstream_ask(ngx_http_request_t *r,
 
 /*
  * The subrequest's end (called again when it ends a second time, after
- * its output was flushed: that rc is nginx's).  Returns NGX_OK so that
+ * its output was flushed, and then only that call counts).  Returns NGX_OK so that
  * nginx makes no error page of an upstream's failure; the main request
  * decides.  A NAR cut short after its header was sent ends the client's
  * connection (NGX_ERROR).
@@ -451,15 +581,25 @@ ngx_http_nixcache_upstream_done(ngx_http_request_t *sr, void *data,
         return rc;
     }
 
+    if (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ctx->sr_error = 1;
+    }
+
+    /*
+     * Output still held by a filter above ours (the copy filter reading
+     * the proxy's temporary file): not the end yet, nginx finalizes the
+     * subrequest again once it is flushed.
+     */
+
+    if (sr->buffered || sr->postponed) {
+        return (ctx->pass && ctx->sr_error) ? NGX_ERROR : NGX_OK;
+    }
+
     ctx->sr_done = 1;
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                    "nixcache upstream done: rc %i, status %ui, passed %O",
                    rc, ctx->status, ctx->passed);
-
-    if (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        ctx->sr_error = 1;
-    }
 
     if (ctx->pass && ctx->passed != ctx->length) {
         ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
@@ -494,6 +634,8 @@ ngx_http_nixcache_upstream_resume(ngx_http_request_t *r)
     }
 
     r->write_event_handler = ngx_http_request_empty_handler;
+
+    ngx_http_nixcache_upstream_health(r, ctx);
 
     if (ctx->nar) {
         ngx_http_finalize_request(r,
@@ -690,6 +832,100 @@ ngx_http_nixcache_upstream_nar_end(ngx_http_request_t *r,
                       "nixcache: upstream \"%V\" NAR \"%V\": status %ui",
                       &ctx->up->name, &ctx->sr->uri, ctx->status);
         return NGX_HTTP_BAD_GATEWAY;
+    }
+}
+
+
+static ngx_atomic_t *
+ngx_http_nixcache_upstream_down(ngx_http_request_t *r,
+    ngx_http_nixcache_upstream_t *up)
+{
+    ngx_atomic_t                   **down;
+    ngx_http_nixcache_main_conf_t   *nmcf;
+
+    nmcf = ngx_http_get_module_main_conf(r, ngx_http_nixcache_module);
+    down = nmcf->upstream_zone->data;
+
+    return &(*down)[up->index];
+}
+
+
+/*
+ * Whether to ask up now: 1 when it is up, or when its back-off ran out
+ * and this request took the probe; 0 when it is skipped.
+ */
+
+static ngx_uint_t
+ngx_http_nixcache_upstream_usable(ngx_http_request_t *r,
+    ngx_http_nixcache_upstream_t *up)
+{
+    ngx_msec_t     now;
+    ngx_atomic_t  *down;
+    ngx_atomic_uint_t  until;
+
+    down = ngx_http_nixcache_upstream_down(r, up);
+    until = *down;
+
+    if (until == 0) {
+        return 1;
+    }
+
+    now = ngx_current_msec;
+
+    if ((ngx_msec_int_t) (until - now) > 0) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upstream \"%V\" is down for %M ms more: "
+                      "not asked", &up->name, (ngx_msec_t) (until - now));
+        return 0;
+    }
+
+    /* the others skip it while this request probes */
+
+    if (ngx_atomic_cmp_set(down, until, (now + up->backoff) | 1)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upstream \"%V\" was down: asking it again",
+                      &up->name);
+        return 1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * After an upstream's answer: no answer (connect error, timeout) or a
+ * 5xx marks it down for its back-off; any other answer marks it up.
+ */
+
+static void
+ngx_http_nixcache_upstream_health(ngx_http_request_t *r,
+    ngx_http_nixcache_upstream_ctx_t *ctx)
+{
+    ngx_atomic_t                  *down;
+    ngx_atomic_uint_t              until;
+    ngx_http_nixcache_upstream_t  *up;
+
+    up = ctx->up;
+    down = ngx_http_nixcache_upstream_down(r, up);
+    until = *down;
+
+    if (ctx->status == 0 || ctx->status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+        *down = (ngx_current_msec + up->backoff) | 1;
+
+        if (until == 0) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "nixcache: upstream \"%V\" is down: not asked for "
+                          "%M ms", &up->name, up->backoff);
+        }
+
+        return;
+    }
+
+    if (until != 0) {
+        *down = 0;
+
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "nixcache: upstream \"%V\" is up again", &up->name);
     }
 }
 

@@ -140,6 +140,13 @@ is "$got" "200 $(stat -c %s "$UPSTREAM_DIR/none/$nnar") 0" \
    "a $(stat -c %s "$UPSTREAM_DIR/none/$nnar")-byte NAR through proxy_buffering on: whole"
 cmp -s "$T/nar" "$UPSTREAM_DIR/none/$nnar"
 ok $? "... the upstream's bytes"
+# a slow client: the proxy's file is read out while the upstream is done
+got=$(curl -s -o "$T/nar" --limit-rate 3m -w '%{http_code} %{size_download}' \
+          "$BASE/none/upstream/none/$h/$nnar"; echo " $?")
+is "$got" "200 $(stat -c %s "$UPSTREAM_DIR/none/$nnar") 0" \
+   "... to a slow client (3 MB/s): whole"
+cmp -s "$T/nar" "$UPSTREAM_DIR/none/$nnar"
+ok $? "... the upstream's bytes"
 
 # --- the real client, signatures required --------------------------------
 
