@@ -60,6 +60,8 @@ typedef struct {
 } ngx_http_nixcache_upstream_ctx_t;
 
 
+static ngx_int_t ngx_http_nixcache_upstream_find(ngx_array_t *upstreams,
+    ngx_str_t *name);
 static ngx_int_t ngx_http_nixcache_upstream_ask(ngx_http_request_t *r,
     ngx_http_nixcache_upstream_ctx_t *ctx, ngx_str_t *url);
 static ngx_int_t ngx_http_nixcache_upstream_done(ngx_http_request_t *sr,
@@ -125,7 +127,7 @@ ngx_http_nixcache_upstream(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_uint_t                      i;
     const char                     *err;
     nixcache_sign_public_t         *pk;
-    ngx_http_nixcache_upstream_t   *up, *ups;
+    ngx_http_nixcache_upstream_t   *up;
     ngx_http_nixcache_main_conf_t  *nmcf;
 
     value = cf->args->elts;
@@ -148,18 +150,13 @@ ngx_http_nixcache_upstream(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    ups = nlcf->upstreams->elts;
-
-    for (i = 0; i < nlcf->upstreams->nelts; i++) {
-        if (ups[i].name.len == value[1].len
-            && ngx_strncmp(ups[i].name.data, value[1].data, value[1].len)
-               == 0)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "nixcache_upstream \"%V\" is given twice",
-                               &value[1]);
-            return NGX_CONF_ERROR;
-        }
+    if (ngx_http_nixcache_upstream_find(nlcf->upstreams, &value[1])
+        != NGX_ERROR)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "nixcache_upstream \"%V\" is given twice",
+                           &value[1]);
+        return NGX_CONF_ERROR;
     }
 
     if (value[2].len == 0 || value[2].data[0] != '/') {
@@ -399,9 +396,7 @@ ngx_int_t
 ngx_http_nixcache_upstream_nar(ngx_http_request_t *r, ngx_str_t *hash,
     ngx_str_t *name, ngx_str_t *url)
 {
-    ngx_int_t                          rc;
-    ngx_uint_t                         i;
-    ngx_http_nixcache_upstream_t      *ups;
+    ngx_int_t                          rc, i;
     ngx_http_nixcache_loc_conf_t      *nlcf;
     ngx_http_nixcache_upstream_ctx_t  *ctx;
 
@@ -411,17 +406,9 @@ ngx_http_nixcache_upstream_nar(ngx_http_request_t *r, ngx_str_t *hash,
         return NGX_HTTP_NOT_FOUND;
     }
 
-    ups = nlcf->upstreams->elts;
+    i = ngx_http_nixcache_upstream_find(nlcf->upstreams, name);
 
-    for (i = 0; i < nlcf->upstreams->nelts; i++) {
-        if (ups[i].name.len == name->len
-            && ngx_strncmp(ups[i].name.data, name->data, name->len) == 0)
-        {
-            break;
-        }
-    }
-
-    if (i == nlcf->upstreams->nelts) {
+    if (i == NGX_ERROR) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "nixcache: no nixcache_upstream \"%V\" here", name);
         return NGX_HTTP_NOT_FOUND;
@@ -434,7 +421,7 @@ ngx_http_nixcache_upstream_nar(ngx_http_request_t *r, ngx_str_t *hash,
 
     ctx->hash = *hash;
     ctx->nar = 1;
-    ctx->next = i;
+    ctx->next = (ngx_uint_t) i;
 
     ngx_http_nixcache_set_ctx(r, ctx, NGX_HTTP_NIXCACHE_CTX_UPSTREAM);
 
@@ -927,6 +914,28 @@ ngx_http_nixcache_upstream_health(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                       "nixcache: upstream \"%V\" is up again", &up->name);
     }
+}
+
+
+/* The index of the upstream named name, or NGX_ERROR. */
+
+static ngx_int_t
+ngx_http_nixcache_upstream_find(ngx_array_t *upstreams, ngx_str_t *name)
+{
+    ngx_uint_t                     i;
+    ngx_http_nixcache_upstream_t  *ups;
+
+    ups = upstreams->elts;
+
+    for (i = 0; i < upstreams->nelts; i++) {
+        if (ups[i].name.len == name->len
+            && ngx_strncmp(ups[i].name.data, name->data, name->len) == 0)
+        {
+            return i;
+        }
+    }
+
+    return NGX_ERROR;
 }
 
 
