@@ -23,7 +23,8 @@ ok $? "redis-server started" || bail_out "no redis"
 CHUNKS=$T/chunks
 mkdir -p "$CHUNKS"
 chmod 0755 "$CHUNKS"
-DEAD=http://127.0.0.1:$(free_port)
+# port 1: nothing listens there (a free port now may be taken later)
+DEAD=http://127.0.0.1:1
 KEY="key=$UPSTREAM_PUBKEY"
 
 # one internal proxy location per upstream cache, one cache location per
@@ -161,8 +162,12 @@ like "$(curl -s "$BASE/order/$h.narinfo" | grep ^URL:)" "^URL: upstream/zstd/$h/
      "/order/: after a dead upstream and one without the path, the third's"
 ok "$([ "$(upstream_count "GET /nothing-here/$h\.narinfo")" -gt 0 ]; echo $?)" \
    "... the one without it was asked"
-like "$(cat "$T/nginx/error.log")" "upstream \"dead\" did not answer for \"$h.narinfo\"" \
+like "$(cat "$T/nginx/error.log")" "upstream \"dead\" did not answer for \"[a-z0-9]{32}\.narinfo\"" \
      "... the dead one's failure logged"
+like "$(cat "$T/nginx/error.log")" "upstream \"dead\" is down: not asked for 10000 ms" \
+     "... it is marked down, for its back-off"
+like "$(cat "$T/nginx/error.log")" "upstream \"dead\" is down for [0-9]+ ms more: not asked" \
+     "... and the next misses skip it"
 
 # --- upstreams that fail -------------------------------------------------
 
