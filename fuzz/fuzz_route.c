@@ -59,6 +59,29 @@ check_match(const char *rel, size_t len)
         want = NIXCACHE_SHA256_NIX32_LEN;
         break;
 
+    case NIXCACHE_ROUTE_UPSTREAM:
+
+        /* upstream/<name>/<32 nix32>/<URL>, each part as checked alone */
+
+        if (len < sizeof("upstream/") - 1
+            || memcmp(rel, "upstream/", sizeof("upstream/") - 1) != 0
+            || rt.name_off != sizeof("upstream/") - 1
+            || !nixcache_route_upstream_name(rel + rt.name_off, rt.name_len)
+            || rt.hash_off != rt.name_off + rt.name_len + 1
+            || rel[rt.hash_off - 1] != '/'
+            || rt.hash_len != NIXCACHE_STORE_HASH_NIX32_LEN
+            || !nixcache_nix32_valid(rel + rt.hash_off, rt.hash_len)
+            || rt.url_off != rt.hash_off + rt.hash_len + 1
+            || rt.url_off > len
+            || rel[rt.url_off - 1] != '/'
+            || !nixcache_route_upstream_url(rel + rt.url_off,
+                                            len - rt.url_off, 0))
+        {
+            abort();
+        }
+
+        return;
+
     case NIXCACHE_ROUTE_INFO:
         if (len != sizeof("nix-cache-info") - 1
             || memcmp(rel, "nix-cache-info", len) != 0)

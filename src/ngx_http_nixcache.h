@@ -28,6 +28,8 @@
  *                                in Redis (ngx_http_nixcache_upload.h)
  *   ngx_http_nixcache_auth.c     tokens (push, read) and narinfo signing
  *                                keys
+ *   ngx_http_nixcache_upstream.c pull-through: narinfos asked of the
+ *                                upstream caches, their NARs proxied
  *   ngx_http_nixcache_evict.c    the disk tier's size limit: least
  *                                recently used chunks removed by a
  *                                thread pool task of worker 0
@@ -106,11 +108,27 @@ typedef struct {
     ngx_shm_zone_t            *metrics_zone;   /* nixcache_metrics_zone */
     ngx_array_t               *metrics_caches; /* ngx_str_t: key prefixes */
 
+    ngx_shm_zone_t            *upstream_zone;  /* upstreams' health */
+    ngx_uint_t                 upstream_count; /* nixcache_upstream given */
+
     ngx_uint_t                 upload_jobs;    /* ingests at once, per
                                                   worker */
     ngx_uint_t                 upload_running; /* per-worker state */
     ngx_queue_t                upload_waiting;
 } ngx_http_nixcache_main_conf_t;
+
+
+/* One nixcache_upstream of a location. */
+typedef struct {
+    ngx_str_t                  name;
+    ngx_str_t                  uri;            /* internal location, '/'
+                                                  at the end */
+    ngx_array_t               *keys;           /* nixcache_sign_public_t */
+    ngx_flag_t                 require_sigs;
+    ngx_msec_t                 backoff;        /* skipped this long after
+                                                  a failure */
+    ngx_uint_t                 index;          /* in the health zone */
+} ngx_http_nixcache_upstream_t;
 
 
 typedef struct {
@@ -144,6 +162,9 @@ typedef struct {
     off_t                      chunks_max_size;        /* 0: no limit */
     ngx_msec_t                 chunks_evict_interval;
 
+    /* pull-through (ngx_http_nixcache_upstream.c): in order, or NULL */
+    ngx_array_t               *upstreams;
+
     /* the metrics zone's block of this cache: index + 1, 0 for none */
     ngx_uint_t                 metrics_cache;
 } ngx_http_nixcache_loc_conf_t;
@@ -161,7 +182,8 @@ typedef enum {
     NGX_HTTP_NIXCACHE_ROUTE_INFO = 1,
     NGX_HTTP_NIXCACHE_ROUTE_NARINFO,
     NGX_HTTP_NIXCACHE_ROUTE_NAR,           /* .nar */
-    NGX_HTTP_NIXCACHE_ROUTE_NAR_ZST        /* .nar.zst */
+    NGX_HTTP_NIXCACHE_ROUTE_NAR_ZST,       /* .nar.zst */
+    NGX_HTTP_NIXCACHE_ROUTE_UPSTREAM       /* upstream/<name>/<hash>/<URL> */
 } ngx_http_nixcache_route_e;
 
 
@@ -416,6 +438,29 @@ void ngx_http_nixcache_evict_touch(ngx_http_request_t *r, ngx_fd_t fd,
     ngx_file_info_t *fi);
 
 
+/*
+ * Pull-through (ngx_http_nixcache_upstream.c): the nixcache_upstream
+ * directive; its filters (postconfiguration); a narinfo missing in Redis
+ * asked of the upstreams (NGX_DONE while asked, else the status to
+ * answer); the upstream/<name>/<hash>/<URL> route.
+ */
+char *ngx_http_nixcache_upstream(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_nixcache_upstream_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_nixcache_upstream_narinfo(ngx_http_request_t *r,
+    ngx_str_t *hash);
+ngx_int_t ngx_http_nixcache_upstream_nar(ngx_http_request_t *r,
+    ngx_str_t *hash, ngx_str_t *name, ngx_str_t *url);
+
+/*
+ * Serves a narinfo (ngx_http_nixcache_module.c): signed with the
+ * location's nixcache_sign_key, rendered, sent.  Returns what the
+ * request is finalized with.
+ */
+ngx_int_t ngx_http_nixcache_narinfo_serve(ngx_http_request_t *r,
+    nixcache_narinfo_t *ni);
+
+
 /* ngx_http_nixcache_util.c: small helpers of the module's files */
 
 /*
@@ -592,10 +637,13 @@ extern ngx_module_t  ngx_http_nixcache_module;
  */
 typedef enum {
     NGX_HTTP_NIXCACHE_CTX_NAR = 1,     /* ngx_http_nixcache_nar.c */
-    NGX_HTTP_NIXCACHE_CTX_UPLOAD       /* ngx_http_nixcache_upload.c and
+    NGX_HTTP_NIXCACHE_CTX_UPLOAD,      /* ngx_http_nixcache_upload.c and
                                           _publish.c: PUT of a NAR or
                                           narinfo, HEAD of an uploaded NAR
                                           name */
+    NGX_HTTP_NIXCACHE_CTX_UPSTREAM     /* ngx_http_nixcache_upstream.c: the
+                                          main request and its upstream
+                                          subrequest share it */
 } ngx_http_nixcache_ctx_kind_e;
 
 

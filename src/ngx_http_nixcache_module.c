@@ -24,7 +24,7 @@
 
 static ngx_int_t ngx_http_nixcache_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_nixcache_route(ngx_http_request_t *r,
-    ngx_str_t *hash);
+    ngx_str_t *hash, ngx_str_t *up);
 static ngx_int_t ngx_http_nixcache_not_allowed(ngx_http_request_t *r);
 static ngx_int_t ngx_http_nixcache_info(ngx_http_request_t *r);
 static ngx_int_t ngx_http_nixcache_narinfo(ngx_http_request_t *r,
@@ -262,6 +262,13 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
 
     /* access and signing: ngx_http_nixcache_auth.c */
 
+    { ngx_string("nixcache_upstream"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_nixcache_upstream,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("nixcache_sign_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
       |NGX_CONF_TAKE1,
@@ -369,7 +376,7 @@ static ngx_int_t
 ngx_http_nixcache_handler(ngx_http_request_t *r)
 {
     ngx_int_t   rc, route;
-    ngx_str_t   hash;
+    ngx_str_t   hash, up[2];
 
     /*
      * Credentials before anything else (Redis, the body): a PUT needs a
@@ -403,7 +410,7 @@ ngx_http_nixcache_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    route = ngx_http_nixcache_route(r, &hash);
+    route = ngx_http_nixcache_route(r, &hash, up);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "nixcache route: %i \"%V\"", route, &hash);
@@ -422,6 +429,9 @@ ngx_http_nixcache_handler(ngx_http_request_t *r)
                                              (ngx_http_nixcache_route_e)
                                              route);
 
+    case NGX_HTTP_NIXCACHE_ROUTE_UPSTREAM:
+        return ngx_http_nixcache_upstream_nar(r, &hash, &up[0], &up[1]);
+
     case NGX_HTTP_NIXCACHE_BAD_HASH:
         return NGX_HTTP_BAD_REQUEST;
 
@@ -435,10 +445,12 @@ ngx_http_nixcache_handler(ngx_http_request_t *r)
  * Returns a route, NGX_HTTP_NIXCACHE_NO_ROUTE (404) or
  * NGX_HTTP_NIXCACHE_BAD_HASH (a known route shape with a malformed hash:
  * 400); the matching is nixcache_route_rel() and nixcache_route_match().
+ * For the upstream route, up[0] is the upstream's name, up[1] the URL.
  */
 
 static ngx_int_t
-ngx_http_nixcache_route(ngx_http_request_t *r, ngx_str_t *hash)
+ngx_http_nixcache_route(ngx_http_request_t *r, ngx_str_t *hash,
+    ngx_str_t *up)
 {
     ngx_str_t         rel;
     nixcache_route_t  rt;
@@ -467,6 +479,13 @@ ngx_http_nixcache_route(ngx_http_request_t *r, ngx_str_t *hash)
 
     case NIXCACHE_ROUTE_NAR_ZST:
         return NGX_HTTP_NIXCACHE_ROUTE_NAR_ZST;
+
+    case NIXCACHE_ROUTE_UPSTREAM:
+        up[0].data = rel.data + rt.name_off;
+        up[0].len = rt.name_len;
+        up[1].data = rel.data + rt.url_off;
+        up[1].len = rel.len - rt.url_off;
+        return NGX_HTTP_NIXCACHE_ROUTE_UPSTREAM;
 
     case NIXCACHE_ROUTE_BAD_HASH:
         return NGX_HTTP_NIXCACHE_BAD_HASH;
@@ -584,16 +603,29 @@ ngx_http_nixcache_narinfo_reply(ngx_http_request_t *r, redisReply *reply,
 {
     ngx_str_t  *key = data;
 
-    ngx_int_t  rc;
-    ngx_str_t  hash;
+    ngx_int_t                      rc;
+    ngx_str_t                      hash;
+    ngx_http_nixcache_loc_conf_t  *nlcf;
 
     if (reply == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
     }
 
+    hash.len = NIXCACHE_STORE_HASH_NIX32_LEN;
+    hash.data = key->data + key->len - hash.len;
+
     if (reply->type == REDIS_REPLY_NIL) {
-        ngx_http_finalize_request(r, NGX_HTTP_NOT_FOUND);
+        nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
+
+        rc = (nlcf->upstreams != NULL)
+             ? ngx_http_nixcache_upstream_narinfo(r, &hash)
+             : NGX_HTTP_NOT_FOUND;
+
+        if (rc != NGX_DONE) {
+            ngx_http_finalize_request(r, rc);
+        }
+
         return;
     }
 
@@ -604,9 +636,6 @@ ngx_http_nixcache_narinfo_reply(ngx_http_request_t *r, redisReply *reply,
         ngx_http_finalize_request(r, NGX_HTTP_BAD_GATEWAY);
         return;
     }
-
-    hash.len = NIXCACHE_STORE_HASH_NIX32_LEN;
-    hash.data = key->data + key->len - hash.len;
 
     rc = ngx_http_nixcache_narinfo_send(r, key, &hash, reply->str,
                                         reply->len);
@@ -624,8 +653,6 @@ static ngx_int_t
 ngx_http_nixcache_narinfo_send(ngx_http_request_t *r, ngx_str_t *key,
     ngx_str_t *hash, const char *text, size_t len)
 {
-    size_t                         n;
-    u_char                        *body;
     const char                    *err;
     unsigned char                  digest[NIXCACHE_SHA256_LEN];
     nixcache_narinfo_t             ni;
@@ -667,18 +694,28 @@ ngx_http_nixcache_narinfo_send(ngx_http_request_t *r, ngx_str_t *key,
                            ? NIXCACHE_NARINFO_NONE : NIXCACHE_NARINFO_ZSTD,
                            digest, NULL, 0);
 
-    if (ngx_http_nixcache_auth_sign(r, &ni) != NGX_OK) {
+    return ngx_http_nixcache_narinfo_serve(r, &ni);
+}
+
+
+ngx_int_t
+ngx_http_nixcache_narinfo_serve(ngx_http_request_t *r, nixcache_narinfo_t *ni)
+{
+    size_t   n;
+    u_char  *body;
+
+    if (ngx_http_nixcache_auth_sign(r, ni) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    n = nixcache_narinfo_render(NULL, 0, &ni);
+    n = nixcache_narinfo_render(NULL, 0, ni);
 
     body = ngx_pnalloc(r->pool, n);
     if (body == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (nixcache_narinfo_render((char *) body, n, &ni) != n) {
+    if (nixcache_narinfo_render((char *) body, n, ni) != n) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -893,6 +930,10 @@ ngx_http_nixcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->sign_keys = prev->sign_keys;
     }
 
+    if (conf->upstreams == NULL) {
+        conf->upstreams = prev->upstreams;
+    }
+
     /* unset stays unset: the upload merge tells it from "off" */
 
     ngx_conf_merge_ptr_value(conf->admin_tokens, prev->admin_tokens,
@@ -940,6 +981,10 @@ ngx_http_nixcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_http_nixcache_postconfiguration(ngx_conf_t *cf)
 {
+    if (ngx_http_nixcache_upstream_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_nixcache_metrics_init(cf);
 }
 

@@ -22,7 +22,7 @@ use parent 'Exporter';
 our @EXPORT = qw(add_nar add_narinfo_raw add_manifest_raw redis_cmd
                  nar_regular nix32 base32_lower cid_of chunk_path
                  fake_store_hash manifest_encode manifest_decode
-                 fixture_var);
+                 fixture_var upstream_files upstream_broken);
 
 our $REDIS_PORT = $ENV{TEST_NIXCACHE_REDIS_PORT};
 our $CHUNKS     = $ENV{TEST_NIXCACHE_CHUNKS};
@@ -428,6 +428,54 @@ sub add_manifest_raw {
     my $nar_hash = $o{nar_hash} // croak "add_manifest_raw: nar_hash";
     redis_cmd('SET', "${prefix}manifest:$nar_hash", $o{bytes} // '');
     return $nar_hash;
+}
+
+
+# An upstream binary cache's files for pull-through blocks, under
+# $DIR/up/: Nix's own signed narinfo of a path (key test-1, public
+# test-1:JYvAfN16qySHahfwgcH/Ca7By0U+pXNJJQvjqJ/kak0=, the vector of
+# t/unit/test_sign.c) and 300000 bytes standing for its NAR file.
+our $UPSTREAM_NARINFO =
+      "StorePath: /nix/store/7i15is0z08y2p0rck85fkp5s7w2jb7jd-hello.txt\n"
+    . "URL: nar/1vmjrk9zlkfr8kriiw76v02blpifs2xspm2rnd4h04hc0am1gwd2.nar.xz\n"
+    . "Compression: xz\n"
+    . "FileHash: sha256:1vmjrk9zlkfr8kriiw76v02blpifs2xspm2rnd4h04hc0am1gwd2\n"
+    . "FileSize: 140\n"
+    . "NarHash: sha256:01mdg50aamf9yn1s4138vihq9jyp0k0x345b7d9s452h5habfh5d\n"
+    . "NarSize: 128\n"
+    . "References: \n"
+    . "Sig: test-1:jFFQzK4AU8M6MZEJsyqPRpBqYM/YWaJcEuO8fhLT1Kwx9f3Emz7h8V/Ez+u"
+    . "IpBy1iZ7K2fi6D+zxkVxTu/ybAg==\n"
+    . "CA: fixed:r:sha256:01mdg50aamf9yn1s4138vihq9jyp0k0x345b7d9s452h5habfh5d"
+    . "\n";
+
+sub upstream_files {
+    my $up = "$DIR/up";
+    mkdir $up; mkdir "$up/nar";
+    chmod 0755, $up, "$up/nar";
+    _write_file("$up/7i15is0z08y2p0rck85fkp5s7w2jb7jd.narinfo",
+                $UPSTREAM_NARINFO);
+    _write_file("$up/nar/1vmjrk9zlkfr8kriiw76v02blpifs2xspm2rnd4h04hc0am1gwd2"
+                . ".nar.xz", join('', map { chr($_ % 251) } 1 .. 300000));
+}
+
+# Broken narinfos under $DIR/bad/: the path's with its Sig made invalid
+# (NarSize changed); another path's under hash ...a; a URL out of the
+# cache under ...b; one that does not parse under ...c.
+sub upstream_broken {
+    my $bad = "$DIR/bad";
+    mkdir $bad;
+    chmod 0755, $bad;
+    (my $t = $UPSTREAM_NARINFO) =~ s/NarSize: 128/NarSize: 129/;
+    _write_file("$bad/7i15is0z08y2p0rck85fkp5s7w2jb7jd.narinfo", $t);
+    _write_file("$bad/0000000000000000000000000000000a.narinfo",
+                $UPSTREAM_NARINFO);
+    (my $u = $UPSTREAM_NARINFO) =~ s{^StorePath: /nix/store/7i15is0z08y2p0rck85fkp5s7w2jb7jd}{StorePath: /nix/store/0000000000000000000000000000000b};
+    $u =~ s{^URL: .*$}{URL: ../../etc/passwd}m;
+    _write_file("$bad/0000000000000000000000000000000b.narinfo", $u);
+    _write_file("$bad/0000000000000000000000000000000c.narinfo",
+                "StorePath: /nix/store/0000000000000000000000000000000c-x\n"
+                . "no colon here\n");
 }
 
 
