@@ -45,6 +45,13 @@ for c in xz zstd none; do
     done
 done
 
+# -r: the closure of the top-level paths only
+run_ok "import --from-url -r of the top-level paths" \
+    imp --prefix rec: --from-url "$UPSTREAM_HTTP/zstd" -r \
+        --trusted-key "$UPSTREAM_PUBKEY" "${UPSTREAM_PATHS[@]}"
+is "$(redis --scan --pattern "rec:narinfo:*" | wc -l)" "$N" \
+   "-r: the $N narinfos of the closure"
+
 # the CA from the environment, a bare hash as the argument
 run_ok "https: CA from NIX_SSL_CERT_FILE, a hash argument" \
     env NIX_SSL_CERT_FILE="$UPSTREAM_CA" "$NIXCACHE" import \

@@ -52,23 +52,23 @@ static int nixcache_importurl_pump(void *data, const char *loc,
 static int nixcache_importurl_info(nixcache_importurl_t *h,
     const char *base, char *buf);
 static int nixcache_importurl_hash(const char *arg, char *hash);
+static int nixcache_importurl_queue(char **queue, size_t *n, size_t *cap,
+    const char *hash);
+static int nixcache_importurl_refs(nixcache_import_t *im, size_t len,
+    char **queue, size_t *n, size_t *cap);
 
 
 int
 nixcache_import_url(nixcache_opts_t *o, int argc, char **argv)
 {
     int                    rc, i;
-    char                  *base, *url;
+    char                  *base, *url, *queue;
+    size_t                 q, nq, capq;
     char                   hash[NIXCACHE_STORE_HASH_NIX32_LEN + 1];
     size_t                 len;
     const char            *env;
     nixcache_import_t      im;
     nixcache_importurl_t   h;
-
-    if (o->recursive) {
-        nixcache_error("import: -r is not supported yet with --from-url");
-        return 2;
-    }
 
     if (o->ntrusted == 0 && !o->no_check_sigs) {
         nixcache_error("import --from-url: no --trusted-key NAME:BASE64 "
@@ -94,12 +94,22 @@ nixcache_import_url(nixcache_opts_t *o, int argc, char **argv)
         return 2;
     }
 
+    queue = NULL;
+    nq = 0;
+    capq = 0;
+
     for (i = 0; i < argc; i++) {
         if (nixcache_importurl_hash(argv[i], hash) != 0) {
             nixcache_error("import: \"%s\" is neither a store path "
                            NIXCACHE_STORE_DIR "HASH-NAME nor a hash",
                            argv[i]);
+            free(queue);
             return 2;
+        }
+
+        if (nixcache_importurl_queue(&queue, &nq, &capq, hash) != 0) {
+            free(queue);
+            return 1;
         }
     }
 
@@ -125,6 +135,7 @@ nixcache_import_url(nixcache_opts_t *o, int argc, char **argv)
     base = malloc(len + 2);
     if (base == NULL) {
         nixcache_error("out of memory");
+        free(queue);
         return 1;
     }
 
@@ -162,10 +173,11 @@ nixcache_import_url(nixcache_opts_t *o, int argc, char **argv)
         goto done;
     }
 
-    im.stats.paths_total = argc;
+    for (q = 0; q < nq; q++) {
+        im.stats.paths_total = nq;
 
-    for (i = 0; i < argc; i++) {
-        (void) nixcache_importurl_hash(argv[i], hash);
+        memcpy(hash, queue + q * (NIXCACHE_STORE_HASH_NIX32_LEN + 1),
+               NIXCACHE_STORE_HASH_NIX32_LEN + 1);
         snprintf(url, len + 2 + NIXCACHE_STORE_HASH_NIX32_LEN
                       + sizeof(".narinfo"), "%s%s.narinfo", base, hash);
 
@@ -174,14 +186,22 @@ nixcache_import_url(nixcache_opts_t *o, int argc, char **argv)
 
         if (rc == 0 && h.status == 404) {
             nixcache_error("%s: not in the cache at %s (GET %s: 404)",
-                           argv[i], base, url);
+                           hash, base, url);
             rc = -1;
 
         } else if (rc == 0) {
             rc = nixcache_import_narinfo(&im, url, len, hash);
 
+            if (rc >= 0 && o->recursive
+                && nixcache_importurl_refs(&im, len, &queue, &nq, &capq)
+                   != 0)
+            {
+                rc = 1;
+                goto done;
+            }
+
         } else {
-            nixcache_error("%s: not imported", argv[i]);
+            nixcache_error("%s: not imported", hash);
         }
 
         if (nixcache_import_count(&im, rc) != 0) {
@@ -202,8 +222,81 @@ done:
 
     free(url);
     free(base);
+    free(queue);
 
     return rc;
+}
+
+
+/* -r: the narinfo's References (its own text, parsed again) queued */
+
+static int
+nixcache_importurl_refs(nixcache_import_t *im, size_t len, char **queue,
+    size_t *n, size_t *cap)
+{
+    size_t               i;
+    const char          *err, *p;
+    nixcache_narinfo_t   ni;
+
+    if (nixcache_narinfo_parse(&ni, im->text, len, &err) != 0) {
+        return 0;
+    }
+
+    p = ni.references.data;
+
+    for (i = 0; i < ni.references.len; i++) {
+        if (i > 0 && p[i - 1] != ' ') {
+            continue;
+        }
+
+        if (ni.references.len - i < NIXCACHE_STORE_HASH_NIX32_LEN) {
+            break;
+        }
+
+        if (nixcache_importurl_queue(queue, n, cap, p + i) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* hash's first 32 characters, unless queued already: 0, or -1 */
+
+static int
+nixcache_importurl_queue(char **queue, size_t *n, size_t *cap,
+    const char *hash)
+{
+    char    *q;
+    size_t   i, w;
+
+    w = NIXCACHE_STORE_HASH_NIX32_LEN + 1;
+
+    for (i = 0; i < *n; i++) {
+        if (memcmp(*queue + i * w, hash, NIXCACHE_STORE_HASH_NIX32_LEN)
+            == 0)
+        {
+            return 0;
+        }
+    }
+
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        q = realloc(*queue, *cap * w);
+        if (q == NULL) {
+            nixcache_error("out of memory");
+            return -1;
+        }
+
+        *queue = q;
+    }
+
+    memcpy(*queue + *n * w, hash, NIXCACHE_STORE_HASH_NIX32_LEN);
+    (*queue)[*n * w + NIXCACHE_STORE_HASH_NIX32_LEN] = '\0';
+    (*n)++;
+
+    return 0;
 }
 
 
