@@ -63,7 +63,7 @@ nixcache_import_url(nixcache_opts_t *o, int argc, char **argv)
 {
     int                    rc, i;
     char                  *base, *url, *queue;
-    size_t                 q, nq, capq;
+    size_t                 q, nq, capq, ulen;
     char                   hash[NIXCACHE_STORE_HASH_NIX32_LEN + 1];
     size_t                 len;
     const char            *env;
@@ -146,8 +146,9 @@ nixcache_import_url(nixcache_opts_t *o, int argc, char **argv)
         base[len + 1] = '\0';
     }
 
-    url = malloc(len + 2 + NIXCACHE_STORE_HASH_NIX32_LEN
-                 + sizeof(".narinfo"));
+    ulen = len + 1 + NIXCACHE_STORE_HASH_NIX32_LEN + sizeof(".narinfo");
+
+    url = malloc(ulen);
 
     if (url == NULL || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         nixcache_error("out of memory");
@@ -178,8 +179,7 @@ nixcache_import_url(nixcache_opts_t *o, int argc, char **argv)
 
         memcpy(hash, queue + q * (NIXCACHE_STORE_HASH_NIX32_LEN + 1),
                NIXCACHE_STORE_HASH_NIX32_LEN + 1);
-        snprintf(url, len + 2 + NIXCACHE_STORE_HASH_NIX32_LEN
-                      + sizeof(".narinfo"), "%s%s.narinfo", base, hash);
+        snprintf(url, ulen, "%s%s.narinfo", base, hash);
 
         rc = nixcache_importurl_text(&h, url, im.text,
                                      NIXCACHE_NARINFO_MAX_LEN + 1, &len);
