@@ -16,6 +16,9 @@ static int nixcache_route_suffix(const char *s, size_t len,
     const char *suffix, size_t suffix_len);
 static void nixcache_route_hash(nixcache_route_t *rt, nixcache_route_e route,
     const char *rel, size_t off, size_t len, size_t want);
+static void nixcache_route_upstream(nixcache_route_t *rt, const char *rel,
+    size_t len);
+static int nixcache_route_name_char(char c);
 
 
 int
@@ -75,6 +78,9 @@ nixcache_route_match(nixcache_route_t *rt, const char *rel, size_t len)
     rt->route = NIXCACHE_ROUTE_NONE;
     rt->hash_off = 0;
     rt->hash_len = 0;
+    rt->name_off = 0;
+    rt->name_len = 0;
+    rt->url_off = 0;
 
     if (len == nixcache_route_lit("nix-cache-info")
         && memcmp(rel, "nix-cache-info", len) == 0)
@@ -109,6 +115,13 @@ nixcache_route_match(nixcache_route_t *rt, const char *rel, size_t len)
                                 NIXCACHE_SHA256_NIX32_LEN);
         }
 
+        return;
+    }
+
+    if (len > nixcache_route_lit("upstream/")
+        && memcmp(rel, "upstream/", nixcache_route_lit("upstream/")) == 0)
+    {
+        nixcache_route_upstream(rt, rel, len);
         return;
     }
 
@@ -151,9 +164,7 @@ nixcache_route_nar_name(const char *name, size_t len,
             break;
         }
 
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
-              || (c >= 'A' && c <= 'Z') || c == '_' || c == '-' || c == '+'))
-        {
+        if (!nixcache_route_name_char(c) && c != '+') {
             return -1;
         }
     }
@@ -168,6 +179,143 @@ nixcache_route_nar_name(const char *name, size_t len,
     i += nixcache_route_lit(".nar");
 
     return nixcache_decomp_kind_ext(name + i, len - i, kind);
+}
+
+
+int
+nixcache_route_upstream_name(const char *name, size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len > NIXCACHE_ROUTE_UPSTREAM_NAME_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!nixcache_route_name_char(name[i])) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+int
+nixcache_route_upstream_url(const char *url, size_t len, int query)
+{
+    char    c;
+    size_t  i, seg;
+
+    if (len == 0 || len > NIXCACHE_ROUTE_URL_MAX) {
+        return 0;
+    }
+
+    seg = 0;            /* where the current segment starts */
+
+    for (i = 0; i < len; i++) {
+        c = url[i];
+
+        if (c == '/' || (c == '?' && query)) {
+            if (i == seg
+                || (i - seg == 1 && url[seg] == '.')
+                || (i - seg == 2 && url[seg] == '.' && url[seg + 1] == '.'))
+            {
+                return 0;
+            }
+
+            if (c == '?') {
+                break;
+            }
+
+            seg = i + 1;
+            continue;
+        }
+
+        if (!nixcache_route_name_char(c) && c != '.' && c != '+') {
+            return 0;
+        }
+    }
+
+    if (i == len) {
+
+        /* the last segment: not empty, ".", ".." */
+
+        return !(i == seg
+                 || (i - seg == 1 && url[seg] == '.')
+                 || (i - seg == 2 && url[seg] == '.' && url[seg + 1] == '.'));
+    }
+
+    /* the query, after the '?' at i */
+
+    for (i++; i < len; i++) {
+        c = url[i];
+
+        if (!nixcache_route_name_char(c)
+            && c != '.' && c != '+' && c != '=' && c != '&')
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* "upstream/<name>/<32 nix32>/<URL>" */
+
+static void
+nixcache_route_upstream(nixcache_route_t *rt, const char *rel, size_t len)
+{
+    size_t       p, name;
+    const char  *slash;
+
+    p = nixcache_route_lit("upstream/");
+
+    slash = memchr(rel + p, '/', len - p);
+
+    if (slash == NULL
+        || !nixcache_route_upstream_name(rel + p, slash - (rel + p)))
+    {
+        return;
+    }
+
+    name = p;
+    p = slash - rel + 1;
+
+    slash = memchr(rel + p, '/', len - p);
+
+    if (slash == NULL) {
+        return;
+    }
+
+    nixcache_route_hash(rt, NIXCACHE_ROUTE_UPSTREAM, rel, p,
+                        slash - (rel + p), NIXCACHE_STORE_HASH_NIX32_LEN);
+
+    if (rt->route != NIXCACHE_ROUTE_UPSTREAM) {
+        return;
+    }
+
+    p = slash - rel + 1;
+
+    if (!nixcache_route_upstream_url(rel + p, len - p, 0)) {
+        rt->route = NIXCACHE_ROUTE_NONE;
+        rt->hash_off = 0;
+        rt->hash_len = 0;
+        return;
+    }
+
+    rt->name_off = name;
+    rt->name_len = (rt->hash_off - 1) - name;
+    rt->url_off = p;
+}
+
+
+static int
+nixcache_route_name_char(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
+           || (c >= 'A' && c <= 'Z') || c == '_' || c == '-';
 }
 
 

@@ -27,14 +27,26 @@ typedef enum {
     NIXCACHE_ROUTE_NARINFO,         /* <32 nix32>.narinfo */
     NIXCACHE_ROUTE_LS,              /* <32 nix32>.ls (uploads only) */
     NIXCACHE_ROUTE_NAR,             /* nar/<52 nix32>.nar */
-    NIXCACHE_ROUTE_NAR_ZST          /* nar/<52 nix32>.nar.zst */
+    NIXCACHE_ROUTE_NAR_ZST,         /* nar/<52 nix32>.nar.zst */
+    NIXCACHE_ROUTE_UPSTREAM         /* upstream/<name>/<32 nix32>/<URL>:
+                                       a pulled-through path's file at
+                                       the upstream <name>, where its
+                                       narinfo's URL was <URL> */
 } nixcache_route_e;
+
+
+/* The longest upstream name (nixcache_upstream NAME). */
+#define NIXCACHE_ROUTE_UPSTREAM_NAME_MAX  32
 
 
 typedef struct {
     nixcache_route_e   route;
     size_t             hash_off;    /* the hash in the path given */
-    size_t             hash_len;    /* 0 unless NARINFO, LS, NAR, NAR_ZST */
+    size_t             hash_len;    /* 0 unless NARINFO, LS, NAR, NAR_ZST,
+                                       UPSTREAM */
+    size_t             name_off;    /* UPSTREAM: the upstream's name */
+    size_t             name_len;
+    size_t             url_off;     /* UPSTREAM: the URL, to the end */
 } nixcache_route_t;
 
 
@@ -62,6 +74,22 @@ void nixcache_route_match(nixcache_route_t *rt, const char *rel, size_t len);
  */
 int nixcache_route_nar_name(const char *name, size_t len,
     nixcache_decomp_e *kind);
+
+/*
+ * An upstream narinfo's URL this cache can stand for under
+ * "upstream/<name>/<hash>/": relative, 1 to NIXCACHE_ROUTE_URL_MAX bytes
+ * of [0-9a-zA-Z._+-/] in non-empty segments other than "." and "..";
+ * with query 1 when a "?" and a query of [0-9a-zA-Z._+-=&] may follow
+ * (a narinfo's URL may carry one, a request path may not: nginx has
+ * split it off).  Returns 1 or 0.
+ */
+int nixcache_route_upstream_url(const char *url, size_t len, int query);
+
+/* The longest upstream URL stood for. */
+#define NIXCACHE_ROUTE_URL_MAX      512
+
+/* An upstream name: 1 to NIXCACHE_ROUTE_UPSTREAM_NAME_MAX [0-9a-zA-Z_-]. */
+int nixcache_route_upstream_name(const char *name, size_t len);
 
 
 #endif /* NIXCACHE_ROUTE_H */

@@ -2,6 +2,7 @@
  * Nix-compatible ed25519 narinfo signatures: see nixcache_sign.h.
  */
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -260,6 +261,46 @@ nixcache_sign_verify(const nixcache_sign_public_t *pk, const char *sig,
     return crypto_sign_verify_detached(bin, (const unsigned char *) fp,
                                        fp_len, pk->key)
            == 0;
+}
+
+
+int
+nixcache_sign_trusted(const nixcache_sign_public_t *keys, size_t n_keys,
+    const nixcache_narinfo_t *ni)
+{
+    int      trusted;
+    char    *fp;
+    size_t   i, k, fp_len;
+
+    fp_len = nixcache_narinfo_fingerprint(NULL, 0, ni);
+
+    if (fp_len == 0 || n_keys == 0 || ni->nsigs == 0) {
+        return 0;
+    }
+
+    fp = malloc(fp_len + 1);
+    if (fp == NULL) {
+        return -1;
+    }
+
+    nixcache_narinfo_fingerprint(fp, fp_len + 1, ni);
+
+    trusted = 0;
+
+    for (i = 0; i < ni->nsigs && !trusted; i++) {
+        for (k = 0; k < n_keys; k++) {
+            if (nixcache_sign_verify(&keys[k], ni->sigs[i].data,
+                                     ni->sigs[i].len, fp, fp_len))
+            {
+                trusted = 1;
+                break;
+            }
+        }
+    }
+
+    free(fp);
+
+    return trusted;
 }
 
 

@@ -28,6 +28,8 @@
 
 #include <stddef.h>
 
+#include "nixcache_narinfo.h"
+
 
 #define NIXCACHE_SIGN_NAME_MAX       255
 #define NIXCACHE_SIGN_SECRET_LEN     64     /* crypto_sign_SECRETKEYBYTES */
@@ -119,6 +121,16 @@ size_t nixcache_sign_fingerprint(char *dst, size_t cap,
  */
 int nixcache_sign_verify(const nixcache_sign_public_t *pk, const char *sig,
     size_t sig_len, const char *fp, size_t fp_len);
+
+/*
+ * Whether a narinfo is trusted: 1 when one of its Sig values is a valid
+ * signature of its fingerprint (nixcache_narinfo_fingerprint()) by one
+ * of the n_keys keys, what Nix's require-sigs asks of a substituter's
+ * narinfo; 0 when none is (or it cannot be fingerprinted); -1 when out
+ * of memory.
+ */
+int nixcache_sign_trusted(const nixcache_sign_public_t *keys, size_t n_keys,
+    const nixcache_narinfo_t *ni);
 
 /* Zeroes a secret key in a way the compiler may not drop. */
 void nixcache_sign_secret_wipe(nixcache_sign_secret_t *sk);

@@ -58,6 +58,50 @@ static const match_t  matches[] = {
     { "0c6kzph7l0dcbfmjap64f0czdafn3b7e.ls", NIXCACHE_ROUTE_NONE, NULL },
     { "log/" H32 "-hello", NIXCACHE_ROUTE_NONE, NULL },
     { "realisations/sha256:x!out.doi", NIXCACHE_ROUTE_NONE, NULL },
+
+    /* upstream/<name>/<store hash>/<the upstream narinfo's URL> */
+    { "upstream/cno/" H32 "/nar/" H52 ".nar.xz", NIXCACHE_ROUTE_UPSTREAM,
+      H32 },
+    { "upstream/a_b-1/" H32 "/x", NIXCACHE_ROUTE_UPSTREAM, H32 },
+    { "upstream/cno/e" H32 "/nar/x.nar", NIXCACHE_ROUTE_BAD_HASH, NULL },
+    { "upstream/cno/" H32 "/", NIXCACHE_ROUTE_NONE, NULL },
+    { "upstream/cno/" H32, NIXCACHE_ROUTE_NONE, NULL },
+    { "upstream/cno/" H32 "/nar/../x", NIXCACHE_ROUTE_NONE, NULL },
+    { "upstream/cno/" H32 "/nar//x", NIXCACHE_ROUTE_NONE, NULL },
+    { "upstream/cno/" H32 "/./x", NIXCACHE_ROUTE_NONE, NULL },
+    { "upstream/cno/" H32 "/nar/x?y", NIXCACHE_ROUTE_NONE, NULL },
+    { "upstream/cno/" H32 "/nar/x%2f", NIXCACHE_ROUTE_NONE, NULL },
+    { "upstream/c.o/" H32 "/nar/x", NIXCACHE_ROUTE_NONE, NULL },
+    { "upstream//" H32 "/nar/x", NIXCACHE_ROUTE_NONE, NULL },
+    { "upstream/", NIXCACHE_ROUTE_NONE, NULL },
+};
+
+
+typedef struct {
+    const char  *url;
+    int          query;
+    int          ok;
+} url_t;
+
+
+static const url_t  urls[] = {
+    { "nar/" H52 ".nar.xz", 0, 1 },
+    { "nar/a/b+c_d-e.f", 0, 1 },
+    { "x", 0, 1 },
+    { "nar/x.nar?hash=abc&x=1", 1, 1 },
+    { "nar/x.nar?hash=abc", 0, 0 },
+    { "nar/x.nar?", 1, 1 },
+    { "", 0, 0 },
+    { "/nar/x", 0, 0 },
+    { "nar/", 0, 0 },
+    { "nar//x", 0, 0 },
+    { "../x", 0, 0 },
+    { "nar/..", 0, 0 },
+    { "nar/./x", 0, 0 },
+    { "http://x/nar", 0, 0 },
+    { "nar/x y", 0, 0 },
+    { "nar/x?a/b", 1, 0 },
+    { "nar/x%20", 0, 0 },
 };
 
 
@@ -175,6 +219,34 @@ main(void)
             is_u64(kind, t->kind, "nar name \"%s\": compression", t->name);
         }
     }
+
+    for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        const url_t  *t = &urls[i];
+
+        is_u64(nixcache_route_upstream_url(t->url, strlen(t->url), t->query),
+               t->ok, "upstream URL \"%s\" (query %d)", t->url, t->query);
+    }
+
+    /* the upstream route's parts */
+
+    nixcache_route_match(&rt, "upstream/cno/" H32 "/nar/x.nar.xz",
+                         sizeof("upstream/cno/" H32 "/nar/x.nar.xz") - 1);
+    is_u64(rt.route, NIXCACHE_ROUTE_UPSTREAM, "upstream route");
+    is_str("upstream/cno/" H32 "/nar/x.nar.xz" + rt.name_off, rt.name_len,
+           "cno", "upstream route: the name");
+    is_str("upstream/cno/" H32 "/nar/x.nar.xz" + rt.url_off,
+           sizeof("upstream/cno/" H32 "/nar/x.nar.xz") - 1 - rt.url_off,
+           "nar/x.nar.xz", "upstream route: the URL");
+
+    memset(name, 'a', NIXCACHE_ROUTE_UPSTREAM_NAME_MAX + 1);
+    ok(nixcache_route_upstream_name(name, NIXCACHE_ROUTE_UPSTREAM_NAME_MAX)
+       == 1, "upstream name of %d characters",
+       NIXCACHE_ROUTE_UPSTREAM_NAME_MAX);
+    ok(nixcache_route_upstream_name(name,
+                                    NIXCACHE_ROUTE_UPSTREAM_NAME_MAX + 1)
+       == 0, "upstream name of %d characters: refused",
+       NIXCACHE_ROUTE_UPSTREAM_NAME_MAX + 1);
+    ok(nixcache_route_upstream_name("", 0) == 0, "empty upstream name");
 
     /* the longest name allowed, and one more */
 

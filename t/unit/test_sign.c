@@ -130,6 +130,7 @@ static void test_nix_vectors(void);
 static void test_parse(void);
 static void test_format(void);
 static void test_round_trip(void);
+static void test_trusted(void);
 static int secret_ok(const char *text, size_t len);
 static const char *secret_err(const char *text);
 static const char *public_err(const char *text);
@@ -147,6 +148,7 @@ main(void)
     test_parse();
     test_format();
     test_round_trip();
+    test_trusted();
 
     return done_testing();
 }
@@ -519,4 +521,57 @@ public_err(const char *text)
     }
 
     return err ? err : "(no message)";
+}
+
+
+/* nixcache_sign_trusted(): require-sigs over a narinfo and a key list */
+
+static void
+test_trusted(void)
+{
+    char                     text[2048];
+    size_t                   len;
+    const char              *err, *p;
+    const vector_t          *v;
+    nixcache_narinfo_t       ni;
+    nixcache_sign_public_t   keys[2];
+    nixcache_sign_secret_t   other;
+
+    v = &vectors[0];
+
+    err = NULL;
+    ok(nixcache_sign_public_parse(&keys[1], NIX_PK, strlen(NIX_PK), &err)
+       == 0, "trusted: Nix public key parses");
+    ok(nixcache_sign_keypair(&other, &keys[0], "other-1", 7, &err) == 0,
+       "trusted: another key pair");
+
+    ok(nixcache_narinfo_parse(&ni, v->narinfo, strlen(v->narinfo), &err)
+       == 0, "trusted: narinfo parses");
+
+    ok(nixcache_sign_trusted(keys, 2, &ni) == 1,
+       "trusted: signed by the second key of two");
+    ok(nixcache_sign_trusted(keys, 1, &ni) == 0,
+       "trusted: not by a key that did not sign it");
+    ok(nixcache_sign_trusted(keys, 0, &ni) == 0, "trusted: no keys");
+
+    /* one byte of the narinfo changed: the signature no longer holds */
+
+    len = strlen(v->narinfo);
+    memcpy(text, v->narinfo, len);
+    p = strstr(text, "NarSize: 128");
+    text[p - text + sizeof("NarSize: 12") - 1] = '9';
+
+    ok(nixcache_narinfo_parse(&ni, text, len, &err) == 0,
+       "trusted: changed narinfo parses");
+    ok(nixcache_sign_trusted(keys, 2, &ni) == 0,
+       "trusted: NarSize changed: refused");
+
+    /* unsigned */
+
+    ok(nixcache_narinfo_parse(&ni, v->narinfo, strlen(v->narinfo), &err)
+       == 0, "trusted: narinfo parses again");
+    ni.nsigs = 0;
+    ok(nixcache_sign_trusted(keys, 2, &ni) == 0, "trusted: no Sig: refused");
+
+    nixcache_sign_secret_wipe(&other);
 }
