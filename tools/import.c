@@ -461,9 +461,6 @@ static int
 nixcache_import_sigs(nixcache_import_t *im, const char *where,
     nixcache_narinfo_t *ni)
 {
-    char    *fp;
-    size_t   i, k, len;
-
     if (im->nkeys == 0) {
         return 0;
     }
@@ -474,34 +471,21 @@ nixcache_import_sigs(nixcache_import_t *im, const char *where,
         return -1;
     }
 
-    len = nixcache_narinfo_fingerprint(NULL, 0, ni);
-    if (len == 0) {
+    if (nixcache_narinfo_fingerprint(NULL, 0, ni) == 0) {
         nixcache_error("%s: no signature fingerprint (NarHash not sha256?)",
                        where);
         return -1;
     }
 
-    fp = malloc(len + 1);
-    if (fp == NULL) {
+    switch (nixcache_sign_trusted(im->keys, im->nkeys, ni)) {
+
+    case 1:
+        return 0;
+
+    case -1:
         nixcache_error("out of memory");
         return -1;
     }
-
-    nixcache_narinfo_fingerprint(fp, len + 1, ni);
-
-    for (i = 0; i < ni->nsigs; i++) {
-        for (k = 0; k < im->nkeys; k++) {
-            if (nixcache_sign_verify(&im->keys[k], ni->sigs[i].data,
-                                     ni->sigs[i].len, fp, len)
-                == 1)
-            {
-                free(fp);
-                return 0;
-            }
-        }
-    }
-
-    free(fp);
 
     nixcache_error("%s: no valid signature by a trusted key (%zu Sig "
                    "lines, none verifies with --trusted-key)", where,
