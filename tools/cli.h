@@ -9,7 +9,8 @@
  *                progress; publication of a NAR in Redis
  *   push.c       store paths in (nix path-info, nix store dump-path)
  *   pushurl.c    push --url: store paths sent to a cache's upload routes
- *   import.c     a flat binary cache directory in
+ *   import.c     a flat binary cache directory in (import.h)
+ *   importurl.c  import --from-url: an HTTP(S) binary cache in
  */
 
 #ifndef NIXCACHE_CLI_H
@@ -42,6 +43,7 @@
 #define NIXCACHE_STORE_DIR              "/nix/store/"
 
 #define NIXCACHE_CLI_EXCLUDE_MAX        16      /* push --exclude */
+#define NIXCACHE_CLI_TRUSTED_MAX        16      /* import --trusted-key */
 
 
 typedef struct {
@@ -63,6 +65,11 @@ typedef struct {
     const char                *skip_upstream;  /* push: a cache's URL */
     const char                *exclude[NIXCACHE_CLI_EXCLUDE_MAX];
     unsigned                   nexclude;    /* push --exclude REGEX */
+    const char                *from_url;    /* import --from-url */
+    const char                *cacert;      /* import --cacert */
+    const char                *trusted[NIXCACHE_CLI_TRUSTED_MAX];
+    unsigned                   ntrusted;    /* import --trusted-key */
+    unsigned                   no_check_sigs:1;
     unsigned                   recursive:1;
     unsigned                   force:1;
     unsigned                   quiet:1;
@@ -114,6 +121,16 @@ typedef struct {
     nixcache_stats_t          *stats;
     nixcache_sign_secret_t    *sign_key;    /* NULL: no signing */
 } nixcache_cli_ingest_t;
+
+
+/*
+ * A compressed file's bytes fed to d, to its end (eof included):
+ * file_hash and *file_size get the SHA-256 and size of what was fed.
+ * 0, or -1 with its own errors printed and those of d
+ * (nixcache_decomp_error) left to the caller.
+ */
+typedef int (*nixcache_cli_pump_pt)(void *data, const char *name,
+    nixcache_decomp_t *d, unsigned char *file_hash, uint64_t *file_size);
 
 
 /* nixcache.c */
@@ -172,9 +189,10 @@ int nixcache_cli_ingest_write(nixcache_cli_ingest_t *ing, const void *p,
 int nixcache_cli_ingest_finish(nixcache_cli_ingest_t *ing);
 void nixcache_cli_ingest_free(nixcache_cli_ingest_t *ing);
 void nixcache_cli_ingest_summary(nixcache_cli_ingest_t *ing);
-int nixcache_cli_decompress_fd(nixcache_cli_ingest_t *ing, int fd,
+int nixcache_cli_decompress(nixcache_cli_ingest_t *ing,
     nixcache_decomp_e kind, const char *name, uint64_t limit,
-    unsigned char *file_hash, uint64_t *file_size);
+    nixcache_cli_pump_pt pump, void *data, unsigned char *file_hash,
+    uint64_t *file_size);
 int nixcache_publish(nixcache_cli_ingest_t *ing, nixcache_redis_t *r,
     nixcache_narinfo_t *ni, const char *store_hash, int replace);
 

@@ -19,26 +19,30 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "import.h"
 #include "nixcache_gc.h"
 
 
+/* a NAR that failed its checks: not tried again as a gc refusal is */
+#define NIXCACHE_IMPORT_BAD         (-3)
+
+
 typedef struct {
-    nixcache_opts_t           *opts;
-    nixcache_stats_t           stats;
-    nixcache_redis_t           redis;
-    nixcache_cli_ingest_t      ingest;
-    const char                *source;
     char                     **names;
     size_t                     nnames;
-    char                      *text;
-} nixcache_import_t;
+} nixcache_import_dir_t;
 
 
-static int nixcache_import_list(nixcache_import_t *im);
+static int nixcache_import_list(const char *source,
+    nixcache_import_dir_t *d);
 static int nixcache_import_cmp(const void *a, const void *b);
-static int nixcache_import_one(nixcache_import_t *im, const char *name);
-static int nixcache_import_nar(nixcache_import_t *im, const char *file,
+static int nixcache_import_file(nixcache_import_t *im, const char *name);
+static int nixcache_import_sigs(nixcache_import_t *im, const char *where,
+    nixcache_narinfo_t *ni);
+static int nixcache_import_nar(nixcache_import_t *im, const char *loc,
     nixcache_narinfo_t *ni, const char *base);
+static int nixcache_import_pump_file(void *data, const char *loc,
+    nixcache_decomp_t *d, unsigned char *file_hash, uint64_t *file_size);
 static int nixcache_import_read(const char *path, char *buf, size_t cap,
     size_t *len);
 static char *nixcache_path_join(const char *dir, const char *name,
@@ -48,111 +52,194 @@ static char *nixcache_path_join(const char *dir, const char *name,
 int
 nixcache_import(nixcache_opts_t *o, int argc, char **argv)
 {
-    int                 rc;
-    size_t              i;
-    nixcache_import_t   im;
+    int                     rc;
+    size_t                  i;
+    nixcache_import_t       im;
+    nixcache_import_dir_t   dir;
+
+    if (o->from_url != NULL) {
+        return nixcache_import_url(o, argc, argv);
+    }
 
     if (argc != 1) {
-        nixcache_error("import: exactly one SOURCE-DIR expected");
+        nixcache_error("import: exactly one SOURCE-DIR expected (or "
+                       "--from-url URL PATH...)");
+        return 2;
+    }
+
+    if (o->recursive || o->cacert != NULL || o->no_check_sigs) {
+        nixcache_error("import: -r, --cacert and --no-check-sigs go with "
+                       "--from-url");
         return 2;
     }
 
     memset(&im, 0, sizeof(nixcache_import_t));
-
-    im.opts = o;
-    im.source = argv[0];
-    im.stats.command = "import";
-    im.stats.quiet = o->quiet;
-    im.stats.verbose = o->verbose;
-    im.stats.start = nixcache_now();
-    im.stats.last = im.stats.start;
+    memset(&dir, 0, sizeof(nixcache_import_dir_t));
 
     rc = 1;
 
-    im.text = malloc(NIXCACHE_NARINFO_MAX_LEN + 1);
-    if (im.text == NULL) {
-        nixcache_error("out of memory");
-        goto done;
-    }
-
-    if (nixcache_import_list(&im) != 0
-        || nixcache_cli_ingest_init(&im.ingest, o, &im.stats) != 0
-        || (o->chunks != NULL
-            && nixcache_prepare_chunks_dir(o->chunks) != 0)
-        || nixcache_redis_open(&im.redis, o->redis, o->redis_auth,
-                               o->prefix) != 0)
+    if (nixcache_import_list(argv[0], &dir) != 0
+        || nixcache_import_open(&im, o) != 0)
     {
         goto done;
     }
 
-    im.stats.paths_total = im.nnames;
+    im.source = argv[0];
+    im.base = argv[0];
+    im.pump = nixcache_import_pump_file;
 
-    for (i = 0; i < im.nnames; i++) {
-        switch (nixcache_import_one(&im, im.names[i])) {
+    im.stats.paths_total = dir.nnames;
 
-        case 0:
-            break;
-
-        case 1:
-            im.stats.paths_skipped++;
-            break;
-
-        default:
-            im.stats.paths_failed++;
-
-            if (im.redis.ctx == NULL || im.redis.ctx->err) {
-                /* Redis is gone: the rest would fail the same way */
-                goto done;
-            }
-
-            break;
+    for (i = 0; i < dir.nnames; i++) {
+        if (nixcache_import_count(&im, nixcache_import_file(&im,
+                                                           dir.names[i]))
+            != 0)
+        {
+            goto done;
         }
-
-        im.stats.paths_done++;
-        nixcache_progress(&im.stats, 0);
     }
 
     rc = (im.stats.paths_failed > 0) ? 1 : 0;
 
-    if (im.nnames == 0) {
+    if (dir.nnames == 0) {
         nixcache_info(&im.stats, "%s: no *.narinfo files", im.source);
     }
 
 done:
 
-    if (im.stats.paths_total > 0) {
-        nixcache_progress(&im.stats, 1);
+    for (i = 0; i < dir.nnames; i++) {
+        free(dir.names[i]);
     }
 
-    nixcache_cli_ingest_summary(&im.ingest);
+    free(dir.names);
 
-    for (i = 0; i < im.nnames; i++) {
-        free(im.names[i]);
-    }
-
-    free(im.names);
-    free(im.text);
-
-    nixcache_redis_close(&im.redis);
-    nixcache_cli_ingest_free(&im.ingest);
+    nixcache_import_close(&im);
 
     return rc;
+}
+
+
+int
+nixcache_import_open(nixcache_import_t *im, nixcache_opts_t *o)
+{
+    size_t       i;
+    const char  *err;
+
+    memset(im, 0, sizeof(nixcache_import_t));
+
+    im->opts = o;
+    im->stats.command = "import";
+    im->stats.quiet = o->quiet;
+    im->stats.verbose = o->verbose;
+    im->stats.start = nixcache_now();
+    im->stats.last = im->stats.start;
+
+    im->text = malloc(NIXCACHE_NARINFO_MAX_LEN + 1);
+    if (im->text == NULL) {
+        nixcache_error("out of memory");
+        return -1;
+    }
+
+    if (o->ntrusted > 0) {
+        if (nixcache_sign_init() != 0) {
+            nixcache_error("cannot initialise libsodium");
+            return -1;
+        }
+
+        im->keys = calloc(o->ntrusted, sizeof(nixcache_sign_public_t));
+        if (im->keys == NULL) {
+            nixcache_error("out of memory");
+            return -1;
+        }
+
+        for (i = 0; i < o->ntrusted; i++) {
+            if (nixcache_sign_public_parse(&im->keys[i], o->trusted[i],
+                                           strlen(o->trusted[i]), &err)
+                != 0)
+            {
+                nixcache_error("--trusted-key \"%s\": %s (NAME:BASE64 "
+                               "expected, as in trusted-public-keys)",
+                               o->trusted[i], err);
+                return -1;
+            }
+        }
+
+        im->nkeys = o->ntrusted;
+    }
+
+    if (nixcache_cli_ingest_init(&im->ingest, o, &im->stats) != 0
+        || (o->chunks != NULL
+            && nixcache_prepare_chunks_dir(o->chunks) != 0)
+        || nixcache_redis_open(&im->redis, o->redis, o->redis_auth,
+                               o->prefix) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+void
+nixcache_import_close(nixcache_import_t *im)
+{
+    if (im->stats.paths_total > 0) {
+        nixcache_progress(&im->stats, 1);
+    }
+
+    nixcache_cli_ingest_summary(&im->ingest);
+
+    free(im->keys);
+    free(im->text);
+
+    nixcache_redis_close(&im->redis);
+    nixcache_cli_ingest_free(&im->ingest);
+}
+
+
+int
+nixcache_import_count(nixcache_import_t *im, int rc)
+{
+    switch (rc) {
+
+    case 0:
+        break;
+
+    case 1:
+        im->stats.paths_skipped++;
+        break;
+
+    default:
+        im->stats.paths_failed++;
+
+        if (im->redis.ctx == NULL || im->redis.ctx->err) {
+            /* Redis is gone: the rest would fail the same way */
+            return -1;
+        }
+
+        break;
+    }
+
+    im->stats.paths_done++;
+    nixcache_progress(&im->stats, 0);
+
+    return 0;
 }
 
 
 /* The *.narinfo names of the source directory, sorted. */
 
 static int
-nixcache_import_list(nixcache_import_t *im)
+nixcache_import_list(const char *source, nixcache_import_dir_t *d)
 {
     DIR            *dir;
     char          **names;
     size_t          len, cap;
     struct dirent  *de;
 
-    dir = opendir(im->source);
+    dir = opendir(source);
     if (dir == NULL) {
-        nixcache_error("%s: %s", im->source, strerror(errno));
+        nixcache_error("%s: %s", source, strerror(errno));
         return -1;
     }
 
@@ -164,7 +251,7 @@ nixcache_import_list(nixcache_import_t *im)
 
         if (de == NULL) {
             if (errno != 0) {
-                nixcache_error("%s: %s", im->source, strerror(errno));
+                nixcache_error("%s: %s", source, strerror(errno));
                 closedir(dir);
                 return -1;
             }
@@ -181,31 +268,31 @@ nixcache_import_list(nixcache_import_t *im)
             continue;
         }
 
-        if (im->nnames == cap) {
+        if (d->nnames == cap) {
             cap = cap ? cap * 2 : 64;
-            names = realloc(im->names, cap * sizeof(char *));
+            names = realloc(d->names, cap * sizeof(char *));
             if (names == NULL) {
                 nixcache_error("out of memory");
                 closedir(dir);
                 return -1;
             }
 
-            im->names = names;
+            d->names = names;
         }
 
-        im->names[im->nnames] = strdup(de->d_name);
-        if (im->names[im->nnames] == NULL) {
+        d->names[d->nnames] = strdup(de->d_name);
+        if (d->names[d->nnames] == NULL) {
             nixcache_error("out of memory");
             closedir(dir);
             return -1;
         }
 
-        im->nnames++;
+        d->nnames++;
     }
 
     closedir(dir);
 
-    qsort(im->names, im->nnames, sizeof(char *), nixcache_import_cmp);
+    qsort(d->names, d->nnames, sizeof(char *), nixcache_import_cmp);
 
     return 0;
 }
@@ -218,16 +305,14 @@ nixcache_import_cmp(const void *a, const void *b)
 }
 
 
-/* 0 imported, 1 already present, -1 failed (reported). */
+/* A file of the directory: 0 imported, 1 present, -1 failed. */
 
 static int
-nixcache_import_one(nixcache_import_t *im, const char *name)
+nixcache_import_file(nixcache_import_t *im, const char *name)
 {
-    int                  rc, tries;
-    char                *path, *file, *sp;
-    size_t               len;
-    const char          *err, *base;
-    nixcache_narinfo_t   ni;
+    int      rc;
+    char    *path;
+    size_t   len;
 
     path = nixcache_path_join(im->source, name, strlen(name));
     if (path == NULL) {
@@ -236,14 +321,30 @@ nixcache_import_one(nixcache_import_t *im, const char *name)
 
     rc = nixcache_import_read(path, im->text, NIXCACHE_NARINFO_MAX_LEN + 1,
                               &len);
-    if (rc != 0) {
-        free(path);
-        return -1;
+
+    if (rc == 0) {
+        rc = nixcache_import_narinfo(im, path, len, name);
     }
 
+    free(path);
+
+    return rc;
+}
+
+
+/* import.h */
+
+int
+nixcache_import_narinfo(nixcache_import_t *im, const char *where, size_t len,
+    const char *hash)
+{
+    int                  rc, tries;
+    char                *loc, *sp;
+    const char          *err, *base;
+    nixcache_narinfo_t   ni;
+
     if (nixcache_narinfo_parse(&ni, im->text, len, &err) != 0) {
-        nixcache_error("%s: %s", path, err);
-        free(path);
+        nixcache_error("%s: %s", where, err);
         return -1;
     }
 
@@ -252,25 +353,29 @@ nixcache_import_one(nixcache_import_t *im, const char *name)
     sp = strndup(ni.store_path.data, ni.store_path.len);
     if (sp == NULL) {
         nixcache_error("out of memory");
-        free(path);
         return -1;
     }
 
     rc = -1;
-    file = NULL;
+    loc = NULL;
 
     if (nixcache_store_path_hash(sp, &base) != 0) {
         nixcache_error("%s: StorePath \"%s\" is not a store path under "
-                       NIXCACHE_STORE_DIR, path, sp);
+                       NIXCACHE_STORE_DIR, where, sp);
         goto done;
     }
 
-    if (strncmp(name, base, NIXCACHE_STORE_HASH_NIX32_LEN) != 0
-        || strlen(name) != NIXCACHE_STORE_HASH_NIX32_LEN
-                           + sizeof(".narinfo") - 1)
+    if (strncmp(hash, base, NIXCACHE_STORE_HASH_NIX32_LEN) != 0
+        || (hash[NIXCACHE_STORE_HASH_NIX32_LEN] != '\0'
+            && strcmp(hash + NIXCACHE_STORE_HASH_NIX32_LEN, ".narinfo")
+               != 0))
     {
-        nixcache_error("%s: file name does not match StorePath %s", path,
+        nixcache_error("%s: file name does not match StorePath %s", where,
                        sp);
+        goto done;
+    }
+
+    if (nixcache_import_sigs(im, where, &ni) != 0) {
         goto done;
     }
 
@@ -293,20 +398,20 @@ nixcache_import_one(nixcache_import_t *im, const char *name)
     if (ni.url.len == 0 || ni.url.data[0] == '/'
         || memmem(ni.url.data, ni.url.len, "..", 2) != NULL)
     {
-        nixcache_error("%s: URL \"%.*s\" is not a file in %s", path,
+        nixcache_error("%s: URL \"%.*s\" is not a file in %s", where,
                        (int) ni.url.len, ni.url.data, im->source);
         goto done;
     }
 
-    file = nixcache_path_join(im->source, ni.url.data, ni.url.len);
-    if (file == NULL) {
+    loc = nixcache_path_join(im->base, ni.url.data, ni.url.len);
+    if (loc == NULL) {
         goto done;
     }
 
     ni.store_path.data = sp;
 
     for (tries = 1; ; tries++) {
-        rc = nixcache_import_nar(im, file, &ni, base);
+        rc = nixcache_import_nar(im, loc, &ni, base);
 
         /* a gc ran meanwhile: the chunks are checked (written) again */
 
@@ -317,7 +422,7 @@ nixcache_import_one(nixcache_import_t *im, const char *name)
 
     if (rc != 0) {
         if (rc == NIXCACHE_GC_REFUSED) {
-            nixcache_error("%s: refused %d times while gc ran", file, tries);
+            nixcache_error("%s: refused %d times while gc ran", loc, tries);
         }
 
         rc = -1;
@@ -339,19 +444,68 @@ done:
         nixcache_error("%s: not imported", sp);
     }
 
-    free(file);
+    free(loc);
     free(sp);
-    free(path);
 
     return rc;
 }
 
 
+/*
+ * With --trusted-key: one Sig line must verify with one of the keys, as
+ * Nix's require-sigs wants.  Without, nothing is checked (--from-url
+ * wants --no-check-sigs then).
+ */
+
 static int
-nixcache_import_nar(nixcache_import_t *im, const char *file,
+nixcache_import_sigs(nixcache_import_t *im, const char *where,
+    nixcache_narinfo_t *ni)
+{
+    if (im->nkeys == 0) {
+        return 0;
+    }
+
+    if (ni->nsigs == 0) {
+        nixcache_error("%s: unsigned (no Sig line), and --trusted-key is "
+                       "given", where);
+        return -1;
+    }
+
+    if (nixcache_narinfo_fingerprint(NULL, 0, ni) == 0) {
+        nixcache_error("%s: no signature fingerprint (NarHash not sha256?)",
+                       where);
+        return -1;
+    }
+
+    switch (nixcache_sign_trusted(im->keys, im->nkeys, ni)) {
+
+    case 1:
+        return 0;
+
+    case -1:
+        nixcache_error("out of memory");
+        return -1;
+    }
+
+    nixcache_error("%s: no valid signature by a trusted key (%zu Sig "
+                   "lines, none verifies with --trusted-key)", where,
+                   ni->nsigs);
+
+    return -1;
+}
+
+
+/*
+ * One NAR from loc through the pipeline, checked, published: 0, -1 or
+ * NIXCACHE_GC_REFUSED from the publication, NIXCACHE_IMPORT_BAD when the
+ * NAR or its source failed (nothing published; not worth a retry).
+ */
+
+static int
+nixcache_import_nar(nixcache_import_t *im, const char *loc,
     nixcache_narinfo_t *ni, const char *base)
 {
-    int                 fd, rc;
+    int                 rc;
     char                got[NIXCACHE_HASH_STR_LEN];
     char                want[NIXCACHE_HASH_STR_LEN];
     uint64_t            file_size;
@@ -368,16 +522,16 @@ nixcache_import_nar(nixcache_import_t *im, const char *file,
                != 0)
     {
         nixcache_error("%s: unsupported Compression \"%.*s\" (none, xz, "
-                       "zstd and bzip2 are)", file,
+                       "zstd and bzip2 are)", loc,
                        (int) ni->compression.len, ni->compression.data);
-        return -1;
+        return NIXCACHE_IMPORT_BAD;
     }
 
     if (nixcache_hash_parse(nar_hash, ni->nar_hash.data, ni->nar_hash.len)
         != 0)
     {
-        nixcache_error("%s: unreadable NarHash", file);
-        return -1;
+        nixcache_error("%s: unreadable NarHash", loc);
+        return NIXCACHE_IMPORT_BAD;
     }
 
     if (ni->file_hash.len > 0
@@ -385,34 +539,25 @@ nixcache_import_nar(nixcache_import_t *im, const char *file,
                                ni->file_hash.len)
            != 0)
     {
-        nixcache_error("%s: unreadable FileHash", file);
-        return -1;
-    }
-
-    fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (fd == -1) {
-        nixcache_error("%s: %s", file, strerror(errno));
-        return -1;
+        nixcache_error("%s: unreadable FileHash", loc);
+        return NIXCACHE_IMPORT_BAD;
     }
 
     if (nixcache_redis_gen(&im->redis) != 0
         || nixcache_cli_ingest_begin(&im->ingest) != 0)
     {
-        close(fd);
         return -1;
     }
 
-    rc = nixcache_cli_decompress_fd(&im->ingest, fd, kind, file,
-                                    ni->nar_size, src_hash, &file_size);
-
-    close(fd);
-
+    rc = nixcache_cli_decompress(&im->ingest, kind, loc, ni->nar_size,
+                                 im->pump, im,
+                                 src_hash, &file_size);
     if (rc != 0) {
-        return -1;
+        return NIXCACHE_IMPORT_BAD;
     }
 
     if (nixcache_cli_ingest_finish(&im->ingest) != 0) {
-        return -1;
+        return NIXCACHE_IMPORT_BAD;
     }
 
     if ((ni->file_hash.len > 0
@@ -421,12 +566,12 @@ nixcache_import_nar(nixcache_import_t *im, const char *file,
     {
         nixcache_hash_format(got, src_hash);
         nixcache_error("%s: corrupt source file: %llu bytes with FileHash "
-                       "%.*s, the narinfo says %llu bytes, %.*s", file,
+                       "%.*s, the narinfo says %llu bytes, %.*s", loc,
                        (unsigned long long) file_size,
                        (int) NIXCACHE_HASH_STR_LEN, got,
                        (unsigned long long) ni->file_size,
                        (int) ni->file_hash.len, ni->file_hash.data);
-        return -1;
+        return NIXCACHE_IMPORT_BAD;
     }
 
     if (im->ingest.core.nar.nar_size != ni->nar_size
@@ -437,17 +582,37 @@ nixcache_import_nar(nixcache_import_t *im, const char *file,
         nixcache_hash_format(got, im->ingest.core.nar.nar_hash);
         nixcache_hash_format(want, nar_hash);
         nixcache_error("%s: NAR mismatch: %llu bytes with NarHash %.*s, "
-                       "the narinfo says %llu bytes, %.*s", file,
+                       "the narinfo says %llu bytes, %.*s", loc,
                        (unsigned long long)
                            im->ingest.core.nar.nar_size,
                        (int) NIXCACHE_HASH_STR_LEN, got,
                        (unsigned long long) ni->nar_size,
                        (int) NIXCACHE_HASH_STR_LEN, want);
-        return -1;
+        return NIXCACHE_IMPORT_BAD;
     }
 
     return nixcache_publish(&im->ingest, &im->redis, ni, base,
                             im->opts->force);
+}
+
+
+static int
+nixcache_import_pump_file(void *data, const char *loc, nixcache_decomp_t *d,
+    unsigned char *file_hash, uint64_t *file_size)
+{
+    int  fd, rc;
+
+    fd = open(loc, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        nixcache_error("%s: %s", loc, strerror(errno));
+        return -1;
+    }
+
+    rc = nixcache_decomp_fd(d, fd, file_hash, file_size);
+
+    close(fd);
+
+    return rc;
 }
 
 
@@ -515,9 +680,13 @@ nixcache_path_join(const char *dir, const char *name, size_t len)
     }
 
     memcpy(p, dir, dlen);
-    p[dlen] = '/';
-    memcpy(p + dlen + 1, name, len);
-    p[dlen + 1 + len] = '\0';
+
+    if (dlen == 0 || dir[dlen - 1] != '/') {
+        p[dlen++] = '/';
+    }
+
+    memcpy(p + dlen, name, len);
+    p[dlen + len] = '\0';
 
     return p;
 }

@@ -252,14 +252,15 @@ nixcache_cli_ingest_finish(nixcache_cli_ingest_t *ing)
 
 
 /*
- * Reads fd (a NAR compressed with kind) to its end into the pipeline;
- * file_hash and *file_size get the compressed input's.  A NAR longer than
- * limit (NarSize) is refused.  Errors are printed prefixed with name.
+ * A NAR compressed with kind, fed by pump (a file, an HTTP body: cli.h)
+ * to its end, into the pipeline; file_hash and *file_size get the
+ * compressed input's.  A NAR longer than limit (NarSize) is refused.
+ * Errors are printed prefixed with name.
  */
 
 int
-nixcache_cli_decompress_fd(nixcache_cli_ingest_t *ing, int fd,
-    nixcache_decomp_e kind, const char *name, uint64_t limit,
+nixcache_cli_decompress(nixcache_cli_ingest_t *ing, nixcache_decomp_e kind,
+    const char *name, uint64_t limit, nixcache_cli_pump_pt pump, void *data,
     unsigned char *file_hash, uint64_t *file_size)
 {
     int                 rc;
@@ -271,13 +272,13 @@ nixcache_cli_decompress_fd(nixcache_cli_ingest_t *ing, int fd,
         return -1;
     }
 
-    rc = nixcache_decomp_fd(d, fd, file_hash, file_size);
+    rc = pump(data, name, d, file_hash, file_size);
 
     if (rc != 0) {
         if (nixcache_decomp_error(d) == NIXCACHE_DECOMP_ERR_OUTPUT) {
             nixcache_cli_ingest_error(ing);
 
-        } else {
+        } else if (nixcache_decomp_error(d) != NIXCACHE_DECOMP_OK) {
             nixcache_error("%s: %s", name, nixcache_decomp_strerror(d));
         }
     }

@@ -23,7 +23,7 @@ _nixcache() {
 
     case $prev in
     --redis-auth|--chunks|--sign-key|--s3-credentials|--token-file|\
-    --nix-conf|--netrc|--metrics-file)
+    --nix-conf|--netrc|--metrics-file|--cacert)
         COMPREPLY=($(compgen -f -- "$cur"))
         return ;;
     --store)
@@ -32,14 +32,15 @@ _nixcache() {
     --redis|--prefix|--level|--jobs|-j|--chunk-min|--chunk-avg|\
     --chunk-max|--s3-endpoint|--s3-bucket|--s3-region|--s3-prefix|\
     --s3-inflight|--s3-attempts|--url|--token|--exclude|--skip-upstream|\
-    --key|--grace|--keep-days)
+    --key|--grace|--keep-days|--from-url|--trusted-key)
         return ;;
     esac
 
     case $cmd in
     push)   opts="$_nixcache_common --store --recursive --url --token
                   --token-file --exclude --skip-upstream" ;;
-    import) opts=$_nixcache_common ;;
+    import) opts="$_nixcache_common --from-url --trusted-key --no-check-sigs
+                  --cacert --recursive" ;;
     verify) opts='--redis --redis-auth --chunks --prefix --quick
                   --s3-endpoint --s3-bucket --s3-region --s3-prefix
                   --s3-credentials --s3-path-style --s3-virtual-host

@@ -55,6 +55,10 @@ enum {
     NIXCACHE_OPT_TOKEN_FILE,
     NIXCACHE_OPT_EXCLUDE,
     NIXCACHE_OPT_SKIP_UPSTREAM,
+    NIXCACHE_OPT_FROM_URL,
+    NIXCACHE_OPT_TRUSTED_KEY,
+    NIXCACHE_OPT_NO_CHECK_SIGS,
+    NIXCACHE_OPT_CACERT,
     NIXCACHE_OPT_HELP
 };
 
@@ -176,6 +180,11 @@ static const struct option  nixcache_push_options[] = {
 
 static const struct option  nixcache_import_options[] = {
     NIXCACHE_COMMON_OPTIONS,
+    { "from-url",  required_argument, NULL, NIXCACHE_OPT_FROM_URL },
+    { "trusted-key", required_argument, NULL, NIXCACHE_OPT_TRUSTED_KEY },
+    { "no-check-sigs", no_argument,   NULL, NIXCACHE_OPT_NO_CHECK_SIGS },
+    { "cacert",    required_argument, NULL, NIXCACHE_OPT_CACERT },
+    { "recursive", no_argument,       NULL, 'r' },
     { NULL, 0, NULL, 0 }
 };
 
@@ -204,12 +213,27 @@ static const nixcache_command_t  nixcache_commands[] = {
       NIXCACHE_COMMON_USAGE,
       1 },
 
-    { "import", nixcache_import, "qvj:", nixcache_import_options,
+    { "import", nixcache_import, "rqvj:", nixcache_import_options,
       "usage: nixcache import [OPTIONS] SOURCE-DIR\n"
+      "       nixcache import [OPTIONS] --from-url URL [--trusted-key K]...\n"
+      "                       [--no-check-sigs] [--cacert FILE] [-r] PATH...\n"
       "\n"
       "Adds every *.narinfo of a flat binary cache directory (as made by\n"
-      "`nix copy --to file://DIR`; compression none, xz, zstd or bzip2).\n"
+      "`nix copy --to file://DIR`; compression none, xz, zstd or bzip2),\n"
+      "or with --from-url the store paths PATH (/nix/store/HASH-NAME or\n"
+      "HASH) of the binary cache at URL (http:// or https://).\n"
       "\n"
+      "      --from-url URL   fetch from this binary cache over HTTP(S)\n"
+      "      --trusted-key NAME:BASE64  a path needs a valid Sig by one of\n"
+      "                       these keys (repeatable, up to "
+      NIXCACHE_STRINGIFY(NIXCACHE_CLI_TRUSTED_MAX) "); --from-url\n"
+      "                       needs one, or --no-check-sigs\n"
+      "      --no-check-sigs  --from-url: import unsigned paths (no\n"
+      "                       --trusted-key given)\n"
+      "      --cacert FILE    CA certificates for https:// (default\n"
+      "                       $NIX_SSL_CERT_FILE, $SSL_CERT_FILE,\n"
+      "                       $CURL_CA_BUNDLE, else the system's)\n"
+      "  -r, --recursive      --from-url: the closures of the paths\n"
       NIXCACHE_COMMON_USAGE,
       1 },
 
@@ -279,7 +303,8 @@ nixcache_usage(FILE *f)
         "\n"
         "commands:\n"
         "  push     add store paths (or closures, -r) to the cache\n"
-        "  import   add a flat binary cache directory to the cache\n"
+        "  import   add a flat binary cache directory (or, --from-url, the\n"
+        "           paths of an HTTP binary cache) to the cache\n"
         "  keygen   make a signing key pair in Nix's format\n"
         "  use      print (or write) what a Nix client needs to use a cache\n"
         "  verify   check every narinfo, manifest and chunk (reports only)\n"
@@ -380,6 +405,28 @@ nixcache_run(const nixcache_command_t *cmd, int argc, char **argv)
 
         case NIXCACHE_OPT_STORE:
             o.store = optarg;
+            break;
+
+        case NIXCACHE_OPT_FROM_URL:
+            o.from_url = optarg;
+            break;
+
+        case NIXCACHE_OPT_TRUSTED_KEY:
+            if (o.ntrusted == NIXCACHE_CLI_TRUSTED_MAX) {
+                nixcache_error("%s: at most %d --trusted-key", cmd->name,
+                               NIXCACHE_CLI_TRUSTED_MAX);
+                return 2;
+            }
+
+            o.trusted[o.ntrusted++] = optarg;
+            break;
+
+        case NIXCACHE_OPT_NO_CHECK_SIGS:
+            o.no_check_sigs = 1;
+            break;
+
+        case NIXCACHE_OPT_CACERT:
+            o.cacert = optarg;
             break;
 
         case NIXCACHE_OPT_LEVEL:
