@@ -55,12 +55,14 @@ for my $m (sort keys %mdoc) {
     ok($mdef{$m}, "documented metric $m exists");
 }
 
-# every table row naming a directive, in any of README's other tables
+# every table row naming a directive, in any of README's other tables; a
+# directive is an ngx_string("nixcache...") followed by its context flags
+# (a zone's or a variable's name is not one)
 (my $readme_nometrics = $readme) =~ s/$metrics_re//;
 my %documented = map { $_ => 1 } $readme_nometrics =~ /^\| `(nixcache\w*)/mg;
 my %defined;
 for my $src (grep { !/_variables\.c$/ } glob 'src/ngx_http_nixcache*.c') {
-    $defined{$_} = 1 for slurp($src) =~ /ngx_string\("(nixcache\w*)"\)/g;
+    $defined{$_} = 1 for slurp($src) =~ /ngx_string\("(nixcache\w*)"\),\s*NGX_HTTP_/g;
 }
 ok(%defined, 'the module defines directives');
 for my $d (sort keys %defined) {
