@@ -164,6 +164,7 @@ typedef struct {
 
     /* pull-through (ngx_http_nixcache_upstream.c): in order, or NULL */
     ngx_array_t               *upstreams;
+    ngx_msec_t                 upstream_negative_ttl;  /* 0: none kept */
 
     /* the metrics zone's block of this cache: index + 1, 0 for none */
     ngx_uint_t                 metrics_cache;

@@ -269,6 +269,14 @@ static ngx_command_t  ngx_http_nixcache_commands[] = {
       0,
       NULL },
 
+    { ngx_string("nixcache_upstream_negative_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+      |NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_nixcache_loc_conf_t, upstream_negative_ttl),
+      NULL },
+
     { ngx_string("nixcache_sign_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
       |NGX_CONF_TAKE1,
@@ -558,12 +566,21 @@ ngx_http_nixcache_info(ngx_http_request_t *r)
 }
 
 
+/*
+ * GET <prefix>narinfo:<hash>; with upstreams and a negative cache, MGET
+ * of it and <prefix>absent:<hash> (one round trip either way).
+ */
+
 static ngx_int_t
 ngx_http_nixcache_narinfo(ngx_http_request_t *r, ngx_str_t *hash)
 {
-    size_t                         argvlen[2];
-    ngx_str_t                     *key;
-    const char                    *argv[2];
+    int                            argc;
+    size_t                         argvlen[3];
+    ngx_str_t                     *key, absent;
+    const char                    *argv[3];
+    ngx_http_nixcache_loc_conf_t  *nlcf;
+
+    nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
 
     /* the key outlives the command: the reply handler logs it */
 
@@ -583,9 +600,25 @@ ngx_http_nixcache_narinfo(ngx_http_request_t *r, ngx_str_t *hash)
     argvlen[0] = sizeof("GET") - 1;
     argv[1] = (const char *) key->data;
     argvlen[1] = key->len;
+    argc = 2;
+
+    if (nlcf->upstreams != NULL && nlcf->upstream_negative_ttl != 0) {
+        if (ngx_http_nixcache_key(r, &absent, NIXCACHE_KEY_KIND_ABSENT,
+                                  hash->data, hash->len)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        argv[0] = "MGET";
+        argvlen[0] = sizeof("MGET") - 1;
+        argv[2] = (const char *) absent.data;
+        argvlen[2] = absent.len;
+        argc = 3;
+    }
 
     if (ngx_http_nixcache_redis_command(r, ngx_http_nixcache_narinfo_reply,
-                                        key, 2, argv, argvlen)
+                                        key, argc, argv, argvlen)
         != NGX_OK)
     {
         return NGX_HTTP_SERVICE_UNAVAILABLE;
@@ -605,6 +638,7 @@ ngx_http_nixcache_narinfo_reply(ngx_http_request_t *r, redisReply *reply,
 
     ngx_int_t                      rc;
     ngx_str_t                      hash;
+    redisReply                    *absent;
     ngx_http_nixcache_loc_conf_t  *nlcf;
 
     if (reply == NULL) {
@@ -615,8 +649,24 @@ ngx_http_nixcache_narinfo_reply(ngx_http_request_t *r, redisReply *reply,
     hash.len = NIXCACHE_STORE_HASH_NIX32_LEN;
     hash.data = key->data + key->len - hash.len;
 
+    absent = NULL;
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+        /* MGET narinfo absent */
+        absent = reply->element[1];
+        reply = reply->element[0];
+    }
+
     if (reply->type == REDIS_REPLY_NIL) {
         nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
+
+        if (absent != NULL && absent->type != REDIS_REPLY_NIL) {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "nixcache: \"%V\" absent upstream, not asked "
+                           "again yet", &hash);
+            ngx_http_finalize_request(r, NGX_HTTP_NOT_FOUND);
+            return;
+        }
 
         rc = (nlcf->upstreams != NULL)
              ? ngx_http_nixcache_upstream_narinfo(r, &hash)
@@ -889,6 +939,7 @@ ngx_http_nixcache_create_loc_conf(ngx_conf_t *cf)
     nlcf->upload = NGX_CONF_UNSET;
     nlcf->upload_max_nar_size = NGX_CONF_UNSET;
     nlcf->upload_max_chunks = NGX_CONF_UNSET_UINT;
+    nlcf->upstream_negative_ttl = NGX_CONF_UNSET_MSEC;
 
     ngx_http_nixcache_s3_create_conf(&nlcf->s3);
     ngx_http_nixcache_evict_create_conf(nlcf);
@@ -933,6 +984,9 @@ ngx_http_nixcache_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->upstreams == NULL) {
         conf->upstreams = prev->upstreams;
     }
+
+    ngx_conf_merge_msec_value(conf->upstream_negative_ttl,
+                              prev->upstream_negative_ttl, 5000);
 
     /* unset stays unset: the upload merge tells it from "off" */
 

@@ -27,8 +27,11 @@
  * first request to see it takes the probe (compare-and-set of the time)
  * while the others keep skipping it, and an answer clears it.
  *
- * Not built yet (issue 10): the ingest into our chunks, the negative
- * cache.
+ * Negative cache: when every upstream said absent, <prefix>absent:<hash>
+ * is set for nixcache_upstream_negative_ttl and the narinfo lookup (one
+ * MGET) answers 404 without asking while it lasts.
+ *
+ * Not built yet (issue 10): the ingest into our chunks.
  */
 
 #include "ngx_http_nixcache.h"
@@ -67,6 +70,10 @@ static ngx_int_t ngx_http_nixcache_upstream_ask(ngx_http_request_t *r,
 static ngx_int_t ngx_http_nixcache_upstream_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static void ngx_http_nixcache_upstream_resume(ngx_http_request_t *r);
+static ngx_int_t ngx_http_nixcache_upstream_absent(ngx_http_request_t *r,
+    ngx_http_nixcache_upstream_ctx_t *ctx);
+static void ngx_http_nixcache_upstream_absent_set(ngx_http_request_t *r,
+    redisReply *reply, void *data);
 static ngx_int_t ngx_http_nixcache_upstream_narinfo_check(
     ngx_http_request_t *r, ngx_http_nixcache_upstream_ctx_t *ctx);
 static ngx_int_t ngx_http_nixcache_upstream_nar_end(ngx_http_request_t *r,
@@ -635,12 +642,88 @@ ngx_http_nixcache_upstream_resume(ngx_http_request_t *r)
     if (rc == NGX_DECLINED) {
         rc = ngx_http_nixcache_upstream_ask(r, ctx, NULL);
 
+        if (rc == NGX_HTTP_NOT_FOUND) {
+            rc = ngx_http_nixcache_upstream_absent(r, ctx);
+        }
+
         if (rc == NGX_DONE) {
             return;
         }
     }
 
     ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * Every upstream said absent: kept as <prefix>absent:<hash> for
+ * nixcache_upstream_negative_ttl, so that a burst of misses for one
+ * path asks the upstreams once (the narinfo lookup reads it with the
+ * narinfo).  The answer is 404 whether Redis took it or not.
+ */
+
+static ngx_int_t
+ngx_http_nixcache_upstream_absent(ngx_http_request_t *r,
+    ngx_http_nixcache_upstream_ctx_t *ctx)
+{
+    u_char                        *p;
+    size_t                         argvlen[5];
+    ngx_str_t                      key;
+    const char                    *argv[5];
+    u_char                         ttl[NGX_INT_T_LEN];
+    ngx_http_nixcache_loc_conf_t  *nlcf;
+
+    nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
+
+    if (nlcf->upstream_negative_ttl == 0) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    if (ngx_http_nixcache_key(r, &key, NIXCACHE_KEY_KIND_ABSENT,
+                              ctx->hash.data, ctx->hash.len)
+        != NGX_OK)
+    {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    p = ngx_sprintf(ttl, "%M", nlcf->upstream_negative_ttl);
+
+    argv[0] = "SET";
+    argvlen[0] = sizeof("SET") - 1;
+    argv[1] = (const char *) key.data;
+    argvlen[1] = key.len;
+    argv[2] = "1";
+    argvlen[2] = 1;
+    argv[3] = "PX";
+    argvlen[3] = 2;
+    argv[4] = (const char *) ttl;
+    argvlen[4] = p - ttl;
+
+    if (ngx_http_nixcache_redis_command(r,
+                                        ngx_http_nixcache_upstream_absent_set,
+                                        ctx, 5, argv, argvlen)
+        != NGX_OK)
+    {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_nixcache_upstream_absent_set(ngx_http_request_t *r,
+    redisReply *reply, void *data)
+{
+    ngx_http_nixcache_upstream_ctx_t  *ctx = data;
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "nixcache: \"%V\" absent upstream not kept: redis "
+                      "said \"%*s\"", &ctx->hash, reply->len, reply->str);
+    }
+
+    ngx_http_finalize_request(r, NGX_HTTP_NOT_FOUND);
 }
 
 

@@ -27,6 +27,11 @@
  *   <prefix>manifest:<NarHash, 52 nix32 chars>     manifest (binary string)
  *   <prefix>upload:<NAR file name>                 NarHash of an uploaded
  *                                                  file (module, 1 day TTL)
+ *   <prefix>absent:<store hash>                    every upstream said it
+ *                                                  has no such path
+ *                                                  (module, pull-through's
+ *                                                  negative cache, a TTL
+ *                                                  of seconds)
  *
  * The narinfo text is stored as the cache serves it with
  * "Compression: zstd" and "URL: nar/<NarHash nix32>.nar.zst"; FileHash and
@@ -37,6 +42,7 @@
 #define NIXCACHE_KEY_NARINFO             "narinfo:"
 #define NIXCACHE_KEY_MANIFEST            "manifest:"
 #define NIXCACHE_KEY_UPLOAD              "upload:"
+#define NIXCACHE_KEY_ABSENT              "absent:"
 
 /*
  * Write order is the durability contract: every chunk file is durable

@@ -16,7 +16,8 @@ typedef enum {
     NIXCACHE_KEY_KIND_UPLOAD,           /* name: an uploaded NAR's file
                                            name */
     NIXCACHE_KEY_KIND_ACCESS,           /* no name (nixcache_gc.h) */
-    NIXCACHE_KEY_KIND_PIN               /* no name (nixcache_gc.h) */
+    NIXCACHE_KEY_KIND_PIN,              /* no name (nixcache_gc.h) */
+    NIXCACHE_KEY_KIND_ABSENT            /* name: store hash, 32 nix32 */
 } nixcache_key_kind_e;
 
 

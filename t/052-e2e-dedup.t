@@ -77,10 +77,12 @@ chunk_bytes() {
     find "$CHUNKS" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'
 }
 
-# Redis holds the rest: manifests (40 bytes per chunk) and narinfos.
+# Redis holds the rest: manifests (40 bytes per chunk) and narinfos (the
+# other keys, such as the gc's access set, are not strings).
 redis_bytes() {
     local k n=0
-    for k in $(redis --scan --pattern 'nixcache:*'); do
+    for k in $(redis --scan --pattern 'nixcache:narinfo:*') \
+             $(redis --scan --pattern 'nixcache:manifest:*'); do
         n=$((n + $(redis STRLEN "$k")))
     done
     echo $n

@@ -107,6 +107,9 @@ X-Secret: 1
 --- fixture
 upstream_files();
 --- config
+    # each location asks its own upstreams for the same path: none
+    # keeps another's "absent" (TEST 14)
+    nixcache_upstream_negative_ttl 0;
     location /up/ {
         alias $TEST_NIXCACHE_DIR/up/;
     }
@@ -167,6 +170,9 @@ nixcache: upstream "dead" did not answer for "7i15is0z08y2p0rck85fkp5s7w2jb7jd.n
 upstream_files();
 upstream_broken();
 --- config
+    # each location asks its own upstreams for the same path: none
+    # keeps another's "absent" (TEST 14)
+    nixcache_upstream_negative_ttl 0;
     location /up/ {
         alias $TEST_NIXCACHE_DIR/up/;
     }
@@ -339,3 +345,100 @@ GET /$TEST_NIXCACHE_FIX_a_HASH.narinfo
 --- response_body_like: ^StorePath: \S+\nURL: nar/\S+\.nar\.zst\n
 --- no_error_log
 [error]
+
+
+
+=== TEST 14: negative cache: a path every upstream said absent is not asked again for nixcache_upstream_negative_ttl; a narinfo stored meanwhile is served
+--- fixture
+upstream_files();
+--- config
+    location /nothing/ {
+        access_log $TEST_NIXCACHE_DIR/asked.log;
+        return 404;
+    }
+    location /_up/empty/ {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NIXCACHE_PORT/nothing/;
+    }
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_upstream empty /_up/empty/ key=test-1:JYvAfN16qySHahfwgcH/Ca7By0U+pXNJJQvjqJ/kak0=;
+        nixcache_upstream_negative_ttl 2s;
+    }
+--- init
+b=http://127.0.0.1:$TEST_NIXCACHE_PORT
+h=7i15is0z08y2p0rck85fkp5s7w2jb7jd
+asked() { grep -c "$h.narinfo" $TEST_NIXCACHE_DIR/asked.log || true; }
+for i in 1 2 3; do
+    test "$(curl -s -o /dev/null -w '%{http_code}' $b/$h.narinfo)" = 404
+done
+test "$(asked)" = 1
+test "$(redis-cli -p $TEST_NIXCACHE_REDIS_PORT exists nixcache:absent:$h)" = 1
+ttl=$(redis-cli -p $TEST_NIXCACHE_REDIS_PORT pttl nixcache:absent:$h)
+test "$ttl" -gt 0 && test "$ttl" -le 2000
+redis-cli -p $TEST_NIXCACHE_REDIS_PORT pexpire nixcache:absent:$h 1 > /dev/null
+sleep 0.1
+test "$(curl -s -o /dev/null -w '%{http_code}' $b/$h.narinfo)" = 404
+test "$(asked)" = 2
+redis-cli -p $TEST_NIXCACHE_REDIS_PORT -x set nixcache:narinfo:$h \
+    < $TEST_NIXCACHE_DIR/up/$h.narinfo > /dev/null
+curl -s $b/$h.narinfo | grep -q '^URL: nar/.*\.nar\.zst$'
+test "$(asked)" = 2
+--- request
+GET /nix-cache-info
+--- no_error_log
+[error]
+
+
+
+=== TEST 15: negative cache off (0), and a failed upstream is never kept absent: each miss asks again
+--- fixture
+upstream_files();
+--- config
+    location /nothing/ {
+        access_log $TEST_NIXCACHE_DIR/asked.log;
+        return 404;
+    }
+    location /broken/ {
+        access_log $TEST_NIXCACHE_DIR/broken.log;
+        return 500;
+    }
+    location /_up/empty/ {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NIXCACHE_PORT/nothing/;
+    }
+    location /_up/broken/ {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NIXCACHE_PORT/broken/;
+    }
+    location /off/ {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_redis_prefix off:;
+        nixcache_upstream empty /_up/empty/ key=test-1:JYvAfN16qySHahfwgcH/Ca7By0U+pXNJJQvjqJ/kak0=;
+        nixcache_upstream_negative_ttl 0;
+    }
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_upstream broken /_up/broken/ key=test-1:JYvAfN16qySHahfwgcH/Ca7By0U+pXNJJQvjqJ/kak0=
+                          backoff=1ms;
+        nixcache_upstream empty /_up/empty/ key=test-1:JYvAfN16qySHahfwgcH/Ca7By0U+pXNJJQvjqJ/kak0=;
+    }
+--- init
+b=http://127.0.0.1:$TEST_NIXCACHE_PORT
+h=7i15is0z08y2p0rck85fkp5s7w2jb7jd
+for i in 1 2; do
+    test "$(curl -s -o /dev/null -w '%{http_code}' $b/off/$h.narinfo)" = 404
+done
+test "$(grep -c "$h.narinfo" $TEST_NIXCACHE_DIR/asked.log)" = 2
+test "$(redis-cli -p $TEST_NIXCACHE_REDIS_PORT keys '*absent*')" = ""
+for i in 1 2; do
+    test "$(curl -s -o /dev/null -w '%{http_code}' $b/$h.narinfo)" = 503
+    sleep 0.01
+done
+test "$(grep -c "$h.narinfo" $TEST_NIXCACHE_DIR/broken.log)" = 2
+test "$(redis-cli -p $TEST_NIXCACHE_REDIS_PORT keys '*absent*')" = ""
+--- request
+GET /nix-cache-info

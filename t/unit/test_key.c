@@ -33,6 +33,7 @@ static const key_case_t  keys[] = {
     { "p:", NIXCACHE_KEY_KIND_UPLOAD, "", "p:upload:" },
     { "nixcache:", NIXCACHE_KEY_KIND_ACCESS, "", "nixcache:access" },
     { "c:", NIXCACHE_KEY_KIND_PIN, "", "c:pin" },
+    { "nixcache:", NIXCACHE_KEY_KIND_ABSENT, H32, "nixcache:absent:" H32 },
 };
 
 
