@@ -31,13 +31,22 @@
  * is set for nixcache_upstream_negative_ttl and the narinfo lookup (one
  * MGET) answers 404 without asking while it lasts.
  *
+ * FileHash: the narinfo served is recorded in Redis (<prefix>upstream:<hash>,
+ * a day) and the NAR route checks the NAR against its FileSize (before the
+ * header) and FileHash (before its last bytes).
+ *
  * Not built yet (issue 10): the ingest into our chunks.
  */
 
 #include "ngx_http_nixcache.h"
 
+#include "nixcache_hash.h"
 #include "nixcache_route.h"
 #include "nixcache_sign.h"
+
+
+#define NGX_HTTP_NIXCACHE_UPSTREAM_RECORD_TTL  "86400"
+#define NGX_HTTP_NIXCACHE_UPSTREAM_READ        65536
 
 
 typedef struct {
@@ -51,12 +60,23 @@ typedef struct {
     u_char                          *buf;      /* narinfo: captured */
     size_t                           len;
 
+    nixcache_narinfo_t               ni;       /* narinfo: to serve */
+
     ngx_uint_t                       status;   /* the subrequest's */
     off_t                            length;   /* NAR: Content-Length */
     off_t                            passed;   /* NAR: bytes passed on */
 
+    ngx_str_t                        url;      /* NAR: the upstream's */
+    off_t                            file_size;    /* NAR: FileSize, or 0 */
+    u_char                           file_hash[NIXCACHE_SHA256_LEN];
+    nixcache_sha256_t                sha;      /* NAR: of what came */
+    u_char                          *rbuf;     /* NAR: read-back buffer */
+
     unsigned                         nar:1;
     unsigned                         pass:1;   /* NAR: streaming on */
+    unsigned                         check:1;  /* NAR: FileHash known */
+    unsigned                         mismatch:1;   /* NAR: not FileHash's
+                                                      or FileSize's */
     unsigned                         overflow:1;
     unsigned                         sr_done:1;
     unsigned                         sr_error:1;
@@ -74,6 +94,17 @@ static ngx_int_t ngx_http_nixcache_upstream_absent(ngx_http_request_t *r,
     ngx_http_nixcache_upstream_ctx_t *ctx);
 static void ngx_http_nixcache_upstream_absent_set(ngx_http_request_t *r,
     redisReply *reply, void *data);
+static ngx_int_t ngx_http_nixcache_upstream_record(ngx_http_request_t *r,
+    ngx_http_nixcache_upstream_ctx_t *ctx);
+static void ngx_http_nixcache_upstream_recorded(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static void ngx_http_nixcache_upstream_record_reply(ngx_http_request_t *r,
+    redisReply *reply, void *data);
+static void ngx_http_nixcache_upstream_record_read(ngx_http_request_t *r,
+    ngx_http_nixcache_upstream_ctx_t *ctx, const char *text, size_t len);
+static void ngx_http_nixcache_upstream_cleanup(void *data);
+static ngx_int_t ngx_http_nixcache_upstream_hash(ngx_http_request_t *r,
+    ngx_http_nixcache_upstream_ctx_t *ctx, ngx_buf_t *b);
 static ngx_int_t ngx_http_nixcache_upstream_narinfo_check(
     ngx_http_request_t *r, ngx_http_nixcache_upstream_ctx_t *ctx);
 static ngx_int_t ngx_http_nixcache_upstream_nar_end(ngx_http_request_t *r,
@@ -403,7 +434,11 @@ ngx_int_t
 ngx_http_nixcache_upstream_nar(ngx_http_request_t *r, ngx_str_t *hash,
     ngx_str_t *name, ngx_str_t *url)
 {
-    ngx_int_t                          rc, i;
+    size_t                             argvlen[2];
+    ngx_int_t                          i;
+    ngx_str_t                          key;
+    const char                        *argv[2];
+    ngx_pool_cleanup_t                *cln;
     ngx_http_nixcache_loc_conf_t      *nlcf;
     ngx_http_nixcache_upstream_ctx_t  *ctx;
 
@@ -427,18 +462,144 @@ ngx_http_nixcache_upstream_nar(ngx_http_request_t *r, ngx_str_t *hash,
     }
 
     ctx->hash = *hash;
+    ctx->url = *url;
     ctx->nar = 1;
     ctx->next = (ngx_uint_t) i;
 
-    ngx_http_nixcache_set_ctx(r, ctx, NGX_HTTP_NIXCACHE_CTX_UPSTREAM);
-
-    rc = ngx_http_nixcache_upstream_ask(r, ctx, url);
-
-    if (rc == NGX_DONE) {
-        r->main->count++;
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return rc;
+    cln->handler = ngx_http_nixcache_upstream_cleanup;
+    cln->data = ctx;
+
+    ngx_http_nixcache_set_ctx(r, ctx, NGX_HTTP_NIXCACHE_CTX_UPSTREAM);
+
+    /* first the narinfo this upstream sent for the path, if recorded */
+
+    if (ngx_http_nixcache_key(r, &key, NIXCACHE_KEY_KIND_UPSTREAM,
+                              hash->data, hash->len)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    argv[0] = "GET";
+    argvlen[0] = sizeof("GET") - 1;
+    argv[1] = (const char *) key.data;
+    argvlen[1] = key.len;
+
+    if (ngx_http_nixcache_redis_command(r,
+                                        ngx_http_nixcache_upstream_record_reply,
+                                        ctx, 2, argv, argvlen)
+        != NGX_OK)
+    {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_nixcache_upstream_record_reply(ngx_http_request_t *r,
+    redisReply *reply, void *data)
+{
+    ngx_http_nixcache_upstream_ctx_t  *ctx = data;
+
+    ngx_int_t  rc;
+
+    if (reply == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_STRING) {
+        ngx_http_nixcache_upstream_record_read(r, ctx, reply->str,
+                                               reply->len);
+
+    } else if (reply->type != REDIS_REPLY_NIL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "nixcache: upstream record of \"%V\": unexpected "
+                      "reply type %d", &ctx->hash, reply->type);
+    }
+
+    if (!ctx->check) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "nixcache: upstream NAR \"%V\" of \"%V\": no "
+                      "narinfo of this upstream with this URL recorded "
+                      "(served over a day ago, or by another): proxied "
+                      "without the FileHash check", &ctx->url, &ctx->hash);
+    }
+
+    rc = ngx_http_nixcache_upstream_ask(r, ctx, &ctx->url);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+/*
+ * "<upstream name>\n<narinfo>" as recorded: its FileHash and FileSize
+ * are what the NAR must be, when it is this upstream's and this URL's.
+ */
+
+static void
+ngx_http_nixcache_upstream_record_read(ngx_http_request_t *r,
+    ngx_http_nixcache_upstream_ctx_t *ctx, const char *text, size_t len)
+{
+    const char                    *nl, *err;
+    nixcache_narinfo_t             ni;
+    ngx_http_nixcache_upstream_t  *up;
+    ngx_http_nixcache_loc_conf_t  *nlcf;
+
+    nlcf = ngx_http_get_module_loc_conf(r, ngx_http_nixcache_module);
+    up = (ngx_http_nixcache_upstream_t *) nlcf->upstreams->elts + ctx->next;
+
+    nl = memchr(text, '\n', len);
+
+    if (nl == NULL
+        || (size_t) (nl - text) != up->name.len
+        || ngx_strncmp(text, up->name.data, up->name.len) != 0)
+    {
+        return;
+    }
+
+    len -= nl + 1 - text;
+    text = nl + 1;
+
+    if (nixcache_narinfo_parse(&ni, text, len, &err) != 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "nixcache: upstream record of \"%V\" does not parse: "
+                      "%s", &ctx->hash, err);
+        return;
+    }
+
+    if (ni.url.len != ctx->url.len
+        || ngx_strncmp(ni.url.data, ctx->url.data, ctx->url.len) != 0
+        || ni.file_hash.len == 0
+        || nixcache_hash_parse(ctx->file_hash, ni.file_hash.data,
+                               ni.file_hash.len)
+           != 0)
+    {
+        return;
+    }
+
+    ctx->file_size = (off_t) ni.file_size;
+    ctx->check = 1;
+}
+
+
+static void
+ngx_http_nixcache_upstream_cleanup(void *data)
+{
+    ngx_http_nixcache_upstream_ctx_t  *ctx = data;
+
+    nixcache_sha256_free(&ctx->sha);
 }
 
 
@@ -595,6 +756,10 @@ ngx_http_nixcache_upstream_done(ngx_http_request_t *sr, void *data,
                    "nixcache upstream done: rc %i, status %ui, passed %O",
                    rc, ctx->status, ctx->passed);
 
+    if (ctx->mismatch) {
+        return ctx->pass ? NGX_ERROR : NGX_OK;
+    }
+
     if (ctx->pass && ctx->passed != ctx->length) {
         ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
                       "nixcache: upstream \"%V\" NAR \"%V\" ended after "
@@ -638,6 +803,10 @@ ngx_http_nixcache_upstream_resume(ngx_http_request_t *r)
     }
 
     rc = ngx_http_nixcache_upstream_narinfo_check(r, ctx);
+
+    if (rc == NGX_DONE) {
+        return;
+    }
 
     if (rc == NGX_DECLINED) {
         rc = ngx_http_nixcache_upstream_ask(r, ctx, NULL);
@@ -857,7 +1026,80 @@ ngx_http_nixcache_upstream_narinfo_check(ngx_http_request_t *r,
     ni.url.data = (const char *) url;
     ni.url.len = url_len;
 
-    return ngx_http_nixcache_narinfo_serve(r, &ni);
+    ctx->ni = ni;
+
+    return ngx_http_nixcache_upstream_record(r, ctx);
+}
+
+
+/*
+ * Records the narinfo the upstream sent (its name first) as
+ * <prefix>upstream:<hash> for a day, for the NAR route's FileHash check,
+ * then serves ours (NGX_DONE), or serves it at once when Redis cannot be
+ * asked (the NAR is then proxied unchecked).
+ */
+
+static ngx_int_t
+ngx_http_nixcache_upstream_record(ngx_http_request_t *r,
+    ngx_http_nixcache_upstream_ctx_t *ctx)
+{
+    u_char     *p, *value;
+    size_t      argvlen[5];
+    ngx_str_t   key, *name;
+    const char *argv[5];
+
+    name = &ctx->up->name;
+
+    value = ngx_pnalloc(r->pool, name->len + 1 + ctx->len);
+
+    if (value == NULL
+        || ngx_http_nixcache_key(r, &key, NIXCACHE_KEY_KIND_UPSTREAM,
+                                 ctx->hash.data, ctx->hash.len)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(value, name->data, name->len);
+    *p++ = '\n';
+    p = ngx_cpymem(p, ctx->buf, ctx->len);
+
+    argv[0] = "SET";
+    argvlen[0] = sizeof("SET") - 1;
+    argv[1] = (const char *) key.data;
+    argvlen[1] = key.len;
+    argv[2] = (const char *) value;
+    argvlen[2] = p - value;
+    argv[3] = "EX";
+    argvlen[3] = 2;
+    argv[4] = NGX_HTTP_NIXCACHE_UPSTREAM_RECORD_TTL;
+    argvlen[4] = sizeof(NGX_HTTP_NIXCACHE_UPSTREAM_RECORD_TTL) - 1;
+
+    if (ngx_http_nixcache_redis_command(r, ngx_http_nixcache_upstream_recorded,
+                                        ctx, 5, argv, argvlen)
+        != NGX_OK)
+    {
+        return ngx_http_nixcache_narinfo_serve(r, &ctx->ni);
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_nixcache_upstream_recorded(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    ngx_http_nixcache_upstream_ctx_t  *ctx = data;
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "nixcache: upstream narinfo of \"%V\" not recorded: "
+                      "redis said \"%*s\"", &ctx->hash, reply->len,
+                      reply->str);
+    }
+
+    ngx_http_finalize_request(r, ngx_http_nixcache_narinfo_serve(r, &ctx->ni));
 }
 
 
@@ -888,6 +1130,15 @@ ngx_http_nixcache_upstream_nar_end(ngx_http_request_t *r,
         return NGX_HTTP_NOT_FOUND;
 
     case NGX_HTTP_OK:
+        if (ctx->mismatch) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "nixcache: upstream \"%V\" NAR \"%V\" is %O "
+                          "bytes, its narinfo's FileSize %O",
+                          &ctx->up->name, &ctx->sr->uri, ctx->length,
+                          ctx->file_size);
+            return NGX_HTTP_BAD_GATEWAY;
+        }
+
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "nixcache: upstream \"%V\" NAR \"%V\" came without a "
                       "Content-Length", &ctx->up->name, &ctx->sr->uri);
@@ -1065,6 +1316,15 @@ ngx_http_nixcache_upstream_header_filter(ngx_http_request_t *r)
         return NGX_OK;
     }
 
+    if (ctx->file_size > 0 && ctx->length != ctx->file_size) {
+        ctx->mismatch = 1;
+        return NGX_OK;
+    }
+
+    if (ctx->check && nixcache_sha256_init(&ctx->sha) != 0) {
+        return NGX_ERROR;
+    }
+
     /* a NAR: the main request's header, then the bytes as they come */
 
     mr = r->main;
@@ -1091,8 +1351,10 @@ static ngx_int_t
 ngx_http_nixcache_upstream_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in)
 {
+    off_t                              size;
     ngx_buf_t                         *b;
     ngx_chain_t                       *cl;
+    unsigned char                      digest[NIXCACHE_SHA256_LEN];
     ngx_http_nixcache_upstream_ctx_t  *ctx;
 
     ctx = ngx_http_nixcache_upstream_sr_ctx(r);
@@ -1102,11 +1364,44 @@ ngx_http_nixcache_upstream_body_filter(ngx_http_request_t *r,
     }
 
     if (ctx->pass) {
+        size = 0;
+
         for (cl = in; cl; cl = cl->next) {
-            if (!ngx_buf_special(cl->buf)) {
-                ctx->passed += ngx_buf_size(cl->buf);
+            b = cl->buf;
+
+            if (ngx_buf_special(b)) {
+                continue;
+            }
+
+            if (ctx->check && ngx_http_nixcache_upstream_hash(r, ctx, b)
+                              != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            size += ngx_buf_size(b);
+        }
+
+        /*
+         * The last bytes are passed on only once the whole NAR is known
+         * to be its FileHash's: a client never gets all of a wrong one.
+         */
+
+        if (ctx->check && size > 0 && ctx->passed + size == ctx->length) {
+            nixcache_sha256_final(&ctx->sha, digest);
+
+            if (ngx_memcmp(digest, ctx->file_hash, sizeof(digest)) != 0) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "nixcache: upstream \"%V\" NAR \"%V\" is not "
+                              "its narinfo's FileHash: the client's "
+                              "connection is closed before its last bytes",
+                              &ctx->up->name, &r->uri);
+                ctx->mismatch = 1;
+                return NGX_ERROR;
             }
         }
+
+        ctx->passed += size;
 
         return ngx_http_next_body_filter(r, in);
     }
@@ -1127,6 +1422,52 @@ ngx_http_nixcache_upstream_body_filter(ngx_http_request_t *r,
         if (b->in_file) {
             b->file_pos = b->file_last;
         }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Hashes a buffer of the NAR; a part nginx put in the proxy's temporary
+ * file is read back from it (what was just written), a window at a time.
+ */
+
+static ngx_int_t
+ngx_http_nixcache_upstream_hash(ngx_http_request_t *r,
+    ngx_http_nixcache_upstream_ctx_t *ctx, ngx_buf_t *b)
+{
+    off_t    pos;
+    size_t   n;
+    ssize_t  got;
+
+    if (ngx_buf_in_memory(b)) {
+        nixcache_sha256_update(&ctx->sha, b->pos, b->last - b->pos);
+        return NGX_OK;
+    }
+
+    if (ctx->rbuf == NULL) {
+        ctx->rbuf = ngx_palloc(r->pool, NGX_HTTP_NIXCACHE_UPSTREAM_READ);
+        if (ctx->rbuf == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    for (pos = b->file_pos; pos < b->file_last; pos += n) {
+        n = (size_t) ngx_min(b->file_last - pos,
+                             NGX_HTTP_NIXCACHE_UPSTREAM_READ);
+
+        got = ngx_read_file(b->file, ctx->rbuf, n, pos);
+
+        if (got != (ssize_t) n) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "nixcache: upstream \"%V\": the NAR's temporary "
+                          "file \"%V\" could not be read back",
+                          &ctx->up->name, &b->file->name);
+            return NGX_ERROR;
+        }
+
+        nixcache_sha256_update(&ctx->sha, ctx->rbuf, n);
     }
 
     return NGX_OK;

@@ -32,6 +32,10 @@
  *                                                  (module, pull-through's
  *                                                  negative cache, a TTL
  *                                                  of seconds)
+ *   <prefix>upstream:<store hash>                  "<upstream name>\n" and
+ *                                                  the narinfo it sent
+ *                                                  (module, pull-through,
+ *                                                  1 day TTL)
  *
  * The narinfo text is stored as the cache serves it with
  * "Compression: zstd" and "URL: nar/<NarHash nix32>.nar.zst"; FileHash and
@@ -43,6 +47,7 @@
 #define NIXCACHE_KEY_MANIFEST            "manifest:"
 #define NIXCACHE_KEY_UPLOAD              "upload:"
 #define NIXCACHE_KEY_ABSENT              "absent:"
+#define NIXCACHE_KEY_UPSTREAM            "upstream:"
 
 /*
  * Write order is the durability contract: every chunk file is durable

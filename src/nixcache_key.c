@@ -26,7 +26,8 @@ static const nixcache_key_kind_t  nixcache_key_kinds[] = {
     nixcache_key_kind(NIXCACHE_KEY_UPLOAD),
     nixcache_key_kind(NIXCACHE_KEY_ACCESS),
     nixcache_key_kind(NIXCACHE_KEY_PIN),
-    nixcache_key_kind(NIXCACHE_KEY_ABSENT)
+    nixcache_key_kind(NIXCACHE_KEY_ABSENT),
+    nixcache_key_kind(NIXCACHE_KEY_UPSTREAM)
 };
 
 

@@ -17,7 +17,8 @@ typedef enum {
                                            name */
     NIXCACHE_KEY_KIND_ACCESS,           /* no name (nixcache_gc.h) */
     NIXCACHE_KEY_KIND_PIN,              /* no name (nixcache_gc.h) */
-    NIXCACHE_KEY_KIND_ABSENT            /* name: store hash, 32 nix32 */
+    NIXCACHE_KEY_KIND_ABSENT,           /* name: store hash, 32 nix32 */
+    NIXCACHE_KEY_KIND_UPSTREAM          /* name: store hash, 32 nix32 */
 } nixcache_key_kind_e;
 
 

@@ -100,8 +100,8 @@ is "$(grep ^URL: "$T/ni")" "URL: upstream/xz/$h/$nar" \
    "... its URL points at our upstream route"
 is "$(grep -v ^URL: "$T/ni")" "$(grep -v ^URL: "$UPSTREAM_DIR/xz/$h.narinfo")" \
    "... the rest is the upstream's, signature included"
-is "$(redis --scan --pattern 'xz:*' | wc -l)" 0 \
-   "nothing is stored in Redis (no ingest yet)"
+is "$(redis --scan --pattern 'xz:*')" "xz:upstream:$h" \
+   "nothing is stored in Redis but the upstream's narinfo, for the NAR's check (no ingest yet)"
 
 is "$(curl -s -o /dev/null -w '%{http_code}' \
           "$BASE/xz/00000000000000000000000000000000.narinfo")" 404 \
@@ -134,7 +134,10 @@ is "$(curl -s -o /dev/null -w '%{http_code}' \
    "a NAR the upstream does not have: 404"
 
 # a big uncompressed NAR: nginx's proxy buffers spill to its temporary file
+# (and its narinfo asked first, so that the FileHash check reads it back)
 nnar=$(sed -n 's/^URL: //p' "$UPSTREAM_DIR/none/$h.narinfo")
+is "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/none/$h.narinfo")" 200 \
+   "the big NAR's narinfo: 200"
 got=$(curl -s -o "$T/nar" -w '%{http_code} %{size_download}' \
           "$BASE/none/upstream/none/$h/$nnar"; echo " $?")
 is "$got" "200 $(stat -c %s "$UPSTREAM_DIR/none/$nnar") 0" \
@@ -148,6 +151,9 @@ is "$got" "200 $(stat -c %s "$UPSTREAM_DIR/none/$nnar") 0" \
    "... to a slow client (3 MB/s): whole"
 cmp -s "$T/nar" "$UPSTREAM_DIR/none/$nnar"
 ok $? "... the upstream's bytes"
+is "$(grep -c "upstream NAR \"$nnar\" .*without the FileHash check" \
+          "$T/nginx/error.log")" 0 \
+   "... both checked against the recorded FileHash"
 
 # --- the real client, signatures required --------------------------------
 
@@ -187,11 +193,13 @@ is "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/unsigned/$h.narinfo")" 404 \
 is "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/trusting/$h.narinfo")" 200 \
    "unsigned, require_sigs=off: served"
 
-# /truncated/ serves short NAR files with their own (short) length: the
-# HTTP transfer is whole, the client finds the NAR short
+# /truncated/ serves short NAR files with their own (short) length: a
+# whole HTTP transfer, but not the length the narinfo recorded says
 run_fails "nix copy through /truncated/ fails" \
     nix_fresh nix copy --option trusted-public-keys "$UPSTREAM_PUBKEY" \
         --from "$BASE/truncated" --to "$T/dst-tr" "$UPSTREAM_BIG"
+like "$(cat "$T/nginx/error.log")" "upstream \"truncated\" NAR \"[^\"]*\" is [0-9]+ bytes, its narinfo's FileSize [0-9]+" \
+     "... refused by the recorded FileSize (502), before a byte is sent"
 run_fails "nix copy through /wronghash/ fails" \
     nix_fresh nix copy --option trusted-public-keys "$UPSTREAM_PUBKEY" \
         --from "$BASE/wronghash" --to "$T/dst-wh" "$UPSTREAM_BIG"

@@ -442,3 +442,107 @@ test "$(grep -c "$h.narinfo" $TEST_NIXCACHE_DIR/broken.log)" = 2
 test "$(redis-cli -p $TEST_NIXCACHE_REDIS_PORT keys '*absent*')" = ""
 --- request
 GET /nix-cache-info
+
+
+
+=== TEST 16: a NAR after its narinfo is checked against the recorded FileSize and FileHash: right, it streams whole; the record names the upstream
+--- fixture
+upstream_files(file_size => 300000, file_hash => 'real');
+--- config
+    location /up/ {
+        alias $TEST_NIXCACHE_DIR/up/;
+    }
+    location /_up/a/ {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NIXCACHE_PORT/up/;
+    }
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_upstream a /_up/a/ key=test-1:JYvAfN16qySHahfwgcH/Ca7By0U+pXNJJQvjqJ/kak0=;
+    }
+--- init
+b=http://127.0.0.1:$TEST_NIXCACHE_PORT
+h=7i15is0z08y2p0rck85fkp5s7w2jb7jd
+u=$(curl -s $b/$h.narinfo | sed -n 's/^URL: //p')
+test -n "$u"
+redis-cli -p $TEST_NIXCACHE_REDIS_PORT get nixcache:upstream:$h | head -1 | grep -qx a
+ttl=$(redis-cli -p $TEST_NIXCACHE_REDIS_PORT ttl nixcache:upstream:$h)
+test "$ttl" -gt 86000
+curl -sf -o $TEST_NIXCACHE_DIR/got $b/$u
+cmp $TEST_NIXCACHE_DIR/got $TEST_NIXCACHE_DIR/up/nar/1vmjrk9zlkfr8kriiw76v02blpifs2xspm2rnd4h04hc0am1gwd2.nar.xz
+--- request
+GET /nix-cache-info
+--- no_error_log
+[error]
+without the FileHash check
+
+
+
+=== TEST 17: a NAR that is not its recorded FileHash: the client's connection is closed before its last bytes
+--- fixture
+upstream_files(file_size => 300000, file_hash => 'sha256:0000000000000000000000000000000000000000000000000000');
+--- config
+    location /up/ {
+        alias $TEST_NIXCACHE_DIR/up/;
+    }
+    location /_up/a/ {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NIXCACHE_PORT/up/;
+    }
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_upstream a /_up/a/ key=test-1:JYvAfN16qySHahfwgcH/Ca7By0U+pXNJJQvjqJ/kak0=;
+    }
+--- init
+b=http://127.0.0.1:$TEST_NIXCACHE_PORT
+h=7i15is0z08y2p0rck85fkp5s7w2jb7jd
+u=$(curl -s $b/$h.narinfo | sed -n 's/^URL: //p')
+test -n "$u"
+rc=0
+curl -s -o $TEST_NIXCACHE_DIR/got $b/$u || rc=$?
+test "$rc" = 18
+test "$(stat -c %s $TEST_NIXCACHE_DIR/got)" -lt 300000
+--- request
+GET /nix-cache-info
+--- error_log
+is not its narinfo's FileHash: the client's connection is closed before its last bytes
+
+
+
+=== TEST 18: a NAR whose length is not its recorded FileSize: 502, nothing sent; another upstream's record or none is not used
+--- fixture
+upstream_files();
+--- config
+    location /up/ {
+        alias $TEST_NIXCACHE_DIR/up/;
+    }
+    location /_up/a/ {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NIXCACHE_PORT/up/;
+    }
+    location /_up/b/ {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NIXCACHE_PORT/up/;
+    }
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_upstream a /_up/a/ key=test-1:JYvAfN16qySHahfwgcH/Ca7By0U+pXNJJQvjqJ/kak0=;
+        nixcache_upstream b /_up/b/ key=test-1:JYvAfN16qySHahfwgcH/Ca7By0U+pXNJJQvjqJ/kak0=;
+    }
+--- init
+b=http://127.0.0.1:$TEST_NIXCACHE_PORT
+h=7i15is0z08y2p0rck85fkp5s7w2jb7jd
+u=$(curl -s $b/$h.narinfo | sed -n 's/^URL: //p')
+test -n "$u"
+test "$(curl -s -o /dev/null -w '%{http_code}' $b/$u)" = 502
+test "$(curl -s -o /dev/null -w '%{http_code}' $b/${u/upstream\/a/upstream/b})" = 200
+redis-cli -p $TEST_NIXCACHE_REDIS_PORT del nixcache:upstream:$h > /dev/null
+test "$(curl -s -o /dev/null -w '%{http_code}' $b/$u)" = 200
+--- request
+GET /nix-cache-info
+--- error_log
+NAR "/_up/a/nar/1vmjrk9zlkfr8kriiw76v02blpifs2xspm2rnd4h04hc0am1gwd2.nar.xz" is 300000 bytes, its narinfo's FileSize 140
+without the FileHash check

@@ -34,6 +34,7 @@ static const key_case_t  keys[] = {
     { "nixcache:", NIXCACHE_KEY_KIND_ACCESS, "", "nixcache:access" },
     { "c:", NIXCACHE_KEY_KIND_PIN, "", "c:pin" },
     { "nixcache:", NIXCACHE_KEY_KIND_ABSENT, H32, "nixcache:absent:" H32 },
+    { "p:", NIXCACHE_KEY_KIND_UPSTREAM, H32, "p:upstream:" H32 },
 };
 
 

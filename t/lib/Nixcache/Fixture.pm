@@ -449,14 +449,24 @@ our $UPSTREAM_NARINFO =
     . "CA: fixed:r:sha256:01mdg50aamf9yn1s4138vihq9jyp0k0x345b7d9s452h5habfh5d"
     . "\n";
 
+#
+# file_size => N, file_hash => 'sha256:...' replace the narinfo's FileSize
+# and FileHash (fields the signature does not cover); file_hash => 'real'
+# is the NAR file's own.
 sub upstream_files {
+    my (%o) = @_;
     my $up = "$DIR/up";
+    my $nar = join('', map { chr($_ % 251) } 1 .. 300000);
+    my $ni = $UPSTREAM_NARINFO;
     mkdir $up; mkdir "$up/nar";
     chmod 0755, $up, "$up/nar";
-    _write_file("$up/7i15is0z08y2p0rck85fkp5s7w2jb7jd.narinfo",
-                $UPSTREAM_NARINFO);
+    $o{file_hash} = 'sha256:' . nix32(sha256($nar))
+        if ($o{file_hash} // '') eq 'real';
+    $ni =~ s/^FileSize: .*$/FileSize: $o{file_size}/m if defined $o{file_size};
+    $ni =~ s/^FileHash: .*$/FileHash: $o{file_hash}/m if defined $o{file_hash};
+    _write_file("$up/7i15is0z08y2p0rck85fkp5s7w2jb7jd.narinfo", $ni);
     _write_file("$up/nar/1vmjrk9zlkfr8kriiw76v02blpifs2xspm2rnd4h04hc0am1gwd2"
-                . ".nar.xz", join('', map { chr($_ % 251) } 1 .. 300000));
+                . ".nar.xz", $nar);
 }
 
 # Broken narinfos under $DIR/bad/: the path's with its Sig made invalid
