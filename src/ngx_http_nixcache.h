@@ -127,6 +127,8 @@ typedef struct {
     ngx_flag_t                 require_sigs;
     ngx_msec_t                 backoff;        /* skipped this long after
                                                   a failure */
+    ngx_msec_t                 narinfo_timeout;    /* a whole narinfo */
+    ngx_msec_t                 nar_timeout;        /* a whole NAR, 0 none */
     ngx_uint_t                 index;          /* in the health zone */
 } ngx_http_nixcache_upstream_t;
 

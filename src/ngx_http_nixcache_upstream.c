@@ -72,11 +72,14 @@ typedef struct {
     nixcache_sha256_t                sha;      /* NAR: of what came */
     u_char                          *rbuf;     /* NAR: read-back buffer */
 
+    ngx_event_t                      timer;    /* the whole request's */
+
     unsigned                         nar:1;
     unsigned                         pass:1;   /* NAR: streaming on */
     unsigned                         check:1;  /* NAR: FileHash known */
     unsigned                         mismatch:1;   /* NAR: not FileHash's
                                                       or FileSize's */
+    unsigned                         timedout:1;
     unsigned                         overflow:1;
     unsigned                         sr_done:1;
     unsigned                         sr_error:1;
@@ -102,7 +105,12 @@ static void ngx_http_nixcache_upstream_record_reply(ngx_http_request_t *r,
     redisReply *reply, void *data);
 static void ngx_http_nixcache_upstream_record_read(ngx_http_request_t *r,
     ngx_http_nixcache_upstream_ctx_t *ctx, const char *text, size_t len);
+static ngx_http_nixcache_upstream_ctx_t *ngx_http_nixcache_upstream_ctx(
+    ngx_http_request_t *r);
 static void ngx_http_nixcache_upstream_cleanup(void *data);
+static void ngx_http_nixcache_upstream_timeout(ngx_event_t *ev);
+static char *ngx_http_nixcache_upstream_time(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *value, size_t skip, ngx_uint_t zero, ngx_msec_t *ms);
 static ngx_int_t ngx_http_nixcache_upstream_hash(ngx_http_request_t *r,
     ngx_http_nixcache_upstream_ctx_t *ctx, ngx_buf_t *b);
 static ngx_int_t ngx_http_nixcache_upstream_narinfo_check(
@@ -134,6 +142,9 @@ static void ngx_http_nixcache_upstream_health(ngx_http_request_t *r,
 
 #define NGX_HTTP_NIXCACHE_UPSTREAM_BACKOFF  10000
 
+#define NGX_HTTP_NIXCACHE_UPSTREAM_NARINFO_TIMEOUT  10000
+#define NGX_HTTP_NIXCACHE_UPSTREAM_NAR_TIMEOUT      3600000
+
 
 static ngx_str_t  ngx_http_nixcache_upstream_zone_name =
     ngx_string("nixcache_upstreams");
@@ -161,7 +172,6 @@ ngx_http_nixcache_upstream(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     u_char                         *p;
     ngx_str_t                      *value, key;
-    ngx_int_t                       ms;
     ngx_uint_t                      i;
     const char                     *err;
     nixcache_sign_public_t         *pk;
@@ -216,6 +226,8 @@ ngx_http_nixcache_upstream(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     up->name = value[1];
     up->require_sigs = 1;
     up->backoff = NGX_HTTP_NIXCACHE_UPSTREAM_BACKOFF;
+    up->narinfo_timeout = NGX_HTTP_NIXCACHE_UPSTREAM_NARINFO_TIMEOUT;
+    up->nar_timeout = NGX_HTTP_NIXCACHE_UPSTREAM_NAR_TIMEOUT;
 
     /* its health word, in the zone made with the first upstream */
 
@@ -307,19 +319,35 @@ ngx_http_nixcache_upstream(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strncmp(value[i].data, "backoff=", 8) == 0) {
-            key.data = value[i].data + 8;
-            key.len = value[i].len - 8;
-
-            ms = ngx_parse_time(&key, 0);
-
-            if (ms == NGX_ERROR || ms == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "nixcache_upstream \"%V\": \"%V\" is not "
-                                   "a time above 0", &value[1], &value[i]);
+            if (ngx_http_nixcache_upstream_time(cf, &value[1], &value[i], 8, 0,
+                                                &up->backoff)
+                != NGX_CONF_OK)
+            {
                 return NGX_CONF_ERROR;
             }
 
-            up->backoff = (ngx_msec_t) ms;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "narinfo_timeout=", 16) == 0) {
+            if (ngx_http_nixcache_upstream_time(cf, &value[1], &value[i], 16,
+                                                0, &up->narinfo_timeout)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "nar_timeout=", 12) == 0) {
+            if (ngx_http_nixcache_upstream_time(cf, &value[1], &value[i], 12,
+                                                1, &up->nar_timeout)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
             continue;
         }
 
@@ -390,6 +418,33 @@ ngx_http_nixcache_upstream_init(ngx_conf_t *cf)
 }
 
 
+/* A time parameter of nixcache_upstream: "<param>=TIME", above 0 or not. */
+
+static char *
+ngx_http_nixcache_upstream_time(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *value, size_t skip, ngx_uint_t zero, ngx_msec_t *ms)
+{
+    ngx_str_t  s;
+    ngx_int_t  n;
+
+    s.data = value->data + skip;
+    s.len = value->len - skip;
+
+    n = ngx_parse_time(&s, 0);
+
+    if (n == NGX_ERROR || (n == 0 && !zero)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "nixcache_upstream \"%V\": \"%V\" is not a time%s",
+                           name, value, zero ? "" : " above 0");
+        return NGX_CONF_ERROR;
+    }
+
+    *ms = (ngx_msec_t) n;
+
+    return NGX_CONF_OK;
+}
+
+
 /*
  * A narinfo not in Redis: asks the upstreams.  NGX_DONE when a
  * subrequest was started (the request is finalized from its end), else
@@ -401,7 +456,7 @@ ngx_http_nixcache_upstream_narinfo(ngx_http_request_t *r, ngx_str_t *hash)
 {
     ngx_http_nixcache_upstream_ctx_t  *ctx;
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_nixcache_upstream_ctx_t));
+    ctx = ngx_http_nixcache_upstream_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -438,7 +493,6 @@ ngx_http_nixcache_upstream_nar(ngx_http_request_t *r, ngx_str_t *hash,
     ngx_int_t                          i;
     ngx_str_t                          key;
     const char                        *argv[2];
-    ngx_pool_cleanup_t                *cln;
     ngx_http_nixcache_loc_conf_t      *nlcf;
     ngx_http_nixcache_upstream_ctx_t  *ctx;
 
@@ -456,7 +510,7 @@ ngx_http_nixcache_upstream_nar(ngx_http_request_t *r, ngx_str_t *hash,
         return NGX_HTTP_NOT_FOUND;
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_nixcache_upstream_ctx_t));
+    ctx = ngx_http_nixcache_upstream_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -465,14 +519,6 @@ ngx_http_nixcache_upstream_nar(ngx_http_request_t *r, ngx_str_t *hash,
     ctx->url = *url;
     ctx->nar = 1;
     ctx->next = (ngx_uint_t) i;
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_nixcache_upstream_cleanup;
-    cln->data = ctx;
 
     ngx_http_nixcache_set_ctx(r, ctx, NGX_HTTP_NIXCACHE_CTX_UPSTREAM);
 
@@ -594,12 +640,87 @@ ngx_http_nixcache_upstream_record_read(ngx_http_request_t *r,
 }
 
 
+/* A request's pull-through state, freed (hash, timer) with the request. */
+
+static ngx_http_nixcache_upstream_ctx_t *
+ngx_http_nixcache_upstream_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t                *cln;
+    ngx_http_nixcache_upstream_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_nixcache_upstream_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_nixcache_upstream_cleanup;
+    cln->data = ctx;
+
+    ctx->timer.handler = ngx_http_nixcache_upstream_timeout;
+    ctx->timer.data = ctx;
+    ctx->timer.log = r->connection->log;
+    ctx->timer.cancelable = 1;
+
+    return ctx;
+}
+
+
 static void
 ngx_http_nixcache_upstream_cleanup(void *data)
 {
     ngx_http_nixcache_upstream_ctx_t  *ctx = data;
 
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
     nixcache_sha256_free(&ctx->sha);
+}
+
+
+/*
+ * narinfo_timeout= or nar_timeout= ran out while the upstream still
+ * holds its connection (a black hole, or an answer trickling in): the
+ * connection is made to time out, as proxy_read_timeout would, so that
+ * nginx's proxy ends it (504), and the subrequest's end decides as for
+ * any failure.  Bytes an upstream already delivered to the proxy's
+ * buffers are not its: a slow client draining them is not timed here.
+ */
+
+static void
+ngx_http_nixcache_upstream_timeout(ngx_event_t *ev)
+{
+    ngx_http_nixcache_upstream_ctx_t *ctx = ev->data;
+
+    ngx_connection_t    *c;
+    ngx_http_request_t  *sr;
+
+    sr = ctx->sr;
+
+    if (ctx->sr_done || sr->upstream == NULL
+        || sr->upstream->peer.connection == NULL)
+    {
+        return;
+    }
+
+    c = sr->upstream->peer.connection;
+
+    ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                  "nixcache: upstream \"%V\": \"%V\" not done in %M ms "
+                  "(%s): timed out", &ctx->up->name, &sr->uri,
+                  ctx->nar ? ctx->up->nar_timeout : ctx->up->narinfo_timeout,
+                  ctx->nar ? "nar_timeout" : "narinfo_timeout");
+
+    ctx->timedout = 1;
+
+    c->read->timedout = 1;
+    c->read->delayed = 0;
+    c->read->handler(c->read);
 }
 
 
@@ -616,6 +737,7 @@ ngx_http_nixcache_upstream_ask(ngx_http_request_t *r,
     u_char                        *p;
     ngx_str_t                      uri;
     ngx_http_request_t            *sr;
+    ngx_msec_t                     timeout;
     ngx_http_post_subrequest_t    *ps;
     ngx_http_nixcache_upstream_t  *ups;
     ngx_http_nixcache_loc_conf_t  *nlcf;
@@ -678,6 +800,7 @@ ngx_http_nixcache_upstream_ask(ngx_http_request_t *r,
     ctx->overflow = 0;
     ctx->sr_done = 0;
     ctx->sr_error = 0;
+    ctx->timedout = 0;
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "nixcache upstream \"%V\": \"%V\"", &ctx->up->name, &uri);
@@ -711,6 +834,12 @@ ngx_http_nixcache_upstream_ask(ngx_http_request_t *r,
     ngx_http_set_ctx(sr, ctx, ngx_http_nixcache_module);
 
     ctx->sr = sr;
+
+    timeout = ctx->nar ? ctx->up->nar_timeout : ctx->up->narinfo_timeout;
+
+    if (timeout != 0) {
+        ngx_add_timer(&ctx->timer, timeout);
+    }
 
     r->write_event_handler = ngx_http_nixcache_upstream_resume;
 
@@ -751,6 +880,10 @@ ngx_http_nixcache_upstream_done(ngx_http_request_t *sr, void *data,
     }
 
     ctx->sr_done = 1;
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                    "nixcache upstream done: rc %i, status %ui, passed %O",
@@ -1230,7 +1363,9 @@ ngx_http_nixcache_upstream_health(ngx_http_request_t *r,
     down = ngx_http_nixcache_upstream_down(r, up);
     until = *down;
 
-    if (ctx->status == 0 || ctx->status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+    if (ctx->status == 0 || ctx->status >= NGX_HTTP_INTERNAL_SERVER_ERROR
+        || ctx->timedout)
+    {
         *down = (ngx_current_msec + up->backoff) | 1;
 
         if (until == 0) {

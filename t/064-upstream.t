@@ -546,3 +546,62 @@ GET /nix-cache-info
 --- error_log
 NAR "/_up/a/nar/1vmjrk9zlkfr8kriiw76v02blpifs2xspm2rnd4h04hc0am1gwd2.nar.xz" is 300000 bytes, its narinfo's FileSize 140
 without the FileHash check
+
+
+
+=== TEST 19: narinfo_timeout=, nar_timeout=: an upstream trickling its answer is cut at the whole request's time (narinfo: 503 and the upstream is down; NAR: the connection closed)
+--- fixture
+upstream_files();
+--- config
+    location /up/ {
+        limit_rate 100;
+        alias $TEST_NIXCACHE_DIR/up/;
+    }
+    location /up/nar/ {
+        limit_rate_after 4k;
+        limit_rate 100;
+        alias $TEST_NIXCACHE_DIR/up/nar/;
+    }
+    location /_up/a/ {
+        internal;
+        proxy_buffering off;
+        proxy_pass http://127.0.0.1:$TEST_NIXCACHE_PORT/up/;
+    }
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_upstream a /_up/a/ key=test-1:JYvAfN16qySHahfwgcH/Ca7By0U+pXNJJQvjqJ/kak0=
+                          narinfo_timeout=300ms nar_timeout=500ms backoff=1ms;
+    }
+--- init
+b=http://127.0.0.1:$TEST_NIXCACHE_PORT
+h=7i15is0z08y2p0rck85fkp5s7w2jb7jd
+t0=$(date +%s%N)
+test "$(curl -s -o /dev/null -w '%{http_code}' $b/$h.narinfo)" = 503
+t1=$(date +%s%N)
+test $(( (t1 - t0) / 1000000 )) -lt 3000
+rc=0
+curl -s -o $TEST_NIXCACHE_DIR/got \
+    $b/upstream/a/$h/nar/1vmjrk9zlkfr8kriiw76v02blpifs2xspm2rnd4h04hc0am1gwd2.nar.xz || rc=$?
+test "$rc" = 18
+test "$(stat -c %s $TEST_NIXCACHE_DIR/got)" -lt 300000
+test $(( ($(date +%s%N) - t1) / 1000000 )) -lt 5000
+--- request
+GET /nix-cache-info
+--- error_log
+upstream "a": "/_up/a/7i15is0z08y2p0rck85fkp5s7w2jb7jd.narinfo" not done in 300 ms (narinfo_timeout): timed out
+upstream "a": "/_up/a/nar/1vmjrk9zlkfr8kriiw76v02blpifs2xspm2rnd4h04hc0am1gwd2.nar.xz" not done in 500 ms (nar_timeout): timed out
+upstream "a" is down: not asked for 1 ms
+
+
+
+=== TEST 20: nginx -t: a timeout that is not a time
+--- config
+    location / {
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_upstream a /_up/a/ require_sigs=off narinfo_timeout=0;
+    }
+--- must_die
+--- error_log
+nixcache_upstream "a": "narinfo_timeout=0" is not a time above 0
