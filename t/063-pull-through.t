@@ -4,8 +4,10 @@
 # caches written by Nix: t/lib/upstream.sh), over HTTP and HTTPS with a
 # test CA, asked in order; the real Nix client substitutes through it
 # with signatures required.  Broken upstreams get their documented
-# answers.  Not built yet, so not tested here: the ingest into our
-# chunks, the shared health state, the negative cache (issue 10).
+# answers, a black-holed or trickling one within the module's whole-request
+# limits.  Not built yet, so not tested here: the ingest into our chunks
+# (issue 10).  The negative cache and the FileHash check of a NAR proxied
+# by a trusted narinfo are tested in t/064 as well.
 
 source "$(dirname "$0")/lib/e2e.sh"
 source "$(dirname "$0")/lib/upstream.sh"
@@ -19,6 +21,8 @@ upstream_start
 ok $? "upstream started" || bail_out "no upstream"
 redis_start
 ok $? "redis-server started" || bail_out "no redis"
+upstream_blackhole
+ok $? "a black-holed upstream listens" || bail_out "no black hole"
 
 CHUNKS=$T/chunks
 mkdir -p "$CHUNKS"
@@ -30,7 +34,7 @@ KEY="key=$UPSTREAM_PUBKEY"
 # one internal proxy location per upstream cache, one cache location per
 # case; "@U@" in a cache location's lines is its upstreams
 proxies=""
-for c in xz zstd none 500 truncated wronghash badsig unsigned; do
+for c in xz zstd none 500 truncated wronghash badsig unsigned slow; do
     proxies="$proxies
         location /_up/$c/ {
             internal;
@@ -50,6 +54,10 @@ proxies="$proxies
         location /_up/dead/ {
             internal;
             proxy_pass $DEAD/;
+        }
+        location /_up/hole/ {
+            internal;
+            proxy_pass $UPSTREAM_BLACKHOLE/;
         }
         location /_up/empty/ {
             internal;
@@ -84,6 +92,9 @@ $(cache truncated "nixcache_upstream truncated /_up/truncated/ $KEY")
 $(cache wronghash "nixcache_upstream wronghash /_up/wronghash/ $KEY")
 $(cache unsigned "nixcache_upstream unsigned /_up/unsigned/ $KEY")
 $(cache trusting "nixcache_upstream unsigned /_up/unsigned/ require_sigs=off")
+$(cache hole "nixcache_upstream hole /_up/hole/ $KEY narinfo_timeout=1s" \
+             "nixcache_upstream zstd /_up/zstd/ $KEY")
+$(cache slow "nixcache_upstream slow /_up/slow/ $KEY nar_timeout=1s")
     }"
 ok $? "nginx with the module started" || bail_out "no nginx"
 BASE=http://127.0.0.1:$NGINX_PORT
@@ -205,6 +216,36 @@ run_fails "nix copy through /wronghash/ fails" \
         --from "$BASE/wronghash" --to "$T/dst-wh" "$UPSTREAM_BIG"
 like "$(cat "$T/log/$E2E_NTESTS.log")" "hash mismatch" \
      "... for a hash mismatch (the client checks; no ingest yet)"
+
+# a black-holed upstream (accepts, never answers) first: narinfo_timeout=1s
+# ends it, not proxy_read_timeout's 60s; while it is down it is skipped
+# and the path comes from the next upstream at once
+t0=$(date +%s%N)
+is "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/hole/$h.narinfo")" 200 \
+   "a black-holed upstream, then one with the path: 200"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$ms" -ge 900 ] && [ "$ms" -lt 5000 ]
+ok $? "... in $ms ms: the black hole's narinfo_timeout (1s), not its proxy_read_timeout"
+like "$(cat "$T/nginx/error.log")" "upstream \"hole\": \"/_up/hole/$h.narinfo\" not done in 1000 ms \(narinfo_timeout\): timed out" \
+     "... the timeout logged"
+t0=$(date +%s%N)
+is "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/hole/$h.narinfo")" 200 \
+   "again while the black hole is down: 200"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$ms" -lt 500 ]
+ok $? "... in $ms ms: the black hole not asked"
+
+# an upstream sending a NAR at 128 KiB/s, nar_timeout=1s: cut
+snar=$nar
+ssize=$(stat -c %s "$UPSTREAM_DIR/xz/$snar")
+curl -s -o /dev/null "$BASE/slow/$h.narinfo"
+t0=$(date +%s%N)
+got=$(curl -s -o "$T/nar" -w '%{http_code}' \
+          "$BASE/slow/upstream/slow/$h/$snar"; echo " $?")
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+is "$got" "200 18" "a $ssize-byte NAR trickling in past nar_timeout=1s: cut"
+[ "$(stat -c %s "$T/nar")" -lt "$ssize" ] && [ "$ms" -lt 5000 ]
+ok $? "... short, after $ms ms"
 
 nginx_log_ok "$T/nginx/error.log"
 done_testing
