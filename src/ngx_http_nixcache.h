@@ -450,6 +450,8 @@ void ngx_http_nixcache_evict_touch(ngx_http_request_t *r, ngx_fd_t fd,
 char *ngx_http_nixcache_upstream(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_nixcache_upstream_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_nixcache_upstream_source(ngx_http_request_t *r,
+    ngx_str_t *name);
 ngx_int_t ngx_http_nixcache_upstream_narinfo(ngx_http_request_t *r,
     ngx_str_t *hash);
 ngx_int_t ngx_http_nixcache_upstream_nar(ngx_http_request_t *r,

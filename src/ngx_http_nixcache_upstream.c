@@ -80,6 +80,7 @@ typedef struct {
     unsigned                         mismatch:1;   /* NAR: not FileHash's
                                                       or FileSize's */
     unsigned                         timedout:1;
+    unsigned                         served:1; /* answered from ctx->up */
     unsigned                         overflow:1;
     unsigned                         sr_done:1;
     unsigned                         sr_error:1;
@@ -640,6 +641,32 @@ ngx_http_nixcache_upstream_record_read(ngx_http_request_t *r,
 }
 
 
+/*
+ * For $nixcache_source: the name of the upstream this request was
+ * answered from (a narinfo, or the header of its NAR), or NGX_DECLINED.
+ */
+
+ngx_int_t
+ngx_http_nixcache_upstream_source(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_http_nixcache_upstream_ctx_t  *ctx;
+
+    /* any request's: a context of another kind is no answer here */
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_nixcache_module);
+
+    if (ctx == NULL || ctx->kind != NGX_HTTP_NIXCACHE_CTX_UPSTREAM
+        || !ctx->served)
+    {
+        return NGX_DECLINED;
+    }
+
+    *name = ctx->up->name;
+
+    return NGX_OK;
+}
+
+
 /* A request's pull-through state, freed (hash, timer) with the request. */
 
 static ngx_http_nixcache_upstream_ctx_t *
@@ -1160,6 +1187,7 @@ ngx_http_nixcache_upstream_narinfo_check(ngx_http_request_t *r,
     ni.url.len = url_len;
 
     ctx->ni = ni;
+    ctx->served = 1;
 
     return ngx_http_nixcache_upstream_record(r, ctx);
 }
@@ -1477,6 +1505,7 @@ ngx_http_nixcache_upstream_header_filter(ngx_http_request_t *r)
     }
 
     ctx->pass = mr->header_only ? 0 : 1;
+    ctx->served = 1;
 
     return NGX_OK;
 }

@@ -3,7 +3,9 @@
  *
  *   $nixcache_route       cache_info, narinfo, nar, nar_zst, upload, other
  *   $nixcache_source      where a NAR's chunks came from: disk, s3 or
- *                         disk+s3 (not found for other routes)
+ *                         disk+s3; "upstream:<name>" for a narinfo or
+ *                         NAR answered from that nixcache_upstream (not
+ *                         found for other routes)
  *   $nixcache_chunks      how many chunks a NAR response read
  *   $nixcache_redis_time  seconds its Redis commands took, summed, with
  *                         microseconds ("0.000412")
@@ -89,7 +91,24 @@ static ngx_int_t
 ngx_http_nixcache_variable_source(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
+    u_char                       *p;
+    ngx_str_t                     name;
     ngx_http_nixcache_nar_ctx_t  *ctx;
+
+    if (ngx_http_nixcache_variable_enabled(r)
+        && ngx_http_nixcache_upstream_source(r, &name) == NGX_OK)
+    {
+        p = ngx_pnalloc(r->pool, sizeof("upstream:") - 1 + name.len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        p = ngx_cpymem(p, "upstream:", sizeof("upstream:") - 1);
+        v->len = ngx_cpymem(p, name.data, name.len) - v->data;
+
+        return ngx_http_nixcache_variable_found(v);
+    }
 
     ctx = ngx_http_nixcache_variable_nar(r);
 

@@ -605,3 +605,49 @@ upstream "a" is down: not asked for 1 ms
 --- must_die
 --- error_log
 nixcache_upstream "a": "narinfo_timeout=0" is not a time above 0
+
+
+
+=== TEST 21: $nixcache_source is upstream:<name> for a narinfo and a NAR answered from that upstream, nothing for a miss
+--- fixture
+upstream_files(file_size => 300000, file_hash => 'real');
+--- http_config
+    log_format src '$request_uri $status $nixcache_route $nixcache_source';
+--- config
+    location /up/ {
+        alias $TEST_NIXCACHE_DIR/up/;
+    }
+    location /nothing/ {
+        return 404;
+    }
+    location /_up/empty/ {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NIXCACHE_PORT/nothing/;
+    }
+    location /_up/a/ {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NIXCACHE_PORT/up/;
+    }
+    location / {
+        access_log $TEST_NIXCACHE_DIR/src.log src;
+        nixcache on;
+        nixcache_chunks $TEST_NIXCACHE_CHUNKS;
+        nixcache_upstream empty /_up/empty/ key=test-1:JYvAfN16qySHahfwgcH/Ca7By0U+pXNJJQvjqJ/kak0=;
+        nixcache_upstream a /_up/a/ key=test-1:JYvAfN16qySHahfwgcH/Ca7By0U+pXNJJQvjqJ/kak0=;
+    }
+--- init
+b=http://127.0.0.1:$TEST_NIXCACHE_PORT
+h=7i15is0z08y2p0rck85fkp5s7w2jb7jd
+u=$(curl -s $b/$h.narinfo | sed -n 's/^URL: //p')
+curl -s -o /dev/null $b/$u
+curl -s -o /dev/null $b/0000000000000000000000000000000a.narinfo
+curl -s -o /dev/null $b/nix-cache-info
+cat > $TEST_NIXCACHE_DIR/want <<W
+/$h.narinfo 200 narinfo upstream:a
+/$u 200 other upstream:a
+/0000000000000000000000000000000a.narinfo 404 narinfo -
+/nix-cache-info 200 cache_info -
+W
+diff $TEST_NIXCACHE_DIR/want $TEST_NIXCACHE_DIR/src.log
+--- request
+GET /nix-cache-info
